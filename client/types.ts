@@ -1,0 +1,38 @@
+// What the typed client offers; the HTTP API and the CLI are thin layers over exactly these calls.
+import type { Pipeline } from '../pipeline/schema';
+import type {
+  AddFreightResult,
+  Decision,
+  PipelineStatus,
+  PromotionRequested,
+  PromotionStatus,
+} from '../workflows/messages';
+
+export interface PipelineSummary {
+  name: string;
+  stages: string[];
+  /** Workflow status of the pipeline workflow (Running unless someone stopped it). */
+  status: string;
+}
+
+export interface FerryApi {
+  /** true when Temporal answers. */
+  health(): Promise<boolean>;
+  /** Applies (creates or updates) a validated pipeline; starts its pipeline workflow if needed. */
+  applyPipeline(spec: Pipeline): Promise<PipelineStatus>;
+  listPipelines(): Promise<PipelineSummary[]>;
+  /** Throws FerryError NotFound for an unknown pipeline. */
+  getPipeline(name: string): Promise<PipelineStatus>;
+  /** Registers freight (idempotent: the same versions give the same id). Validates artifact names. */
+  addFreight(pipeline: string, artifacts: Record<string, string>): Promise<AddFreightResult>;
+  /** Starts (or returns the unfinished) promotion of freight into a stage. */
+  promote(pipeline: string, stage: string, freight: string, requestedBy: string): Promise<PromotionRequested>;
+  /** Throws FerryError NotFound for an unknown promotion. */
+  getPromotion(id: string): Promise<PromotionStatus>;
+  /** Refusals: Forbidden (not an approver), Conflict (not awaiting approval / already approved), NotFound. */
+  approve(id: string, decision: Decision): Promise<PromotionStatus>;
+  reject(id: string, decision: Decision): Promise<PromotionStatus>;
+  abort(id: string, decision: Decision): Promise<PromotionStatus>;
+  /** Resolves once the promotion reaches a terminal phase (or the timeout passes, returning the last status). */
+  waitForPromotion(id: string, options?: { timeoutMs?: number }): Promise<PromotionStatus>;
+}

@@ -1,0 +1,197 @@
+// Message contracts of Ferry's workflows: the names, argument and result types of every signal, query and
+// update. Imported by workflow code and by the typed client, so it stays free of Node, zod, yaml and express.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Pipeline, Stage } from '../pipeline/schema';
+
+export const TASK_QUEUE = 'ferry';
+
+/** Workflow ids are readable and deterministic; the same request never starts two workflows. */
+export const pipelineWorkflowId = (pipeline: string): string => `pipeline/${pipeline}`;
+export const promotionWorkflowId = (pipeline: string, stage: string, freight: string): string =>
+  `promotion/${pipeline}/${stage}/${freight}`;
+
+/**
+ * Error `type`s that workflow validators and activities use to refuse a request. The HTTP API maps them to
+ * status codes (Forbidden 403, Conflict 409, NotFound 404, InvalidArgument 400); everything else is a failure.
+ */
+export const RefusalType = {
+  Forbidden: 'Forbidden',
+  Conflict: 'Conflict',
+  NotFound: 'NotFound',
+  InvalidArgument: 'InvalidArgument',
+} as const;
+export type RefusalType = (typeof RefusalType)[keyof typeof RefusalType];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Freight
+
+/** One set of artifact versions that travels together; `id` is a content hash (pipeline/freight.ts). */
+export interface Freight {
+  id: string;
+  /** artifact name -> version (an image tag, or a digest `sha256:...`) */
+  artifacts: Record<string, string>;
+}
+
+export interface FreightEntry extends Freight {
+  createdAt: string;
+  /** Stages this freight was promoted into successfully, in order. */
+  verifiedIn: string[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Promotion workflow
+
+export type PromotionPhase =
+  | 'Pending'
+  | 'AwaitingApproval'
+  | 'Queued'
+  | 'Rendering'
+  | 'Syncing'
+  | 'WaitingHealthy'
+  | 'Succeeded'
+  | 'Failed'
+  | 'Rejected'
+  | 'Aborted';
+
+export const TERMINAL_PHASES: readonly PromotionPhase[] = ['Succeeded', 'Failed', 'Rejected', 'Aborted'];
+
+export type StepName = 'approval' | 'queue' | 'render' | 'sync' | 'health';
+export type StepStatus = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped' | 'Cancelled';
+
+export interface PromotionStep {
+  name: StepName;
+  status: StepStatus;
+  startedAt?: string;
+  finishedAt?: string;
+  message?: string;
+}
+
+export interface Approval {
+  user: string;
+  at: string;
+  comment?: string;
+}
+
+export interface PromotionInput {
+  pipeline: string;
+  /** The stage's spec as applied when the promotion was requested. */
+  stage: Stage;
+  repo: Pipeline['spec']['repo'];
+  artifacts: Pipeline['spec']['artifacts'];
+  freight: Freight;
+  requestedBy: string;
+  /** Workflow id of the pipeline workflow that owns the stage lock. */
+  pipelineWorkflowId: string;
+}
+
+export interface PromotionStatus {
+  id: string;
+  pipeline: string;
+  stage: string;
+  freight: Freight;
+  phase: PromotionPhase;
+  steps: PromotionStep[];
+  approval?: { required: number; approvers: string[] };
+  approvals: Approval[];
+  rejectedBy?: Approval;
+  abortedBy?: Approval;
+  requestedBy: string;
+  startedAt: string;
+  finishedAt?: string;
+  /** Commit on the stage's branch (set once written). */
+  commit?: string;
+  /** Commit on repo.branch the render was taken from. */
+  sourceCommit?: string;
+  error?: string;
+}
+
+export interface Decision {
+  /** The authenticated user; the HTTP API fills it from the bearer token, never from the request body. */
+  user: string;
+  comment?: string;
+}
+
+export const promotionStatusQuery = defineQuery<PromotionStatus>('status');
+/** Approve (Update with validator: refusals come back at once with a reason). */
+export const approveUpdate = defineUpdate<PromotionStatus, [Decision]>('approve');
+/** The same approval as a fire-and-forget signal; invalid ones are recorded in the workflow log and ignored. */
+export const approveSignal = defineSignal<[Decision]>('approveSignal');
+export const rejectUpdate = defineUpdate<PromotionStatus, [Decision]>('reject');
+export const abortUpdate = defineUpdate<PromotionStatus, [Decision]>('abort');
+/** Sent by the pipeline workflow when this promotion may write its stage. */
+export const stageGrantedSignal = defineSignal<[]>('stageGranted');
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pipeline workflow
+
+export interface PromotionRef {
+  id: string;
+  freight: string;
+  requestedBy: string;
+  requestedAt: string;
+}
+
+export interface StageHistoryEntry {
+  id: string;
+  freight: string;
+  phase: PromotionPhase;
+  finishedAt: string;
+  commit?: string;
+}
+
+export interface StageState {
+  name: string;
+  /** Freight currently in the stage (last successful promotion). */
+  current?: { freight: string; promotion: string; commit?: string; at: string };
+  /** The promotion that holds the stage lock (writing git, syncing, waiting for health). */
+  running?: PromotionRef;
+  /** Promotions waiting for the stage lock, in order. */
+  queue: PromotionRef[];
+  /** Promotions started for this stage and not finished (includes ones awaiting approval). */
+  active: PromotionRef[];
+  /** The most recent finished promotions, newest first (bounded). */
+  history: StageHistoryEntry[];
+}
+
+export interface PipelineStatus {
+  name: string;
+  spec: Pipeline;
+  appliedAt: string;
+  stages: StageState[];
+  /** The freight catalog, newest first (bounded). */
+  freight: FreightEntry[];
+}
+
+export interface PipelineWorkflowInput {
+  spec: Pipeline;
+  /** State carried over by continue-as-new; absent on first start. */
+  carried?: unknown;
+}
+
+export interface RequestPromotion {
+  stage: string;
+  freight: string;
+  requestedBy: string;
+}
+
+export interface PromotionRequested {
+  id: string;
+  /** true when an unfinished promotion of this freight into this stage already existed (idempotent request). */
+  existing: boolean;
+}
+
+export interface AddFreightResult {
+  id: string;
+  created: boolean;
+}
+
+export const pipelineStatusQuery = defineQuery<PipelineStatus>('status');
+export const applySpecUpdate = defineUpdate<PipelineStatus, [Pipeline]>('applySpec');
+export const addFreightUpdate = defineUpdate<AddFreightResult, [Freight]>('addFreight');
+export const requestPromotionUpdate = defineUpdate<PromotionRequested, [RequestPromotion]>('requestPromotion');
+/** Child → pipeline: the promotion passed its gates and asks for the stage lock. */
+export const stageLockRequestedSignal = defineSignal<[{ id: string; stage: string }]>('stageLockRequested');
+/** Child → pipeline: the promotion finished (any terminal phase); releases the stage lock. */
+export const promotionFinishedSignal = defineSignal<
+  [{ id: string; stage: string; freight: string; phase: PromotionPhase; commit?: string; finishedAt: string }]
+>('promotionFinished');
