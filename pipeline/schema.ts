@@ -1,5 +1,7 @@
 // The pipeline file: the one zod schema every edge validates against (HTTP API, CLI, loader).
 // Workflows only `import type` from here; zod must never reach the workflow bundle.
+// The `.describe()` texts are user documentation: scripts/gen-docs.ts turns them into docs/reference/pipeline.md
+// and the JSON Schema editors show them on hover. Write them for someone editing a pipeline file.
 import { z } from 'zod';
 
 export const API_VERSION = 'ferry.dev/v1alpha1';
@@ -42,71 +44,164 @@ const duration = z
 
 export const ArtifactSchema = z
   .object({
-    name: dnsLabel,
-    image: imageRepository,
+    name: dnsLabel.describe(
+      'Name of the artifact, unique in the pipeline. Freight names it: `ferry freight add guestbook guestbook=1.4.2`.',
+    ),
+    image: imageRepository.describe(
+      'Container image repository, without tag or digest. On promotion, every reference to this image in the ' +
+        "stage's manifests is set to the freight's version of the artifact.",
+    ),
   })
-  .strict();
+  .strict()
+  .describe('Something a release is made of. In this version an artifact is a container image.');
 
 export const RenderSchema = z
   .object({
-    strategy: z.literal('branch', { error: 'only "branch" is supported in this version' }),
-    engine: z.literal('plain', { error: 'only "plain" is supported in this version' }).default('plain'),
-    from: repoPath,
-    to: branchName,
+    strategy: z
+      .literal('branch', { error: 'only "branch" is supported in this version' })
+      .describe(
+        'How the rendered manifests reach git. `branch`: Ferry writes them to the branch named by `to`, which it ' +
+          'owns (files Ferry did not write are left alone).',
+      ),
+    engine: z
+      .literal('plain', { error: 'only "plain" is supported in this version' })
+      .default('plain')
+      .describe(
+        "How manifests are rendered. `plain`: the files under `from` are written as they are, except that " +
+          "references to the pipeline's images (and `images:` entries of kustomization.yaml) are set to the freight's " +
+          'versions; comments are kept.',
+      ),
+    from: repoPath.describe('Directory on `spec.repo.branch` holding the stage\'s source manifests, relative to the repository root.'),
+    to: branchName.describe(
+      "Branch the stage's rendered manifests are written to (the branch its Argo CD application tracks). " +
+        'Each stage needs its own, different from `spec.repo.branch`.',
+    ),
   })
-  .strict();
+  .strict()
+  .describe("How the stage's manifests are produced from the sources and written to git.");
 
 export const ArgoCdSchema = z
   .object({
-    server: z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'must be an http:// or https:// URL of the Argo CD API server'),
-    app: dnsLabel.or(z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'must be an Argo CD application name')),
-    project: z.string().min(1).optional(),
-    appNamespace: z.string().min(1).optional(),
-    credentials: credentialName,
-    timeout: duration.default('10m'),
+    server: z
+      .string()
+      .regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'must be an http:// or https:// URL of the Argo CD API server')
+      .describe('URL of the Argo CD API server, e.g. `https://argocd.example.com`.'),
+    app: z
+      .string()
+      .max(253, 'must be at most 253 characters')
+      .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'must be an Argo CD application name (lowercase letters, digits, "-" and ".")')
+      .describe("Name of the Argo CD application that deploys the stage's branch."),
+    project: z
+      .string()
+      .min(1, 'must not be empty')
+      .optional()
+      .describe('Argo CD project the application belongs to.'),
+    appNamespace: z
+      .string()
+      .min(1, 'must not be empty')
+      .optional()
+      .describe("Namespace of the Application resource, for Argo CD's applications-in-any-namespace. Omit for the default."),
+    credentials: credentialName.describe(
+      'Name of the credential holding the Argo CD API token, resolved on the worker (never the token itself).',
+    ),
+    timeout: duration
+      .default('10m')
+      .describe('How long to wait for the application to be synced and healthy at the new commit before the promotion fails.'),
   })
-  .strict();
+  .strict()
+  .describe(
+    'The Argo CD application that deploys the stage. Ferry syncs it to the commit it wrote and waits until it is ' +
+      'healthy at that revision. Without it, the stage is done when git is written.',
+  );
 
 export const ApprovalSchema = z
   .object({
-    required: z.number().int().min(1, 'must be at least 1').default(1),
-    approvers: z.array(z.string().min(1, 'must not be empty')).min(1, 'must name at least one approver'),
+    required: z
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .default(1)
+      .describe('How many different approvers must approve before the promotion proceeds.'),
+    approvers: z
+      .array(z.string().min(1, 'must not be empty'))
+      .min(1, 'must name at least one approver')
+      .describe('Users who may approve or reject: the user names behind Ferry API tokens.'),
   })
-  .strict();
+  .strict()
+  .describe(
+    'A human gate: the promotion waits in `AwaitingApproval` until `required` of the `approvers` approve it; one ' +
+      'rejection ends it.',
+  );
 
 export const StageSchema = z
   .object({
-    name: dnsLabel,
-    after: z.array(dnsLabel).default([]),
-    promotion: z.enum(['auto', 'manual']).default('manual'),
+    name: dnsLabel.describe('Name of the stage (the environment), unique in the pipeline.'),
+    after: z
+      .array(dnsLabel)
+      .default([])
+      .describe(
+        'Stages this stage comes after. Freight is available to the stage once it has been promoted successfully ' +
+          'into every one of them. A stage with no `after` takes any freight.',
+      ),
+    promotion: z
+      .enum(['auto', 'manual'])
+      .default('manual')
+      .describe(
+        '`auto`: new freight is promoted into the stage as soon as it is available. `manual`: promotions are ' +
+          'requested through the API or CLI.',
+      ),
     render: RenderSchema,
     argocd: ArgoCdSchema.optional(),
     approval: ApprovalSchema.optional(),
   })
-  .strict();
+  .strict()
+  .describe('One environment that freight is promoted into.');
 
 export const RepoSchema = z
   .object({
-    url: repoUrl,
-    branch: branchName.default('main'),
-    credentials: credentialName.optional(),
+    url: repoUrl.describe(
+      'URL of the GitOps repository: `https://`, `http://`, `ssh://` or `file://`. Without a password in it; use `credentials`.',
+    ),
+    branch: branchName
+      .default('main')
+      .describe('Branch holding the source (unrendered) manifests that stages render `from`.'),
+    credentials: credentialName
+      .optional()
+      .describe(
+        'Name of the credential for the repository (token, or username and password), resolved on the worker. ' +
+          'Omit for a repository that needs none.',
+      ),
   })
-  .strict();
+  .strict()
+  .describe('The GitOps repository: sources on `branch`, and one rendered branch per stage.');
 
 export const PipelineSchema = z
   .object({
-    apiVersion: z.literal(API_VERSION, { error: `must be "${API_VERSION}"` }),
-    kind: z.literal('Pipeline', { error: 'must be "Pipeline"' }),
-    metadata: z.object({ name: dnsLabel }).strict(),
+    apiVersion: z.literal(API_VERSION, { error: `must be "${API_VERSION}"` }).describe('Version of the pipeline file format.'),
+    kind: z.literal('Pipeline', { error: 'must be "Pipeline"' }).describe('Always `Pipeline`.'),
+    metadata: z
+      .object({
+        name: dnsLabel.describe('Name of the pipeline, unique per Ferry installation; applying a file with the same name replaces it.'),
+      })
+      .strict()
+      .describe('Identifies the pipeline.'),
     spec: z
       .object({
         repo: RepoSchema,
-        artifacts: z.array(ArtifactSchema).min(1, 'must list at least one artifact'),
-        stages: z.array(StageSchema).min(1, 'must list at least one stage'),
+        artifacts: z
+          .array(ArtifactSchema)
+          .min(1, 'must list at least one artifact')
+          .describe('What a release of this pipeline is made of. Freight gives one version of each.'),
+        stages: z
+          .array(StageSchema)
+          .min(1, 'must list at least one stage')
+          .describe('The environments, in any order; `after` gives the order in which freight travels through them.'),
       })
-      .strict(),
+      .strict()
+      .describe('What the pipeline promotes, where, and in which order.'),
   })
-  .strict();
+  .strict()
+  .describe('A Ferry pipeline: a named graph of stages over one GitOps repository.');
 
 /** A pipeline after validation and defaults: what workflows receive. */
 export type Pipeline = z.output<typeof PipelineSchema>;
