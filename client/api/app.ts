@@ -1,0 +1,369 @@
+// The HTTP API: a thin express layer over the typed client (FerryApi). It authenticates the caller, validates
+// bodies at the edge (every bad field by path, nothing started when invalid), and turns every failure into the
+// one error body of client/errors.ts. The user behind a decision is always the bearer token's user.
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { validateFreight } from '../../pipeline/freight';
+import { parsePipelineText, specErrorsFromZod, validatePipeline, type LoadResult } from '../../pipeline/load';
+import type { Pipeline } from '../../pipeline/schema';
+import type { Decision } from '../../workflows/messages';
+import type { TokenStore } from '../auth';
+import { FerryError, type FieldError } from '../errors';
+import { logger as defaultLogger, type Logger } from '../log';
+import type { FerryApi } from '../types';
+
+export interface ApiAppOptions {
+  ferry: FerryApi;
+  tokens: TokenStore;
+  logger?: Logger;
+}
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** Content types a pipeline may be sent as; YAML is a superset of JSON, so text types go through the YAML loader. */
+const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'];
+const JSON_TYPE = 'application/json';
+
+/** Fields that would let a caller speak for someone else; the user always comes from the token. */
+const IDENTITY_FIELDS = ['user', 'requestedBy'];
+
+type Locals = { user?: string };
+
+export function createApiApp(options: ApiAppOptions): Express {
+  const { ferry, tokens } = options;
+  const log = options.logger ?? defaultLogger;
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.use(requestLog(log));
+
+  app.get('/healthz', async (_req, res) => {
+    let ok = false;
+    try {
+      ok = await ferry.health();
+    } catch (err) {
+      log.warn('health check failed', { reason: err instanceof Error ? err.message : String(err) });
+    }
+    res.status(ok ? 200 : 503).json({ ok });
+  });
+
+  const api = express.Router();
+  api.use(authenticate(tokens));
+  // One body reader for every content type; each route decides how to parse the text (YAML or JSON).
+  api.use(express.text({ type: () => true, limit: BODY_LIMIT_BYTES }));
+  api.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+
+  api.put('/pipelines/:name', async (req, res) => {
+    const name = req.params.name;
+    const pipeline = readPipelineBody(req, name);
+    res.status(200).json(await ferry.applyPipeline(pipeline));
+  });
+
+  api.get('/pipelines', async (_req, res) => {
+    res.json({ pipelines: await ferry.listPipelines() });
+  });
+
+  api.get('/pipelines/:name', async (req, res) => {
+    res.json(await ferry.getPipeline(req.params.name));
+  });
+
+  api.post('/pipelines/:name/freight', async (req, res) => {
+    const name = req.params.name;
+    const body = parseBody(req, FreightBody);
+    // The pipeline's artifact list decides which names are valid; unknown pipeline → 404 from the client.
+    const status = await ferry.getPipeline(name);
+    const errors = validateFreight(status.spec, body.artifacts);
+    if (errors.length > 0) {
+      throw new FerryError('InvalidArgument', `freight does not match the artifacts of pipeline "${name}"`, { errors });
+    }
+    const result = await ferry.addFreight(name, body.artifacts as Record<string, string>);
+    res.status(result.created ? 201 : 200).json({ id: result.id, created: result.created });
+  });
+
+  api.post('/pipelines/:name/stages/:stage/promotions', async (req, res) => {
+    const body = parseBody(req, PromotionBody);
+    const user = authenticatedUser(res);
+    const result = await ferry.promote(req.params.name, req.params.stage, body.freight, user);
+    res.status(result.existing ? 200 : 201).json({ id: result.id, existing: result.existing });
+  });
+
+  api.get('/promotions/*id', async (req, res) => {
+    res.json(await ferry.getPromotion(promotionId(req)));
+  });
+
+  const decide = (act: (id: string, decision: Decision) => Promise<unknown>): RequestHandler =>
+    async (req, res) => {
+      const body = parseBody(req, DecisionBody, { optional: true });
+      const decision: Decision = { user: authenticatedUser(res), ...(body?.comment ? { comment: body.comment } : {}) };
+      res.json(await act(promotionId(req), decision));
+    };
+  api.post('/promotions/*id/approve', decide((id, d) => ferry.approve(id, d)));
+  api.post('/promotions/*id/reject', decide((id, d) => ferry.reject(id, d)));
+  api.post('/promotions/*id/abort', decide((id, d) => ferry.abort(id, d)));
+
+  app.use('/api/v1', api);
+
+  app.use((req, _res, next) => {
+    next(new FerryError('NotFound', `no such route: ${req.method} ${pathOf(req)}`));
+  });
+
+  app.use(errorHandler(log));
+  return app;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Authentication
+
+function authenticate(tokens: TokenStore): RequestHandler {
+  return (req, res, next) => {
+    const header = req.get('authorization');
+    const match = header ? /^Bearer +(\S+) *$/i.exec(header) : null;
+    const user = match ? tokens.userForToken(match[1]) : undefined;
+    if (user === undefined) {
+      res.set('WWW-Authenticate', match ? 'Bearer realm="ferry", error="invalid_token"' : 'Bearer realm="ferry"');
+      next(
+        new FerryError(
+          'Unauthenticated',
+          match ? 'the bearer token is not valid' : 'missing bearer token: send "Authorization: Bearer <token>"',
+        ),
+      );
+      return;
+    }
+    (res.locals as Locals).user = user;
+    next();
+  };
+}
+
+function authenticatedUser(res: Response): string {
+  const user = (res.locals as Locals).user;
+  if (!user) throw new FerryError('Unauthenticated', 'not authenticated');
+  return user;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bodies
+
+const FreightBody = z
+  .object({
+    // Shape and names are checked against the pipeline by validateFreight, which reports each artifact by path.
+    artifacts: z.unknown().refine((v) => v !== undefined, 'is required'),
+  })
+  .strict();
+
+const PromotionBody = z
+  .object({
+    freight: z
+      .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string (a freight id)') })
+      .min(1, 'must not be empty'),
+  })
+  .strict();
+
+const DecisionBody = z
+  .object({
+    comment: z.string({ error: 'must be a string' }).max(4096, 'must be at most 4096 characters').optional(),
+  })
+  .strict();
+
+function mediaType(req: Request): string | undefined {
+  const header = req.get('content-type');
+  if (!header) return undefined;
+  return header.split(';')[0].trim().toLowerCase() || undefined;
+}
+
+function bodyText(req: Request): string {
+  return typeof req.body === 'string' ? req.body : '';
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FerryError('InvalidArgument', `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** A JSON body validated by a strict zod object; every problem comes back with its path. */
+function parseBody<T extends z.ZodType>(req: Request, schema: T, options?: { optional?: false }): z.output<T>;
+function parseBody<T extends z.ZodType>(req: Request, schema: T, options: { optional: true }): z.output<T> | undefined;
+function parseBody<T extends z.ZodType>(req: Request, schema: T, options: { optional?: boolean } = {}): z.output<T> | undefined {
+  const text = bodyText(req);
+  if (text.trim() === '') {
+    if (options.optional) return undefined;
+    throw new FerryError('InvalidArgument', 'request body is empty: send a JSON object');
+  }
+  // Parsed as JSON whatever the Content-Type says: `curl -d '{...}'` sends form-urlencoded.
+  const value = parseJson(text);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new FerryError('InvalidArgument', 'request body must be a JSON object');
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new FerryError('InvalidArgument', 'request body is invalid', { errors: bodyFieldErrors(result.error, value) });
+  }
+  return result.data;
+}
+
+/** The loader's messages and paths (`unknown field`, `Required`), so bodies and pipeline files read alike. */
+function bodyFieldErrors(error: z.ZodError, input: unknown): FieldError[] {
+  return specErrorsFromZod(error, input).map((e) =>
+    IDENTITY_FIELDS.includes(e.path) ? { path: e.path, message: 'must not be set: the user is the one the bearer token belongs to' } : e,
+  );
+}
+
+/** The pipeline of a PUT: YAML or JSON by Content-Type, validated as a whole, and named like the URL. */
+function readPipelineBody(req: Request, name: string): Pipeline {
+  const text = bodyText(req);
+  if (text.trim() === '') {
+    throw new FerryError('InvalidArgument', 'request body is empty: send the pipeline as YAML or JSON');
+  }
+  const type = mediaType(req) ?? 'application/yaml';
+  let result: LoadResult;
+  let nameInBody: unknown;
+  if (type === JSON_TYPE || type.endsWith('+json')) {
+    const value = parseJson(text);
+    result = validatePipeline(value);
+    nameInBody = result.ok ? result.pipeline.metadata.name : metadataName(value);
+  } else if (YAML_TYPES.includes(type)) {
+    result = parsePipelineText(text, { source: 'body' });
+    nameInBody = result.ok ? result.pipeline.metadata.name : metadataNameFromYaml(text);
+  } else {
+    throw new FerryError(
+      'InvalidArgument',
+      `Content-Type ${type} is not accepted for a pipeline: send application/yaml or application/json`,
+    );
+  }
+
+  const errors: FieldError[] = result.ok ? [] : [...result.errors];
+  // Checked even when other fields are wrong, so the caller gets every mistake at once.
+  if (typeof nameInBody === 'string' && nameInBody !== name) {
+    const mismatch = `must be "${name}", the name in the URL (found "${nameInBody}")`;
+    const existing = errors.find((e) => e.path === 'metadata.name');
+    if (existing) existing.message = `${existing.message}; ${mismatch}`;
+    else errors.push({ path: 'metadata.name', message: mismatch });
+  }
+  if (!result.ok || errors.length > 0) {
+    const count = errors.length === 1 ? '1 error' : `${errors.length} errors`;
+    throw new FerryError('InvalidArgument', `pipeline "${name}" is invalid: ${count}`, { errors });
+  }
+  return result.pipeline;
+}
+
+function metadataName(value: unknown): unknown {
+  const metadata = (value as { metadata?: unknown } | null)?.metadata;
+  return (metadata as { name?: unknown } | null | undefined)?.name;
+}
+
+/** Only to compare names when the document is invalid; the loader (parsePipelineText) does the real parsing. */
+function metadataNameFromYaml(text: string): unknown {
+  try {
+    const document = parseDocument(text);
+    return document.errors.length === 0 ? document.getIn(['metadata', 'name']) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Promotion ids
+
+/**
+ * Promotion ids are workflow ids with slashes (`promotion/<pipeline>/<stage>/<freight>`). They arrive URL-encoded
+ * as one segment, or raw as several; the `*id` wildcard gives the decoded segments either way.
+ */
+function promotionId(req: Request): string {
+  const raw = (req.params as Record<string, string | string[] | undefined>).id;
+  const id = Array.isArray(raw) ? raw.join('/') : (raw ?? '');
+  if (id === '') throw new FerryError('InvalidArgument', 'missing promotion id');
+  return id;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Logging and errors
+
+function pathOf(req: Request): string {
+  // Never the query string: it is the one place a careless client might put a secret.
+  return req.originalUrl.split('?')[0];
+}
+
+function requestLog(log: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    let logged = false;
+    const done = (): void => {
+      if (logged) return;
+      logged = true;
+      const fields = {
+        method: req.method,
+        path: pathOf(req),
+        status: res.writableFinished ? res.statusCode : 499,
+        ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
+        user: (res.locals as Locals).user,
+      };
+      // Health probes come every few seconds; keep them out of the normal log.
+      if (req.path === '/healthz' && res.statusCode === 200) log.debug('request', fields);
+      else log.info('request', fields);
+    };
+    res.on('finish', done);
+    res.on('close', done);
+    next();
+  };
+}
+
+interface HttpishError {
+  status?: unknown;
+  statusCode?: unknown;
+  type?: unknown;
+}
+
+/** Errors that are the caller's fault, from express and body-parser, as FerryErrors with a safe message. */
+function requestError(err: unknown): { status: number; error: FerryError } | undefined {
+  if (err instanceof URIError) {
+    return { status: 400, error: new FerryError('InvalidArgument', 'the URL path has malformed percent-encoding') };
+  }
+  const e = (typeof err === 'object' && err !== null ? err : {}) as HttpishError;
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  if (status === undefined || status < 400 || status >= 500) return undefined;
+  switch (e.type) {
+    case 'entity.too.large':
+      return { status: 413, error: new FerryError('InvalidArgument', `request body is larger than ${BODY_LIMIT_BYTES / 1024 / 1024} MB`) };
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return { status: 415, error: new FerryError('InvalidArgument', 'unsupported body encoding: send UTF-8 text') };
+    case 'request.aborted':
+      return { status: 400, error: new FerryError('InvalidArgument', 'the request body was not received completely') };
+    default:
+      return { status: 400, error: new FerryError('InvalidArgument', 'the request could not be read') };
+  }
+}
+
+function errorHandler(log: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    let status: number;
+    let error: FerryError;
+    if (err instanceof FerryError) {
+      status = err.status;
+      error = err;
+      if (status >= 500) log.error('request failed', { method: req.method, path: pathOf(req), code: err.code, error: err });
+    } else {
+      const known = requestError(err);
+      if (known) {
+        ({ status, error } = known);
+      } else {
+        // Unexpected: the details (and the stack) go to the log, never to the caller.
+        log.error('unexpected error', { method: req.method, path: pathOf(req), error: err });
+        status = 500;
+        error = new FerryError('Internal', 'internal error; the API log has the details');
+      }
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (status === 401 && !res.get('WWW-Authenticate')) res.set('WWW-Authenticate', 'Bearer realm="ferry"');
+    res.status(status).json(error.toJSON());
+  };
+}

@@ -1,0 +1,59 @@
+// Starts the HTTP API on a host and port and hands back its URL and a way to stop it.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TokenStore } from '../auth';
+import type { Logger } from '../log';
+import type { FerryApi } from '../types';
+import { createApiApp } from './app';
+
+export const DEFAULT_API_HOST = '127.0.0.1';
+export const DEFAULT_API_PORT = 8234;
+
+export interface ApiServerOptions {
+  ferry: FerryApi;
+  tokens: TokenStore;
+  /** Default 127.0.0.1: the API is local unless the operator says otherwise. */
+  host?: string;
+  /** Default 8234; 0 picks a free port (tests). */
+  port?: number;
+  logger?: Logger;
+}
+
+export interface ApiServer {
+  /** e.g. http://127.0.0.1:8234 (with the real port when started on port 0). */
+  url: string;
+  port: number;
+  /** Stops accepting connections, ends idle keep-alive connections and resolves when the server is closed. */
+  close(): Promise<void>;
+}
+
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const host = options.host || DEFAULT_API_HOST;
+  const app = createApiApp({ ferry: options.ferry, tokens: options.tokens, logger: options.logger });
+  const server = http.createServer(app);
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(options.port ?? DEFAULT_API_PORT, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  let closing: Promise<void> | undefined;
+
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}

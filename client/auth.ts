@@ -1,0 +1,190 @@
+// Bearer tokens of the HTTP API. A token maps to a user name; that name is who approves, rejects and requests
+// promotions, so it is never taken from a request body. Tokens come from a tokens file and from FERRY_TOKENS.
+// Token values are never logged and never appear in error messages.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { logger as defaultLogger, type Logger } from './log';
+
+export interface TokenStore {
+  /** The user a token belongs to, or undefined. Compares in constant time against every known token. */
+  userForToken(token: string): string | undefined;
+  /** How many tokens are known (0 means every request will be refused). */
+  size(): number;
+}
+
+/** `$FERRY_HOME`, default `.ferry` under the working directory. */
+export function resolveFerryHome(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): string {
+  return path.resolve(cwd, env.FERRY_HOME || '.ferry');
+}
+
+/** `$FERRY_TOKENS_FILE`, default `<home>/tokens.json`. */
+export function resolveTokensFile(env: NodeJS.ProcessEnv = process.env, home: string = resolveFerryHome(env)): string {
+  return env.FERRY_TOKENS_FILE ? path.resolve(env.FERRY_TOKENS_FILE) : path.join(home, 'tokens.json');
+}
+
+export interface TokenStoreOptions {
+  /** Tokens file (`{ "tokens": { "<token>": "<user>" } }`); default resolveTokensFile(env). null: no file. */
+  file?: string | null;
+  /** Environment to read FERRY_TOKENS, FERRY_TOKENS_FILE and FERRY_HOME from; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Extra token → user pairs (tests, embedding). */
+  tokens?: Record<string, string>;
+  logger?: Logger;
+}
+
+interface Entry {
+  digest: Buffer;
+  user: string;
+}
+
+const digestOf = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
+
+/**
+ * Builds a token store. The tokens file is read now (a malformed file is an error at startup) and re-read when it
+ * changes, so a token added by `npm start` or by an operator works without restarting the API.
+ */
+export function createTokenStore(options: TokenStoreOptions = {}): TokenStore {
+  const env = options.env ?? process.env;
+  const log = options.logger ?? defaultLogger;
+  const file = options.file === undefined ? resolveTokensFile(env) : options.file;
+
+  const fixed: Entry[] = [
+    ...parseTokensEnv(env.FERRY_TOKENS),
+    ...Object.entries(options.tokens ?? {}).map(([token, user]) => ({ digest: digestOf(token), user })),
+  ];
+
+  let fileEntries: Entry[] = [];
+  let fileStamp = '';
+  const reloadFile = (strict: boolean): void => {
+    if (file === null) return;
+    let stamp: string;
+    try {
+      const stat = fs.statSync(file);
+      stamp = `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+    } catch {
+      stamp = 'missing';
+    }
+    if (stamp === fileStamp) return;
+    try {
+      fileEntries =
+        stamp === 'missing'
+          ? []
+          : Object.entries(readTokensFile(file)).map(([token, user]) => ({ digest: digestOf(token), user }));
+      fileStamp = stamp;
+    } catch (err) {
+      if (strict) throw err;
+      // Keep serving the tokens we had; a half-written or broken file must not lock everyone out.
+      log.warn('tokens file could not be re-read; keeping the previous tokens', {
+        file,
+        reason: err instanceof Error ? err.message : String(err),
+      });
+      fileStamp = stamp;
+    }
+  };
+  reloadFile(true);
+
+  return {
+    userForToken(token: string): string | undefined {
+      if (typeof token !== 'string' || token.length === 0) return undefined;
+      reloadFile(false);
+      const candidate = digestOf(token);
+      let found: string | undefined;
+      // Compare against every entry, without stopping early, so timing says nothing about which token matched.
+      for (const entry of [...fixed, ...fileEntries]) {
+        if (timingSafeEqual(candidate, entry.digest) && found === undefined) found = entry.user;
+      }
+      return found;
+    },
+    size(): number {
+      reloadFile(false);
+      return fixed.length + fileEntries.length;
+    },
+  };
+}
+
+/** `FERRY_TOKENS="tok1=alice,tok2=bob"`. A token may itself contain "=" (base64), so the user is after the last. */
+function parseTokensEnv(value: string | undefined): Entry[] {
+  if (!value) return [];
+  const entries: Entry[] = [];
+  value.split(',').forEach((raw, index) => {
+    const item = raw.trim();
+    if (item === '') return;
+    const at = item.lastIndexOf('=');
+    const token = at > 0 ? item.slice(0, at).trim() : '';
+    const user = at > 0 ? item.slice(at + 1).trim() : '';
+    if (token === '' || user === '') {
+      // Say which entry, never what it contains: it may be a real token with a typo.
+      throw new Error(`FERRY_TOKENS entry ${index + 1} is not TOKEN=USER`);
+    }
+    entries.push({ digest: digestOf(token), user });
+  });
+  return entries;
+}
+
+function readTokensFile(file: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    const reason = err instanceof SyntaxError ? 'is not valid JSON' : `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    throw new Error(`tokens file ${file} ${reason}`);
+  }
+  const tokens = (parsed as { tokens?: unknown } | null)?.tokens;
+  if (typeof tokens !== 'object' || tokens === null || Array.isArray(tokens)) {
+    throw new Error(`tokens file ${file} must be {"tokens": {"<token>": "<user>"}}`);
+  }
+  const result: Record<string, string> = {};
+  let position = 0;
+  for (const [token, user] of Object.entries(tokens)) {
+    position += 1;
+    if (token === '' || typeof user !== 'string' || user.trim() === '') {
+      throw new Error(`tokens file ${file}: entry ${position} must map a non-empty token to a user name`);
+    }
+    result[token] = user.trim();
+  }
+  return result;
+}
+
+function writePrivateFile(file: string, content: string): void {
+  // Write then rename, so a reader (the API re-reading tokens.json) never sees half a file.
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, content, { mode: 0o600 });
+  fs.chmodSync(temporary, 0o600);
+  fs.renameSync(temporary, file);
+}
+
+export interface EnsureLocalTokenOptions {
+  /** Default resolveTokensFile(process.env, home): the same file the API's token store reads. */
+  tokensFile?: string;
+}
+
+/**
+ * Makes sure `user` has a token for the local CLI: reuses the one in `<home>/token` (or the user's token in the
+ * tokens file), otherwise creates a random one, adds it to the tokens file and writes it to `<home>/token`
+ * (mode 0600). Returns the token, for `npm start` to print.
+ */
+export function ensureLocalToken(home: string, user: string, options: EnsureLocalTokenOptions = {}): string {
+  if (user.trim() === '') throw new Error('ensureLocalToken needs a user name');
+  const homeDir = path.resolve(home);
+  const tokensFile = options.tokensFile ?? resolveTokensFile(process.env, homeDir);
+  const tokenPath = path.join(homeDir, 'token');
+  fs.mkdirSync(homeDir, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(path.dirname(tokensFile), { recursive: true, mode: 0o700 });
+
+  const tokens = fs.existsSync(tokensFile) ? readTokensFile(tokensFile) : {};
+
+  const saved = fs.existsSync(tokenPath) ? fs.readFileSync(tokenPath, 'utf8').trim() : '';
+  if (saved !== '' && tokens[saved] === user) {
+    fs.chmodSync(tokenPath, 0o600);
+    return saved;
+  }
+
+  let token = Object.keys(tokens).find((candidate) => tokens[candidate] === user);
+  if (token === undefined) {
+    token = randomBytes(32).toString('base64url');
+    writePrivateFile(tokensFile, JSON.stringify({ tokens: { ...tokens, [token]: user } }, null, 2) + '\n');
+  }
+  writePrivateFile(tokenPath, token + '\n');
+  return token;
+}

@@ -1,0 +1,654 @@
+// The HTTP API over a real server on 127.0.0.1, backed by an in-memory FerryApi: a test double of the typed client
+// (the real client against Temporal is covered by the end-to-end tests).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { createTokenStore, ensureLocalToken } from '../../client/auth';
+import { startApiServer, type ApiServer } from '../../client/api/server';
+import { FerryError } from '../../client/errors';
+import { createLogger, silentLogger } from '../../client/log';
+import type { FerryApi, PipelineSummary } from '../../client/types';
+import { freightId } from '../../pipeline/freight';
+import type { Pipeline } from '../../pipeline/schema';
+import {
+  TERMINAL_PHASES,
+  promotionWorkflowId,
+  type AddFreightResult,
+  type Decision,
+  type PipelineStatus,
+  type PromotionRequested,
+  type PromotionStatus,
+} from '../../workflows/messages';
+
+// ---------------------------------------------------------------------------------------------------------------
+// The in-memory typed client
+
+class MemoryFerry implements FerryApi {
+  healthy = true;
+  applied: Pipeline[] = [];
+  pipelines = new Map<string, PipelineStatus>();
+  promotions = new Map<string, PromotionStatus>();
+  decisions: Array<{ action: string; id: string; decision: Decision }> = [];
+  promoteCalls: Array<{ pipeline: string; stage: string; freight: string; requestedBy: string }> = [];
+  /** Thrown by listPipelines, to see what the API does with an unexpected failure. */
+  listFailure?: Error;
+
+  async health(): Promise<boolean> {
+    return this.healthy;
+  }
+
+  async applyPipeline(spec: Pipeline): Promise<PipelineStatus> {
+    this.applied.push(spec);
+    const previous = this.pipelines.get(spec.metadata.name);
+    const status: PipelineStatus = {
+      name: spec.metadata.name,
+      spec,
+      appliedAt: '2025-01-01T00:00:00.000Z',
+      stages: spec.spec.stages.map((s) => ({ name: s.name, queue: [], active: [], history: [] })),
+      freight: previous?.freight ?? [],
+    };
+    this.pipelines.set(status.name, status);
+    return status;
+  }
+
+  async listPipelines(): Promise<PipelineSummary[]> {
+    if (this.listFailure) throw this.listFailure;
+    return [...this.pipelines.values()].map((p) => ({ name: p.name, stages: p.stages.map((s) => s.name), status: 'Running' }));
+  }
+
+  async getPipeline(name: string): Promise<PipelineStatus> {
+    const status = this.pipelines.get(name);
+    if (!status) throw new FerryError('NotFound', `pipeline "${name}" not found`);
+    return status;
+  }
+
+  async addFreight(pipeline: string, artifacts: Record<string, string>): Promise<AddFreightResult> {
+    const status = await this.getPipeline(pipeline);
+    const id = freightId(artifacts);
+    if (status.freight.some((f) => f.id === id)) return { id, created: false };
+    status.freight.unshift({ id, artifacts, createdAt: '2025-01-01T00:00:01.000Z', verifiedIn: [] });
+    return { id, created: true };
+  }
+
+  async promote(pipeline: string, stage: string, freight: string, requestedBy: string): Promise<PromotionRequested> {
+    this.promoteCalls.push({ pipeline, stage, freight, requestedBy });
+    const status = await this.getPipeline(pipeline);
+    const stageSpec = status.spec.spec.stages.find((s) => s.name === stage);
+    if (!stageSpec) throw new FerryError('NotFound', `pipeline "${pipeline}" has no stage "${stage}"`);
+    const entry = status.freight.find((f) => f.id === freight);
+    if (!entry) throw new FerryError('NotFound', `pipeline "${pipeline}" has no freight "${freight}"`);
+    const id = promotionWorkflowId(pipeline, stage, freight);
+    const existing = this.promotions.get(id);
+    if (existing && !TERMINAL_PHASES.includes(existing.phase)) return { id, existing: true };
+    this.promotions.set(id, {
+      id,
+      pipeline,
+      stage,
+      freight: { id: entry.id, artifacts: entry.artifacts },
+      phase: stageSpec.approval ? 'AwaitingApproval' : 'Pending',
+      steps: [],
+      ...(stageSpec.approval ? { approval: { required: stageSpec.approval.required, approvers: stageSpec.approval.approvers } } : {}),
+      approvals: [],
+      requestedBy,
+      startedAt: '2025-01-01T00:00:02.000Z',
+    });
+    return { id, existing: false };
+  }
+
+  async getPromotion(id: string): Promise<PromotionStatus> {
+    const status = this.promotions.get(id);
+    if (!status) throw new FerryError('NotFound', `promotion "${id}" not found`);
+    return status;
+  }
+
+  async approve(id: string, decision: Decision): Promise<PromotionStatus> {
+    const status = await this.getPromotion(id);
+    if (status.phase !== 'AwaitingApproval') {
+      throw new FerryError('Conflict', `promotion ${id} is ${status.phase}; only a promotion awaiting approval takes approvals`);
+    }
+    if (!status.approval?.approvers.includes(decision.user)) {
+      throw new FerryError('Forbidden', `${decision.user} is not an approver of stage "${status.stage}" (approvers: alice, bob)`);
+    }
+    this.decisions.push({ action: 'approve', id, decision });
+    status.approvals.push({ user: decision.user, at: '2025-01-01T00:00:03.000Z', ...(decision.comment ? { comment: decision.comment } : {}) });
+    if (status.approvals.length >= status.approval.required) status.phase = 'Queued';
+    return status;
+  }
+
+  async reject(id: string, decision: Decision): Promise<PromotionStatus> {
+    const status = await this.getPromotion(id);
+    if (status.phase !== 'AwaitingApproval') throw new FerryError('Conflict', `promotion ${id} is ${status.phase}`);
+    this.decisions.push({ action: 'reject', id, decision });
+    status.phase = 'Rejected';
+    status.rejectedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
+    return status;
+  }
+
+  async abort(id: string, decision: Decision): Promise<PromotionStatus> {
+    const status = await this.getPromotion(id);
+    if (TERMINAL_PHASES.includes(status.phase)) throw new FerryError('Conflict', `promotion ${id} has already finished (${status.phase})`);
+    this.decisions.push({ action: 'abort', id, decision });
+    status.phase = 'Aborted';
+    status.abortedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
+    return status;
+  }
+
+  async waitForPromotion(id: string): Promise<PromotionStatus> {
+    return this.getPromotion(id);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fixtures
+
+const PIPELINE_YAML = `apiVersion: ferry.dev/v1alpha1
+kind: Pipeline
+metadata:
+  name: guestbook
+spec:
+  repo:
+    url: https://git.example.com/org/gitops.git
+    credentials: gitops
+  artifacts:
+    - name: guestbook
+      image: registry.example.com/team/guestbook
+  stages:
+    - name: dev
+      promotion: auto
+      render: { strategy: branch, from: apps/guestbook/overlays/dev, to: env/dev }
+    - name: prod
+      after: [dev]
+      render: { strategy: branch, from: apps/guestbook/overlays/prod, to: env/prod }
+      approval: { required: 1, approvers: [alice, bob] }
+`;
+
+const pipelineJson = (name = 'guestbook') => ({
+  apiVersion: 'ferry.dev/v1alpha1',
+  kind: 'Pipeline',
+  metadata: { name },
+  spec: {
+    repo: { url: 'https://git.example.com/org/gitops.git' },
+    artifacts: [{ name: 'guestbook', image: 'registry.example.com/team/guestbook' }],
+    stages: [{ name: 'dev', render: { strategy: 'branch', from: 'apps/guestbook/overlays/dev', to: 'env/dev' } }],
+  },
+});
+
+/** Five mistakes in five places; the API must report all of them at once. */
+const FIVE_MISTAKES_YAML = `apiVersion: ferry.dev/v2
+kind: Pipeline
+metadata:
+  name: guestbook
+spec:
+  repo:
+    url: ftp://git.example.com/org/gitops.git
+  artifacts:
+    - name: guestbook
+      image: registry.example.com/team/guestbook:1.0
+  stages:
+    - name: dev
+      render: { strategy: directory, from: apps/guestbook/overlays/dev, to: env/dev }
+    - name: prod
+      after: [qa]
+      render: { strategy: branch, from: apps/guestbook/overlays/prod, to: env/prod }
+`;
+
+const ALICE = 'tok-alice-0123456789';
+const CAROL = 'tok-carol-0123456789';
+
+let ferry: MemoryFerry;
+let server: ApiServer;
+let logLines: string[] = [];
+
+before(async () => {
+  ferry = new MemoryFerry();
+  const tokens = createTokenStore({ file: null, env: {}, tokens: { [ALICE]: 'alice', [CAROL]: 'carol' } });
+  const logger = createLogger({ write: (line) => logLines.push(line), level: 'debug' });
+  server = await startApiServer({ ferry: { ...delegate(() => ferry) }, tokens, port: 0, logger });
+});
+
+after(async () => {
+  await server.close();
+});
+
+beforeEach(() => {
+  ferry = new MemoryFerry();
+  logLines = [];
+});
+
+/** The server keeps one FerryApi; each test gets a fresh fake behind it. */
+function delegate(current: () => MemoryFerry): FerryApi {
+  const names: Array<keyof FerryApi> = [
+    'health',
+    'applyPipeline',
+    'listPipelines',
+    'getPipeline',
+    'addFreight',
+    'promote',
+    'getPromotion',
+    'approve',
+    'reject',
+    'abort',
+    'waitForPromotion',
+  ];
+  return Object.fromEntries(
+    names.map((name) => [name, (...args: unknown[]) => (current()[name] as (...a: unknown[]) => unknown).apply(current(), args)]),
+  ) as unknown as FerryApi;
+}
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  body: unknown;
+  text: string;
+}
+
+async function http(
+  method: string,
+  urlPath: string,
+  options: { token?: string | null; body?: string | object; type?: string } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  const token = options.token === undefined ? ALICE : options.token;
+  if (token !== null) headers.Authorization = `Bearer ${token}`;
+  let body: string | undefined;
+  if (options.body !== undefined) {
+    body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    headers['Content-Type'] = options.type ?? (typeof options.body === 'string' ? 'application/yaml' : 'application/json');
+  }
+  const response = await fetch(server.url + urlPath, { method, headers, body });
+  const text = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: response.status, headers: response.headers, body: parsed, text };
+}
+
+interface ErrorBody {
+  error: { code: string; message: string; errors?: Array<{ path: string; message: string }> };
+}
+const errorOf = (reply: Reply): ErrorBody['error'] => {
+  assert.ok(reply.body && typeof reply.body === 'object' && 'error' in reply.body, `expected an error body, got: ${reply.text}`);
+  return (reply.body as ErrorBody).error;
+};
+const pathsOf = (reply: Reply): string[] => (errorOf(reply).errors ?? []).map((e) => e.path).sort();
+
+async function applyGuestbook(): Promise<void> {
+  const reply = await http('PUT', '/api/v1/pipelines/guestbook', { body: PIPELINE_YAML });
+  assert.equal(reply.status, 200, reply.text);
+}
+
+async function promotionAwaitingApproval(): Promise<string> {
+  await applyGuestbook();
+  const freight = await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+  const promotion = await http('POST', '/api/v1/pipelines/guestbook/stages/prod/promotions', {
+    body: { freight: (freight.body as { id: string }).id },
+  });
+  assert.equal(promotion.status, 201, promotion.text);
+  return (promotion.body as { id: string }).id;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tests
+
+describe('health and authentication', () => {
+  test('GET /healthz needs no token and says whether Temporal answers', async () => {
+    const up = await http('GET', '/healthz', { token: null });
+    assert.equal(up.status, 200);
+    assert.deepEqual(up.body, { ok: true });
+
+    ferry.healthy = false;
+    const down = await http('GET', '/healthz', { token: null });
+    assert.equal(down.status, 503);
+    assert.deepEqual(down.body, { ok: false });
+  });
+
+  test('a request without a token gets 401 with WWW-Authenticate: Bearer', async () => {
+    const reply = await http('GET', '/api/v1/pipelines', { token: null });
+    assert.equal(reply.status, 401);
+    assert.match(reply.headers.get('www-authenticate') ?? '', /^Bearer /);
+    assert.equal(errorOf(reply).code, 'Unauthenticated');
+  });
+
+  test('a request with an unknown token gets 401 with invalid_token, and reaches nothing', async () => {
+    const reply = await http('PUT', '/api/v1/pipelines/guestbook', { token: 'not-a-token', body: PIPELINE_YAML });
+    assert.equal(reply.status, 401);
+    assert.match(reply.headers.get('www-authenticate') ?? '', /^Bearer .*error="invalid_token"/);
+    assert.equal(errorOf(reply).code, 'Unauthenticated');
+    assert.equal(ferry.applied.length, 0);
+  });
+
+  test('request log lines carry method, path, status, time and user, and never the token', async () => {
+    await http('GET', '/api/v1/pipelines');
+    await http('GET', '/api/v1/pipelines', { token: 'secret-wrong-token' });
+    const requests = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((l) => l.msg === 'request');
+    assert.equal(requests.length, 2);
+    assert.deepEqual(
+      requests.map(({ method, path: p, status, user }) => ({ method, path: p, status, user })),
+      [
+        { method: 'GET', path: '/api/v1/pipelines', status: 200, user: 'alice' },
+        { method: 'GET', path: '/api/v1/pipelines', status: 401, user: undefined },
+      ],
+    );
+    assert.equal(typeof requests[0].ms, 'number');
+    const all = logLines.join('');
+    assert.ok(!all.includes(ALICE) && !all.includes('secret-wrong-token') && !/authorization/i.test(all), all);
+  });
+});
+
+describe('applying pipelines', () => {
+  for (const type of ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain']) {
+    test(`a valid pipeline sent as ${type} is applied with its defaults`, async () => {
+      const reply = await http('PUT', '/api/v1/pipelines/guestbook', { body: PIPELINE_YAML, type });
+      assert.equal(reply.status, 200, reply.text);
+      assert.equal(ferry.applied.length, 1);
+      assert.equal(ferry.applied[0].spec.repo.branch, 'main');
+      assert.equal(ferry.applied[0].spec.stages[0].render.engine, 'plain');
+      assert.equal((reply.body as PipelineStatus).name, 'guestbook');
+    });
+  }
+
+  test('a valid pipeline sent as JSON is applied', async () => {
+    const reply = await http('PUT', '/api/v1/pipelines/guestbook', { body: pipelineJson() });
+    assert.equal(reply.status, 200, reply.text);
+    assert.equal(ferry.applied.length, 1);
+    assert.equal(ferry.applied[0].metadata.name, 'guestbook');
+  });
+
+  test('a pipeline with five mistakes gets all five back by path, and nothing is applied', async () => {
+    const reply = await http('PUT', '/api/v1/pipelines/guestbook', { body: FIVE_MISTAKES_YAML });
+    assert.equal(reply.status, 400, reply.text);
+    const error = errorOf(reply);
+    assert.equal(error.code, 'InvalidArgument');
+    assert.deepEqual(pathsOf(reply), [
+      'apiVersion',
+      'spec.artifacts[0].image',
+      'spec.repo.url',
+      'spec.stages[0].render.strategy',
+      'spec.stages[1].after[0]',
+    ]);
+    assert.ok(error.errors?.every((e) => e.message.length > 0));
+    assert.equal(ferry.applied.length, 0);
+  });
+
+  test('metadata.name must equal the name in the URL', async () => {
+    const reply = await http('PUT', '/api/v1/pipelines/other', { body: PIPELINE_YAML });
+    assert.equal(reply.status, 400);
+    assert.deepEqual(pathsOf(reply), ['metadata.name']);
+    assert.match(errorOf(reply).errors?.[0].message ?? '', /"other"/);
+    assert.equal(ferry.applied.length, 0);
+
+    const json = await http('PUT', '/api/v1/pipelines/other', { body: pipelineJson('guestbook') });
+    assert.deepEqual(pathsOf(json), ['metadata.name']);
+  });
+
+  test('a name mismatch is reported together with the other mistakes', async () => {
+    const reply = await http('PUT', '/api/v1/pipelines/other', { body: FIVE_MISTAKES_YAML });
+    assert.equal(reply.status, 400);
+    assert.equal(pathsOf(reply).length, 6);
+    assert.ok(pathsOf(reply).includes('metadata.name'));
+  });
+
+  test('malformed YAML and malformed JSON bodies get 400 naming the problem', async () => {
+    const yaml = await http('PUT', '/api/v1/pipelines/guestbook', { body: 'kind: Pipeline\nmetadata: [unclosed\n' });
+    assert.equal(yaml.status, 400);
+    assert.match(JSON.stringify(errorOf(yaml)), /YAML syntax error/);
+
+    const json = await http('PUT', '/api/v1/pipelines/guestbook', { body: '{"kind": "Pipeline",', type: 'application/json' });
+    assert.equal(json.status, 400);
+    assert.match(errorOf(json).message, /not valid JSON/);
+
+    const empty = await http('PUT', '/api/v1/pipelines/guestbook', { body: '', type: 'application/yaml' });
+    assert.equal(empty.status, 400);
+    assert.match(errorOf(empty).message, /empty/);
+    assert.equal(ferry.applied.length, 0);
+  });
+
+  test('a pipeline in an unsupported content type is refused with 400 saying what to send', async () => {
+    const reply = await http('PUT', '/api/v1/pipelines/guestbook', { body: PIPELINE_YAML, type: 'application/xml' });
+    assert.equal(reply.status, 400);
+    assert.match(errorOf(reply).message, /application\/yaml or application\/json/);
+  });
+
+  test('a body over 1 MB is refused with the error shape, not a 500', async () => {
+    const reply = await http('PUT', '/api/v1/pipelines/guestbook', { body: `# ${'x'.repeat(1024 * 1024 + 10)}\n` });
+    assert.equal(reply.status, 413);
+    assert.equal(errorOf(reply).code, 'InvalidArgument');
+    assert.match(errorOf(reply).message, /1 MB/);
+  });
+
+  test('GET lists pipelines and returns one with its applied spec; an unknown one is 404', async () => {
+    await applyGuestbook();
+    const list = await http('GET', '/api/v1/pipelines');
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body, { pipelines: [{ name: 'guestbook', stages: ['dev', 'prod'], status: 'Running' }] });
+
+    const one = await http('GET', '/api/v1/pipelines/guestbook');
+    assert.equal(one.status, 200);
+    assert.deepEqual((one.body as PipelineStatus).spec.spec.artifacts, [{ name: 'guestbook', image: 'registry.example.com/team/guestbook' }]);
+
+    const missing = await http('GET', '/api/v1/pipelines/nope');
+    assert.equal(missing.status, 404);
+    assert.equal(errorOf(missing).code, 'NotFound');
+  });
+});
+
+describe('freight and promotions', () => {
+  test('registering freight returns its id: 201 the first time, 200 after', async () => {
+    await applyGuestbook();
+    const first = await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+    assert.equal(first.status, 201, first.text);
+    assert.deepEqual(first.body, { id: freightId({ guestbook: '1.4.2' }), created: true });
+    const again = await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.body, { id: freightId({ guestbook: '1.4.2' }), created: false });
+  });
+
+  test("freight is checked against the pipeline's artifacts, each problem by path", async () => {
+    await applyGuestbook();
+    const reply = await http('POST', '/api/v1/pipelines/guestbook/freight', {
+      body: { artifacts: { guestbook: 'not a tag!', redis: '7.2' } },
+    });
+    assert.equal(reply.status, 400);
+    assert.deepEqual(pathsOf(reply), ['artifacts.guestbook', 'artifacts.redis']);
+
+    const shapeless = await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { versions: {} } });
+    assert.equal(shapeless.status, 400);
+    assert.deepEqual(pathsOf(shapeless), ['artifacts', 'versions']);
+    assert.equal((await ferry.getPipeline('guestbook')).freight.length, 0);
+  });
+
+  test('freight for an unknown pipeline is 404', async () => {
+    const reply = await http('POST', '/api/v1/pipelines/nope/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+    assert.equal(reply.status, 404);
+  });
+
+  test('a promotion is requested by the token user: 201 when started, 200 when it already existed', async () => {
+    await applyGuestbook();
+    await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+    const freight = freightId({ guestbook: '1.4.2' });
+    const first = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', { body: { freight } });
+    assert.equal(first.status, 201, first.text);
+    assert.deepEqual(first.body, { id: `promotion/guestbook/dev/${freight}`, existing: false });
+    assert.equal(ferry.promoteCalls[0].requestedBy, 'alice');
+
+    const again = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', { body: { freight }, token: CAROL });
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.body, { id: `promotion/guestbook/dev/${freight}`, existing: true });
+  });
+
+  test('a promotion body cannot name who requested it, and must name the freight', async () => {
+    await applyGuestbook();
+    const impersonating = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', {
+      body: { freight: 'abc', requestedBy: 'bob' },
+    });
+    assert.equal(impersonating.status, 400);
+    assert.deepEqual(pathsOf(impersonating), ['requestedBy']);
+
+    const empty = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', { body: {} });
+    assert.equal(empty.status, 400);
+    assert.deepEqual(pathsOf(empty), ['freight']);
+    assert.equal(ferry.promoteCalls.length, 0);
+  });
+
+  test('malformed JSON in a request body is 400 naming the problem', async () => {
+    await applyGuestbook();
+    const reply = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', {
+      body: '{"freight": ',
+      type: 'application/json',
+    });
+    assert.equal(reply.status, 400);
+    assert.equal(errorOf(reply).code, 'InvalidArgument');
+    assert.match(errorOf(reply).message, /not valid JSON/);
+  });
+});
+
+describe('promotion ids and decisions', () => {
+  test('a promotion id works URL-encoded and with raw slashes', async () => {
+    const id = await promotionAwaitingApproval();
+    const encoded = await http('GET', `/api/v1/promotions/${encodeURIComponent(id)}`);
+    assert.equal(encoded.status, 200, encoded.text);
+    assert.equal((encoded.body as PromotionStatus).id, id);
+    const raw = await http('GET', `/api/v1/promotions/${id}`);
+    assert.equal(raw.status, 200, raw.text);
+    assert.equal((raw.body as PromotionStatus).id, id);
+  });
+
+  test('approve with a raw-slash id: the approver is the token user, the comment is kept', async () => {
+    const id = await promotionAwaitingApproval();
+    const reply = await http('POST', `/api/v1/promotions/${id}/approve`, { body: { comment: 'ship it' } });
+    assert.equal(reply.status, 200, reply.text);
+    assert.deepEqual(ferry.decisions, [{ action: 'approve', id, decision: { user: 'alice', comment: 'ship it' } }]);
+    assert.equal((reply.body as PromotionStatus).phase, 'Queued');
+  });
+
+  test('reject and abort with an encoded id and no body', async () => {
+    const id = await promotionAwaitingApproval();
+    const rejected = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/reject`);
+    assert.equal(rejected.status, 200, rejected.text);
+    assert.deepEqual(ferry.decisions, [{ action: 'reject', id, decision: { user: 'alice' } }]);
+
+    const aborted = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`, { body: {} });
+    assert.equal(aborted.status, 409, 'a finished promotion cannot be aborted');
+    assert.equal(errorOf(aborted).code, 'Conflict');
+  });
+
+  test('a user field in a decision body is refused with 400 naming it, and nothing is decided', async () => {
+    const id = await promotionAwaitingApproval();
+    const reply = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/approve`, { body: { user: 'bob', comment: 'ok' } });
+    assert.equal(reply.status, 400);
+    assert.deepEqual(pathsOf(reply), ['user']);
+    assert.match(errorOf(reply).errors?.[0].message ?? '', /token/);
+    assert.equal(ferry.decisions.length, 0);
+  });
+
+  test('Forbidden from the client is 403 with its reason', async () => {
+    const id = await promotionAwaitingApproval();
+    const reply = await http('POST', `/api/v1/promotions/${id}/approve`, { token: CAROL });
+    assert.equal(reply.status, 403);
+    assert.deepEqual(errorOf(reply), { code: 'Forbidden', message: 'carol is not an approver of stage "prod" (approvers: alice, bob)' });
+  });
+
+  test('Conflict from the client is 409', async () => {
+    const id = await promotionAwaitingApproval();
+    await http('POST', `/api/v1/promotions/${id}/approve`);
+    const second = await http('POST', `/api/v1/promotions/${id}/approve`);
+    assert.equal(second.status, 409);
+    assert.equal(errorOf(second).code, 'Conflict');
+  });
+
+  test('NotFound from the client is 404', async () => {
+    const reply = await http('GET', '/api/v1/promotions/promotion%2Fguestbook%2Fdev%2F000000000000');
+    assert.equal(reply.status, 404);
+    assert.deepEqual(errorOf(reply), { code: 'NotFound', message: 'promotion "promotion/guestbook/dev/000000000000" not found' });
+    const decision = await http('POST', '/api/v1/promotions/promotion/guestbook/dev/000000000000/abort');
+    assert.equal(decision.status, 404);
+  });
+});
+
+describe('errors', () => {
+  test('an unknown route is 404 in the JSON error shape, inside and outside /api', async () => {
+    for (const [method, urlPath] of [
+      ['GET', '/api/v1/nothing'],
+      ['DELETE', '/api/v1/pipelines/guestbook'],
+      ['POST', '/api/v1/promotions/promotion/guestbook/dev/abc/explode'],
+      ['GET', '/nothing'],
+    ]) {
+      const reply = await http(method, urlPath);
+      assert.equal(reply.status, 404, `${method} ${urlPath}`);
+      assert.equal(errorOf(reply).code, 'NotFound');
+      assert.match(reply.headers.get('content-type') ?? '', /application\/json/);
+    }
+  });
+
+  test('an unexpected failure is 500 without its message or stack', async () => {
+    ferry.listFailure = new Error('connection to postgres://admin:hunter2@db failed');
+    const reply = await http('GET', '/api/v1/pipelines');
+    assert.equal(reply.status, 500);
+    assert.equal(errorOf(reply).code, 'Internal');
+    assert.ok(!reply.text.includes('hunter2') && !reply.text.includes('at '), reply.text);
+  });
+
+  test('malformed percent-encoding in the path is 400, not 500', async () => {
+    const reply = await http('GET', '/api/v1/promotions/promotion%ZZ');
+    assert.equal(reply.status, 400);
+    assert.equal(errorOf(reply).code, 'InvalidArgument');
+  });
+});
+
+describe('token store', () => {
+  let home: string;
+  beforeEach(() => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-auth-'));
+  });
+  afterEach(() => {
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  test('tokens come from FERRY_TOKENS and from the tokens file; unknown and empty tokens map to nobody', () => {
+    fs.writeFileSync(path.join(home, 'tokens.json'), JSON.stringify({ tokens: { 'file-token': 'dave' } }));
+    const store = createTokenStore({ env: { FERRY_HOME: home, FERRY_TOKENS: 'tok1=alice, tok2==bob' }, logger: silentLogger });
+    assert.equal(store.userForToken('tok1'), 'alice');
+    assert.equal(store.userForToken('tok2='), 'bob', 'a token may end in "=" (base64)');
+    assert.equal(store.userForToken('file-token'), 'dave');
+    assert.equal(store.userForToken('tok3'), undefined);
+    assert.equal(store.userForToken(''), undefined);
+    assert.equal(store.size(), 3);
+  });
+
+  test('a malformed FERRY_TOKENS entry is an error that does not repeat the token', () => {
+    assert.throws(
+      () => createTokenStore({ file: null, env: { FERRY_TOKENS: 'tok1=alice,supersecret' } }),
+      (err: Error) => /entry 2/.test(err.message) && !err.message.includes('supersecret'),
+    );
+  });
+
+  test('ensureLocalToken creates one token, mode 0600, that the store accepts, and reuses it', () => {
+    const env = { FERRY_HOME: home };
+    const saved = process.env.FERRY_TOKENS_FILE;
+    delete process.env.FERRY_TOKENS_FILE;
+    try {
+      const token = ensureLocalToken(home, 'admin');
+      assert.ok(token.length >= 32);
+      assert.equal(fs.readFileSync(path.join(home, 'token'), 'utf8').trim(), token);
+      assert.equal(fs.statSync(path.join(home, 'token')).mode & 0o777, 0o600);
+      assert.equal(fs.statSync(path.join(home, 'tokens.json')).mode & 0o777, 0o600);
+      assert.equal(createTokenStore({ env, logger: silentLogger }).userForToken(token), 'admin');
+      assert.equal(ensureLocalToken(home, 'admin'), token);
+    } finally {
+      if (saved !== undefined) process.env.FERRY_TOKENS_FILE = saved;
+    }
+  });
+
+  test('a token added to the tokens file works without restarting', () => {
+    const file = path.join(home, 'tokens.json');
+    const store = createTokenStore({ file, env: {}, logger: silentLogger });
+    assert.equal(store.userForToken('late-token'), undefined);
+    fs.writeFileSync(file, JSON.stringify({ tokens: { 'late-token': 'erin' } }));
+    assert.equal(store.userForToken('late-token'), 'erin');
+  });
+});
