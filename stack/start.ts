@@ -1,0 +1,125 @@
+// `npm start`: the whole Ferry stack on one machine. Starts the Temporal dev server (SQLite under FERRY_HOME, UI on
+// :8233), the worker and the HTTP API; creates (once) an example GitOps repository and pipeline and applies it;
+// prints the URLs and a CLI token. Ctrl-C stops everything.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { ensureLocalToken, resolveFerryHome } from '../client/auth';
+import { FerryClient } from '../client/ferry-client';
+import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
+import { createExampleRepo, examplePipelineYaml } from './example';
+import { ensureTemporalCli, PROJECT_ROOT, startDevServer, stopProcess, type DevServer } from './temporal';
+
+const LOCAL_USER = 'alice';
+
+const children: ChildProcess[] = [];
+let server: DevServer | undefined;
+let stopping = false;
+
+/** Stops the API, the worker and the dev server (in that order of urgency), then exits. */
+async function stopAll(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say('\nStopping Ferry …');
+    await Promise.all(children.map((c) => stopProcess(c)));
+    await server?.stop();
+  }
+  process.exit(code);
+}
+
+function say(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Runs a TypeScript entry point of this project as a child process, its output prefixed with `[name]`. */
+function spawnEntry(name: string, entry: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, entry)], {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const prefix = (chunk: Buffer): string =>
+    chunk
+      .toString()
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => `[${name}] ${l}\n`)
+      .join('');
+  child.stdout?.on('data', (c: Buffer) => process.stdout.write(prefix(c)));
+  child.stderr?.on('data', (c: Buffer) => process.stderr.write(prefix(c)));
+  return child;
+}
+
+async function waitForHealthz(url: string, child: ChildProcess, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the API exited with code ${child.exitCode}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`the API did not answer ${url}/healthz within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function main(): Promise<void> {
+  const home = resolveFerryHome();
+  mkdirSync(home, { recursive: true });
+  const temporalPort = Number(process.env.TEMPORAL_PORT ?? 7233);
+  const uiPort = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
+  const apiPort = Number(process.env.FERRY_PORT ?? 8234);
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+
+  const cli = ensureTemporalCli();
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  say(`Starting the Temporal dev server (state in ${relative(process.cwd(), join(home, 'temporal.db')) || home}) …`);
+  server = await startDevServer({ cli, dbFile: join(home, 'temporal.db'), port: temporalPort, uiPort });
+
+  const repo = createExampleRepo(join(home, 'example', 'gitops.git'));
+  const pipelineFile = join(home, 'example', 'pipeline.yaml');
+  if (!existsSync(pipelineFile)) writeFileSync(pipelineFile, examplePipelineYaml(repo.url, [LOCAL_USER, 'bob']));
+  const token = ensureLocalToken(home, LOCAL_USER);
+
+  const env: NodeJS.ProcessEnv = { ...process.env, FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(apiPort) };
+  const worker = spawnEntry('worker', 'worker/main.ts', env);
+  const api = spawnEntry('api', 'client/api/main.ts', env);
+  children.push(worker, api);
+  for (const child of children) {
+    child.once('exit', (code) => {
+      if (!stopping) {
+        process.stderr.write(`a Ferry process exited unexpectedly (code ${code}); stopping\n`);
+        void stopAll(1);
+      }
+    });
+  }
+  await waitForHealthz(apiUrl, api);
+
+  const loaded = await loadPipelineFile(pipelineFile);
+  if (!loaded.ok) throw new Error(`${pipelineFile} is invalid:\n${formatSpecErrors(loaded.errors)}`);
+  const ferry = await FerryClient.connect({ address: server.address });
+  await ferry.applyPipeline(loaded.pipeline);
+  await ferry.close();
+
+  const shownFile = relative(process.cwd(), pipelineFile) || pipelineFile;
+  say('');
+  say('Ferry is running.');
+  say(`  HTTP API     ${apiUrl}`);
+  say(`  Temporal UI  ${server.uiUrl ?? '(headless)'}`);
+  say(`  Temporal     ${server.address}`);
+  say(`  CLI token    ${token}   (user "${LOCAL_USER}"; saved in ${relative(process.cwd(), join(home, 'token'))}, the CLI reads it)`);
+  say(`  Example      pipeline "guestbook" from ${shownFile}, repository ${repo.url}`);
+  say('');
+  say('Try:  npx ferry status guestbook');
+  say('      F=$(npx ferry freight add guestbook guestbook=1.4.2)');
+  say('Press Ctrl-C to stop.');
+}
+
+main().catch((err) => {
+  process.stderr.write(`npm start failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  void stopAll(1);
+});

@@ -1,0 +1,34 @@
+// `npm test`: makes sure the Temporal CLI is there (installing it project-locally if needed), then runs every
+// test file under test/ with Node's test runner, one file at a time (the workflow and end-to-end suites each start
+// their own Temporal dev server; two cores do not run several at once well).
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { ensureTemporalCli, PROJECT_ROOT } from '../stack/temporal';
+
+function testFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((entry) => {
+      const path = join(dir, entry);
+      if (statSync(path).isDirectory()) return testFiles(path);
+      return entry.endsWith('.test.ts') ? [path] : [];
+    });
+}
+
+const filters = process.argv.slice(2);
+const files = testFiles(join(PROJECT_ROOT, 'test'))
+  .map((f) => relative(PROJECT_ROOT, f))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+if (files.length === 0) {
+  process.stderr.write(`no test files match ${filters.join(' ')}\n`);
+  process.exit(1);
+}
+
+const cli = ensureTemporalCli();
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  { cwd: PROJECT_ROOT, stdio: 'inherit', env: { ...process.env, TEMPORAL_CLI_PATH: cli } },
+);
+process.exit(result.status ?? 1);

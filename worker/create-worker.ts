@@ -1,0 +1,42 @@
+// Builds Ferry's worker: the workflows bundle plus activities wired to their collaborators.
+import { join } from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { createSecretResolver, type SecretResolver } from '../activities/secrets';
+import { TASK_QUEUE } from '../workflows/messages';
+
+export interface FerryWorkerOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  taskQueue?: string;
+  /** Cached git workspaces (default: `<FERRY_HOME>/workspaces`). */
+  workspaceRoot: string;
+  secrets?: SecretResolver;
+  argoPollIntervalMs?: number;
+  /** Extra worker options (tests tune caching and shutdown). */
+  tuning?: Partial<Pick<WorkerOptions, 'maxCachedWorkflows' | 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions'>>;
+}
+
+export const WORKFLOWS_PATH = require.resolve('../workflows');
+
+export async function createFerryWorker(options: FerryWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace ?? 'default',
+    taskQueue: options.taskQueue ?? TASK_QUEUE,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: createActivities({
+      workspaceRoot: options.workspaceRoot,
+      secrets: options.secrets ?? createSecretResolver(),
+      ...(options.argoPollIntervalMs !== undefined ? { argoPollIntervalMs: options.argoPollIntervalMs } : {}),
+    }),
+    // Promotions and pipelines are few and long-lived; a bounded cache keeps memory flat (sdk-typescript #2227).
+    maxCachedWorkflows: 200,
+    shutdownGraceTime: '10s',
+    ...options.tuning,
+  });
+}
+
+export function defaultWorkspaceRoot(home: string): string {
+  return join(home, 'workspaces');
+}

@@ -1,0 +1,29 @@
+// The worker process: `npm run worker`. Connects to Temporal (TEMPORAL_ADDRESS, default 127.0.0.1:7233) and runs
+// Ferry's workflows and activities on task queue "ferry" until SIGINT/SIGTERM.
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { ferryHome } from '../stack/temporal';
+import { createFerryWorker, defaultWorkspaceRoot } from './create-worker';
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger((process.env.FERRY_LOG_LEVEL as 'INFO' | 'WARN' | undefined) ?? 'WARN') });
+  const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const connection = await NativeConnection.connect({ address });
+  try {
+    const worker = await createFerryWorker({
+      connection,
+      namespace,
+      workspaceRoot: process.env.FERRY_WORKSPACES ?? defaultWorkspaceRoot(ferryHome()),
+      ...(process.env.FERRY_ARGOCD_POLL_MS ? { argoPollIntervalMs: Number(process.env.FERRY_ARGOCD_POLL_MS) } : {}),
+    });
+    process.stdout.write(`ferry worker polling task queue "ferry" on ${address} (namespace ${namespace})\n`);
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`ferry worker failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,3 @@
+// The worker's single workflows entry (workflowsPath). Exports workflow functions only.
+export { pipelineWorkflow } from './pipeline';
+export { promotionWorkflow } from './promotion';
