@@ -1,0 +1,34 @@
+// Determinism guard: every recorded history under test/histories/ must replay against today's workflow code.
+// A change that would break promotions already running (a new activity, a reordered step) fails here; put such
+// changes behind `patched()` and record a new history with `npm run history:record -- <name>`.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { PROJECT_ROOT } from '../../stack/temporal';
+import { WORKFLOWS_PATH } from '../../worker/create-worker';
+
+const dir = join(PROJECT_ROOT, 'test', 'histories');
+const histories = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+
+describe('recorded workflow histories replay against the current workflow code', () => {
+  it('has recorded histories of both workflow types', () => {
+    assert.ok(histories.some((f) => f.endsWith('-pipeline.json')));
+    assert.ok(histories.some((f) => f.endsWith('-promotion.json')));
+  });
+
+  for (const file of histories) {
+    it(`replays ${file}`, async () => {
+      const json: unknown = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+      const history = historyFromJSON(json);
+      // The history is a real one: it ran the steps the replay is meant to guard.
+      const text = JSON.stringify(json);
+      if (file.endsWith('-promotion.json')) {
+        for (const activity of ['renderAndPush', 'syncArgoApp', 'waitArgoAppHealthy']) assert.ok(text.includes(activity), `${file} ran ${activity}`);
+      }
+      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH, replayName: file }, history);
+    });
+  }
+});
