@@ -18,7 +18,6 @@ interface Answer {
   status: number;
   contentType: string;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary wire fields
   json: any;
 }
 
