@@ -280,7 +280,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         'render',
         'Succeeded',
         written.created
-          ? `pushed ${written.commit.slice(0, 12)} to ${stage.render.to} (${written.files} files)`
+          ? `pushed ${written.commit.slice(0, 12)} to ${stage.render.to} (${written.files} file${written.files === 1 ? '' : 's'})`
           : `${stage.render.to} already at ${written.commit.slice(0, 12)}; no new commit`,
       );
 
