@@ -6,7 +6,8 @@ import { FERRY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
 let runtimeInstalled = false;
 
-export async function createTemporalTestEnv(): Promise<TestWorkflowEnvironment> {
+/** `extraArgs` go to `temporal server start-dev`, e.g. `--dynamic-config-value` to lower limits. */
+export async function createTemporalTestEnv(extraArgs: string[] = []): Promise<TestWorkflowEnvironment> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
@@ -16,6 +17,7 @@ export async function createTemporalTestEnv(): Promise<TestWorkflowEnvironment> 
       executable: { type: 'existing-path', path: ensureTemporalCli() },
       ip: '127.0.0.1',
       searchAttributes: FERRY_SEARCH_ATTRIBUTES,
+      extraArgs,
     },
   });
 }
