@@ -142,6 +142,29 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  it('refuses a pipeline file with five mistakes with five errors by path, and starts nothing', async () => {
+    writeFileSync(
+      join(dir, 'broken.yaml'),
+      pipelineYaml(`file://${remote}`, argocdUrl)
+        .replace('name: shop', 'name: broken')
+        .replace('promotion: auto', 'promotion: sometimes')
+        .replace('after: [dev]', 'after: [qa]')
+        .replace('to: env/prod }', '}')
+        .replace('credentials: argocd, timeout: 2m }\n    - name: prod', 'credentials: argocd, timeout: soon }\n    - name: prod')
+        .replace('  artifacts:', '  colour: blue\n  artifacts:'),
+    );
+    const applied = ferry('apply', '-f', 'broken.yaml');
+    assert.equal(applied.status, 1);
+    const lines = applied.stderr.trim().split('\n').filter((l) => /^spec\./.test(l));
+    assert.deepEqual(
+      lines.map((l) => l.split(':')[0]),
+      ['spec.colour', 'spec.stages[0].promotion', 'spec.stages[0].argocd.timeout', 'spec.stages[1].after[0]', 'spec.stages[1].render.to'],
+      applied.stderr,
+    );
+    const listed = execFileSync(cli, ['workflow', 'list', '--address', temporal.address, '--query', 'WorkflowId = "pipeline/broken"'], { encoding: 'utf8' });
+    assert.doesNotMatch(listed, /pipeline\/broken/);
+  });
+
   it('promotes through the CLI into dev and waits until Argo CD is Synced and Healthy at the pushed commit', async () => {
     const applied = ferry('apply', '-f', 'pipeline.yaml');
     assert.equal(applied.status, 0, applied.stderr);
