@@ -1,0 +1,543 @@
+// Cached git workspaces: one bare repository per remote under `workspaceRoot`, cloned once and fetched on every
+// promotion. Everything after the fetch is plumbing against object ids (ls-tree, cat-file, a temporary index,
+// commit-tree), so nothing depends on a checked-out work tree and promotions to different branches of the same
+// repository never step on each other. Only fetch and push touch refs; they run one at a time per repository.
+//
+// Credentials reach git only through the environment of the fetch/push process (an `http.<url>.extraHeader`
+// set with GIT_CONFIG_COUNT/KEY/VALUE): never in the remote URL, the workspace's config, process arguments or
+// error messages. git runs through child_process rather than simple-git because the plumbing here is fed on stdin
+// and simple-git's safety plugin refuses the env-based configuration this relies on.
+import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join, relative, resolve } from 'node:path';
+import { asyncLocalStorage } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Repo } from '../pipeline/schema';
+import type { Credential, SecretResolver } from './secrets';
+
+export interface GitWorkspacesOptions {
+  /** Directory holding one bare repository per remote; created if missing. */
+  workspaceRoot: string;
+  secrets: SecretResolver;
+  /** A fetch or push running longer than this is killed and fails as retryable (default 10 minutes). */
+  networkTimeoutMs?: number;
+}
+
+export interface TreeEntry {
+  /** `100644`, `100755` or `120000` (symlink). */
+  mode: string;
+  object: string;
+  path: string;
+}
+
+export interface CommitSummary {
+  sha: string;
+  tree: string;
+  /** Trailer key -> values (`Ferry-Promotion: …`), from the commit message's last paragraph. */
+  trailers: Record<string, string[]>;
+}
+
+export interface Author {
+  name: string;
+  email: string;
+}
+
+/** The result of a push that git refused because the branch is no longer where the commit expects it. */
+export type PushResult = 'pushed' | 'moved';
+
+const REMOTE_TRACKING = 'refs/remotes/origin/';
+const STALE_LOCK_MS = 60_000;
+const STALE_INDEX_MS = 60 * 60_000;
+
+/** The workspace directory for a remote URL: readable prefix, hash for uniqueness. */
+export function workspaceDirName(url: string): string {
+  const slug = (basename(url.replace(/\/+$/, '')).replace(/\.git$/, '') || 'repo').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40);
+  return `${slug}-${createHash('sha256').update(url).digest('hex').slice(0, 16)}.git`;
+}
+
+export interface GitWorkspaces {
+  /** The cached workspace for a repository, created (an empty bare repository) on first use. */
+  open(repo: Repo): Promise<GitWorkspace>;
+}
+
+export function createGitWorkspaces(options: GitWorkspacesOptions): GitWorkspaces {
+  const root = resolve(options.workspaceRoot);
+  const timeoutMs = options.networkTimeoutMs ?? 10 * 60_000;
+  const checked = new Set<string>();
+  return {
+    async open(repo) {
+      const dir = join(root, workspaceDirName(repo.url));
+      // Checked on every open (a stat): an operator may delete a workspace to reset it while the worker runs.
+      if (!checked.has(dir) || !existsSync(join(dir, 'HEAD'))) {
+        await withRepoLock(dir, () => initWorkspace(root, dir, repo.url));
+        checked.add(dir);
+      }
+      return new GitWorkspace(repo.url, dir, options.secrets, repo.credentials, timeoutMs);
+    },
+  };
+}
+
+async function initWorkspace(root: string, dir: string, url: string): Promise<void> {
+  if (existsSync(join(dir, 'HEAD'))) {
+    await removeLeftovers(dir);
+    return;
+  }
+  await mkdir(root, { recursive: true });
+  // Built beside its final place and renamed, so a crash or a second worker never sees half a workspace.
+  const building = `${dir}.init-${randomUUID()}`;
+  try {
+    await runGit(['init', '--bare', '--quiet', '--template=', building], { env: baseEnv() });
+    const config = (key: string, value: string) => runGit(['--git-dir', building, 'config', key, value], { env: baseEnv() });
+    await config('remote.origin.url', url);
+    await config('remote.origin.fetch', '+refs/heads/*:refs/remotes/origin/*');
+    await writeFile(join(building, 'ferry-workspace.json'), `${JSON.stringify({ url, createdAt: new Date().toISOString() }, null, 2)}\n`);
+    await rename(building, dir).catch((err: NodeJS.ErrnoException) => {
+      if (!existsSync(join(dir, 'HEAD'))) throw err;
+    });
+  } finally {
+    await rm(building, { recursive: true, force: true });
+  }
+}
+
+/** Temporary indexes of a worker that died mid-promotion. */
+async function removeLeftovers(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (!name.startsWith('ferry-index-')) continue;
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > STALE_INDEX_MS) await rm(path, { recursive: true, force: true });
+  }
+}
+
+export class GitWorkspace {
+  constructor(
+    readonly url: string,
+    /** The bare repository directory. */
+    readonly dir: string,
+    private readonly secrets: SecretResolver,
+    /** Name of the credential fetch and push use (spec.repo.credentials). */
+    private readonly credentials: string | undefined,
+    private readonly networkTimeoutMs: number,
+  ) {}
+
+  /** The remote URL as it may appear in messages. */
+  get displayUrl(): string {
+    return this.secrets.redact(this.url.replace(/^([a-z]+:\/\/)[^/@]*@/, '$1'));
+  }
+
+  /**
+   * Brings `origin/<source>` and `origin/<target>` up to date. The target may not exist yet: it is fetched with a
+   * pattern (`<target>*`), which matches nothing rather than failing, and `--prune` forgets it when it was deleted.
+   */
+  async fetch(source: string, target: string): Promise<void> {
+    await withRepoLock(this.dir, () =>
+      this.network('fetch', [
+        'fetch',
+        '--prune',
+        '--no-tags',
+        '--no-write-fetch-head',
+        '--quiet',
+        'origin',
+        `+refs/heads/${source}:${REMOTE_TRACKING}${source}`,
+        `+refs/heads/${target}*:${REMOTE_TRACKING}${target}*`,
+      ], { branch: source }),
+    );
+  }
+
+  /** Commit ids of the remote-tracking branches, as of the last fetch; undefined when the branch doesn't exist. */
+  async heads(...branches: string[]): Promise<(string | undefined)[]> {
+    const refs = branches.map((b) => REMOTE_TRACKING + b);
+    const out = await this.git(['for-each-ref', '--format=%(objectname) %(refname)', ...refs]);
+    const found = new Map<string, string>();
+    for (const line of out.toString('utf8').split('\n')) {
+      const space = line.indexOf(' ');
+      if (space > 0) found.set(line.slice(space + 1), line.slice(0, space));
+    }
+    return refs.map((ref) => found.get(ref));
+  }
+
+  /**
+   * Files under `path` (a directory; '' for the root) at `commit`, with paths relative to it. Returns 'missing'
+   * when there is nothing at `path` and 'not-a-directory' when it is a file. Submodules are skipped.
+   */
+  async listFiles(commit: string, path: string): Promise<TreeEntry[] | 'missing' | 'not-a-directory'> {
+    const out = await this.git(['ls-tree', '-r', '-z', '--full-tree', commit, ...(path ? ['--', path] : [])]);
+    const entries: TreeEntry[] = [];
+    const prefix = path ? `${path}/` : '';
+    for (const record of out.toString('utf8').split('\0')) {
+      if (!record) continue;
+      const tab = record.indexOf('\t');
+      const [mode, type, object] = record.slice(0, tab).split(' ') as [string, string, string];
+      const full = record.slice(tab + 1);
+      if (full === path) return 'not-a-directory';
+      if (type !== 'blob' || !full.startsWith(prefix)) continue;
+      entries.push({ mode, object, path: full.slice(prefix.length) });
+    }
+    return entries.length > 0 ? entries : 'missing';
+  }
+
+  /** Contents of objects named by id or `<commit>:<path>`, in order; undefined for those that don't exist. */
+  async readObjects(names: readonly string[]): Promise<(Buffer | undefined)[]> {
+    if (names.length === 0) return [];
+    const out = await this.git(['cat-file', '--batch'], { input: `${names.join('\n')}\n` });
+    const results: (Buffer | undefined)[] = [];
+    let at = 0;
+    for (const name of names) {
+      const eol = out.indexOf(0x0a, at);
+      const header = out.subarray(at, eol).toString('utf8');
+      at = eol + 1;
+      const size = /^\S+ \S+ (\d+)$/.exec(header)?.[1];
+      if (size === undefined) {
+        if (!header.endsWith(' missing') && !header.endsWith(' ambiguous')) throw new Error(`git cat-file: unexpected answer for ${name}: ${header}`);
+        results.push(undefined);
+        continue;
+      }
+      results.push(out.subarray(at, at + Number(size)));
+      at += Number(size) + 1;
+    }
+    return results;
+  }
+
+  /** The last `limit` commits reachable from `commit`, newest first, with their trailers. */
+  async recentCommits(commit: string, limit: number): Promise<CommitSummary[]> {
+    const out = await this.git(['log', `-n${limit}`, '--format=%H%x1f%T%x1f%(trailers:only,unfold)%x1e', commit, '--']);
+    return out
+      .toString('utf8')
+      .split('\x1e')
+      .map((record) => record.replace(/^\n/, ''))
+      .filter((record) => record.length > 0)
+      .map((record) => {
+        const [sha = '', tree = '', trailerText = ''] = record.split('\x1f');
+        const trailers: Record<string, string[]> = {};
+        for (const line of trailerText.split('\n')) {
+          const colon = line.indexOf(':');
+          if (colon <= 0) continue;
+          const key = line.slice(0, colon).trim();
+          (trailers[key] ??= []).push(line.slice(colon + 1).trim());
+        }
+        return { sha, tree, trailers };
+      });
+  }
+
+  /**
+   * Writes blobs into the object database; returns their ids in order. fast-import writes them as one pack in one
+   * process (hash-object -w writes a loose object per file, over ten times slower for a few hundred manifests).
+   */
+  async writeBlobs(contents: readonly Buffer[]): Promise<string[]> {
+    if (contents.length === 0) return [];
+    const input: Buffer[] = [];
+    contents.forEach((content, i) => input.push(Buffer.from(`blob\nmark :${i + 1}\ndata ${content.length}\n`), content, Buffer.from('\n')));
+    contents.forEach((_, i) => input.push(Buffer.from(`get-mark :${i + 1}\n`)));
+    input.push(Buffer.from('done\n'));
+    const out = await this.git(['-c', 'fastimport.unpackLimit=0', 'fast-import', '--quiet', '--done'], { input: Buffer.concat(input) });
+    const ids = out.toString('utf8').trim().split('\n');
+    if (ids.length !== contents.length) throw new Error(`git fast-import returned ${ids.length} ids for ${contents.length} blobs`);
+    return ids;
+  }
+
+  /** Runs `fn` with a private index file, so trees are built without a work tree and without shared state. */
+  async withTemporaryIndex<T>(fn: (index: TemporaryIndex) => Promise<T>): Promise<T> {
+    const file = join(this.dir, `ferry-index-${randomUUID()}`);
+    try {
+      return await fn(new TemporaryIndex(this, file));
+    } finally {
+      await rm(file, { force: true });
+      await rm(`${file}.lock`, { force: true });
+    }
+  }
+
+  async commitTree(tree: string, parents: readonly string[], message: string, author: Author): Promise<string> {
+    const out = await this.git(['commit-tree', '--no-gpg-sign', ...parents.flatMap((p) => ['-p', p]), '-F', '-', tree], {
+      input: message,
+      env: {
+        GIT_AUTHOR_NAME: author.name,
+        GIT_AUTHOR_EMAIL: author.email,
+        GIT_COMMITTER_NAME: author.name,
+        GIT_COMMITTER_EMAIL: author.email,
+      },
+    });
+    return out.toString('utf8').trim();
+  }
+
+  /**
+   * Pushes `commit` to `branch` only if the remote branch is still at `expected` (absent when undefined): a
+   * compare-and-swap on the server, so a concurrent writer is never overwritten. 'moved' means fetch and redo.
+   */
+  async push(commit: string, branch: string, expected: string | undefined): Promise<PushResult> {
+    return withRepoLock(this.dir, async () => {
+      const args = [
+        'push',
+        '--porcelain',
+        '--no-verify',
+        `--force-with-lease=refs/heads/${branch}:${expected ?? ''}`,
+        'origin',
+        `${commit}:refs/heads/${branch}`,
+      ];
+      try {
+        await this.network('push', args, { branch });
+        return 'pushed';
+      } catch (err) {
+        if (!(err instanceof GitCommandError)) throw err;
+        const rejected = err.stdout
+          .split('\n')
+          .find((line) => line.startsWith('!') && line.includes(`:refs/heads/${branch}\t`));
+        if (!rejected) throw this.failure('push', err, { branch });
+        const reason = /\(([^)]*)\)\s*$/.exec(rejected)?.[1] ?? rejected;
+        if (/stale info|fetch first|non-fast-forward|incorrect old value|failed to update ref|cannot lock ref|already exists/i.test(reason)) {
+          return 'moved';
+        }
+        throw ApplicationFailure.nonRetryable(
+          `${this.displayUrl}: the remote refused the push to branch ${branch}: ${this.secrets.redact(reason)}`,
+          'PushRejected',
+        );
+      }
+    });
+  }
+
+  /** @internal Runs a local git command in this workspace (no credentials). */
+  async git(args: readonly string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Buffer> {
+    try {
+      const { stdout } = await runGit(['--git-dir', this.dir, ...args], { input: options.input, env: { ...baseEnv(), ...options.env } });
+      return stdout;
+    } catch (err) {
+      if (err instanceof GitCommandError) {
+        throw ApplicationFailure.retryable(
+          `git ${args[0]} failed in the workspace of ${this.displayUrl}: ${this.secrets.redact(summarize(err.stderr))}`,
+          'GitError',
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Runs fetch or push with the repository's credentials in the environment; one retry over a stale ref lock. */
+  private async network(action: 'fetch' | 'push', args: readonly string[], context: { branch: string }): Promise<void> {
+    const env = { ...baseEnv(), ...this.credentialEnv() };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await runGit(['--git-dir', this.dir, ...args], { env, timeoutMs: this.networkTimeoutMs });
+        return;
+      } catch (err) {
+        if (!(err instanceof GitCommandError)) throw err;
+        if (action === 'push' && err.stdout.includes('\t')) throw err;
+        if (attempt === 1 && (await this.removeStaleLock(err.stderr))) continue;
+        throw this.failure(action, err, context);
+      }
+    }
+  }
+
+  private credentialEnv(): NodeJS.ProcessEnv {
+    const name = this.credentials;
+    if (!name) return {};
+    const credential = this.secrets.resolve(name);
+    if (/^ssh:\/\//.test(this.url)) {
+      throw ApplicationFailure.nonRetryable(
+        `${this.displayUrl}: credential "${name}" holds a token or password, which git cannot use over ssh://; use an https:// URL, or configure SSH keys on the worker and remove spec.repo.credentials`,
+        'InvalidArgument',
+      );
+    }
+    const header = authorizationHeader(credential);
+    if (!header) {
+      throw ApplicationFailure.nonRetryable(`credential "${name}" for ${this.displayUrl} has neither a token nor a password`, 'CredentialNotFound');
+    }
+    // Scoped to this remote's URL, so the header is never sent to another host.
+    return gitConfigEnv([[`http.${this.url}.extraHeader`, header]]);
+  }
+
+  /** A ref lock left by a git process that was killed; removed only when old, so a live git keeps its lock. */
+  private async removeStaleLock(stderr: string): Promise<boolean> {
+    const lock = /Unable to create '([^']+\.lock)': File exists/.exec(stderr)?.[1];
+    if (!lock) return false;
+    const path = resolve(this.dir, lock);
+    if (relative(this.dir, path).startsWith('..')) return false;
+    const info = await stat(path).catch(() => undefined);
+    if (!info || Date.now() - info.mtimeMs < STALE_LOCK_MS) return false;
+    await rm(path, { force: true });
+    return true;
+  }
+
+  private failure(action: 'fetch' | 'push', err: GitCommandError, context: { branch: string }): ApplicationFailure {
+    const detail = this.secrets.redact(summarize(err.stderr));
+    const where = `git ${action} ${this.displayUrl} (branch ${context.branch})`;
+    const text = err.stderr;
+    if (err.timedOut) {
+      return ApplicationFailure.retryable(`${where}: no answer within ${Math.round(this.networkTimeoutMs / 1000)}s; the git process was stopped`, 'GitNetworkError');
+    }
+    if (action === 'fetch' && /couldn't find remote ref/i.test(text)) {
+      return ApplicationFailure.nonRetryable(`${where}: branch ${context.branch} does not exist on the remote`, 'SourceBranchNotFound');
+    }
+    if (/Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP Basic: Access denied|Invalid username or password|Permission denied \(publickey|Host key verification failed|returned error: 40[13]/i.test(text)) {
+      const hint = this.credentials
+        ? `check credential "${this.credentials}"`
+        : 'the repository needs credentials: name one in spec.repo.credentials';
+      return ApplicationFailure.nonRetryable(`${where}: authentication failed (${hint}): ${detail}`, 'GitAuthFailed');
+    }
+    if (/Repository not found|does not appear to be a git repository|returned error: 404/i.test(text)) {
+      return ApplicationFailure.nonRetryable(`${where}: repository not found: ${detail}`, 'GitRepositoryNotFound');
+    }
+    if (/Could not resolve host|Connection refused|Connection timed out|Operation timed out|Connection reset|early EOF|RPC failed|remote end hung up|Failed to connect|Empty reply|unable to access|SSL|TLS/i.test(text)) {
+      return ApplicationFailure.retryable(`${where}: network error: ${detail}`, 'GitNetworkError');
+    }
+    return ApplicationFailure.retryable(`${where} failed: ${detail}`, 'GitError');
+  }
+}
+
+/** A private index (GIT_INDEX_FILE) in a bare workspace: read a tree, edit paths, write a tree. */
+export class TemporaryIndex {
+  constructor(
+    private readonly workspace: GitWorkspace,
+    private readonly file: string,
+  ) {}
+
+  /** Starts from `commit`'s tree, or from nothing. */
+  async read(commit: string | undefined): Promise<void> {
+    await this.run(commit ? ['read-tree', commit] : ['read-tree', '--empty']);
+  }
+
+  /** Removes `remove`, then sets `set` (a path in both ends up set). */
+  async update(remove: readonly string[], set: readonly TreeEntry[]): Promise<void> {
+    if (remove.length === 0 && set.length === 0) return;
+    const zero = '0'.repeat(set[0]?.object.length ?? 40);
+    const records = [...remove.map((path) => `0 ${zero}\t${path}`), ...set.map((e) => `${e.mode} ${e.object}\t${e.path}`)];
+    await this.run(['update-index', '-z', '--index-info'], `${records.join('\0')}\0`);
+  }
+
+  async writeTree(): Promise<string> {
+    return (await this.run(['write-tree'])).toString('utf8').trim();
+  }
+
+  private run(args: readonly string[], input?: string): Promise<Buffer> {
+    return this.workspace.git(args, { env: { GIT_INDEX_FILE: this.file }, ...(input !== undefined ? { input } : {}) });
+  }
+}
+
+export function authorizationHeader(credential: Credential): string | undefined {
+  const secret = credential.password ?? credential.token;
+  if (!secret) return undefined;
+  // The same user:secret pair secrets.ts redacts in base64 form.
+  const user = credential.username ?? 'x-access-token';
+  return `Authorization: Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;
+}
+
+function gitConfigEnv(entries: readonly (readonly [string, string])[]): NodeJS.ProcessEnv {
+  const all = [...BASE_CONFIG, ...entries];
+  const env: NodeJS.ProcessEnv = { GIT_CONFIG_COUNT: String(all.length) };
+  all.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key;
+    env[`GIT_CONFIG_VALUE_${i}`] = value;
+  });
+  return env;
+}
+
+/** Never run hooks from the operator's global config in Ferry's workspaces. */
+const BASE_CONFIG: readonly (readonly [string, string])[] = [['core.hooksPath', '/dev/null']];
+
+// Variables that would point git at another repository or index, inject configuration, or unmask secrets in traces.
+const INHERITED_GIT_VARIABLES_TO_DROP =
+  /^GIT_(DIR|WORK_TREE|INDEX_FILE|OBJECT_DIRECTORY|ALTERNATE_OBJECT_DIRECTORIES|COMMON_DIR|NAMESPACE|PREFIX|CEILING_DIRECTORIES|QUARANTINE_PATH|CONFIG_PARAMETERS|CONFIG_COUNT|CONFIG_KEY_\d+|CONFIG_VALUE_\d+|AUTHOR_\w+|COMMITTER_\w+|TRACE_REDACT)$/;
+
+function baseEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!INHERITED_GIT_VARIABLES_TO_DROP.test(key)) env[key] = value;
+  }
+  return {
+    ...env,
+    ...gitConfigEnv([]),
+    LC_ALL: 'C',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_LITERAL_PATHSPECS: '1',
+    GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes',
+  };
+}
+
+export class GitCommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | null,
+    readonly stdout: string,
+    readonly stderr: string,
+    readonly timedOut = false,
+  ) {
+    super(`git ${command} ${timedOut ? 'timed out' : `exited with ${exitCode}`}`);
+    this.name = 'GitCommandError';
+  }
+}
+
+/** The lines of git's stderr that explain a failure, on one line. */
+function summarize(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('hint:'));
+  const important = lines.filter((l) => /^(fatal|error|remote):/.test(l));
+  return (important.length > 0 ? important : lines).slice(-4).join('; ').slice(0, 600) || 'no output';
+}
+
+/**
+ * Spawns git; rejects with GitCommandError (stdout/stderr attached) on a non-zero exit. git runs in a process group
+ * of its own, so a timeout or a cancellation stops its helpers too (git-remote-https, ssh) and not only git itself.
+ */
+function runGit(
+  args: readonly string[],
+  options: { input?: string | Buffer | undefined; env: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<{ stdout: Buffer; stderr: string }> {
+  // Inside an activity, cancellation (delivered with heartbeats) stops the git process.
+  const signal = asyncLocalStorage.getStore()?.cancellationSignal;
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('git', args, { env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    let timedOut = false;
+    const stop = () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = options.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          stop();
+        }, options.timeoutMs)
+      : undefined;
+    signal?.addEventListener('abort', stop, { once: true });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', reject);
+    child.stdin.on('error', () => undefined); // git may exit before reading all input; the exit code tells
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', stop);
+      const out = Buffer.concat(stdout);
+      const err = Buffer.concat(stderr).toString('utf8');
+      const command = (args[0] === '--git-dir' ? args[2] : args[0]) ?? '';
+      if (code === 0) resolvePromise({ stdout: out, stderr: err });
+      else if (signal?.aborted) reject(signal.reason instanceof Error ? signal.reason : new Error(`git ${command} cancelled`));
+      else reject(new GitCommandError(command, code, out.toString('utf8'), err, timedOut));
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+// One fetch or push at a time per workspace in this process: concurrent ref updates in one repository fail on
+// git's ref locks, and serializing them is cheaper than retrying.
+const repoLocks = new Map<string, Promise<void>>();
+
+async function withRepoLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const previous = repoLocks.get(key) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((r) => (release = r));
+  const tail = previous.then(() => mine);
+  repoLocks.set(key, tail);
+  await previous;
+  try {
+    return await fn();
+  } finally {
+    release();
+    if (repoLocks.get(key) === tail) repoLocks.delete(key);
+  }
+}

@@ -1,0 +1,300 @@
+// The render step of a promotion: render the stage's sources at the head of repo.branch with the freight's
+// versions and write the result to the stage's branch, as one commit.
+//
+// Ferry owns only the files it wrote on that branch: it lists them in `.ferry/rendered.json` and on the next
+// render replaces exactly those (removing the ones no longer rendered), leaving everything else on the branch (a
+// README, CI files) alone. The commit carries trailers naming the promotion and run; before writing, the branch's
+// recent history is searched for them, so an activity retried after a crash that followed a successful push
+// returns that commit instead of making a second one. Pushes are compare-and-swap; when someone else moved the
+// branch in between, the render is redone on the new head.
+import { heartbeat, asyncLocalStorage } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import type { Artifact } from '../pipeline/schema';
+import { createGitWorkspaces } from './git';
+import type { Author, GitWorkspace, TreeEntry } from './git';
+import { renderEngines } from './render/engine';
+import type { RenderEngine, RenderedFile } from './render/engine';
+import { formatImageReference, parseVersion } from './render/plain';
+import type { SecretResolver } from './secrets';
+import type { RenderAndPushInput, RenderAndPushResult } from './types';
+
+export interface GitActivitiesOptions {
+  /** Where the cached git workspaces live, one bare repository per remote. */
+  workspaceRoot: string;
+  secrets: SecretResolver;
+  /** Author and committer of Ferry's commits (default: Ferry <ferry@localhost>). */
+  author?: Author;
+  /** How many times to fetch and redo the render when the stage's branch moved before the push (default 5). */
+  maxPushAttempts?: number;
+  /** How many commits of the stage's branch to search for this promotion's commit (default 50). */
+  idempotencyDepth?: number;
+  /** A fetch or push running longer than this is stopped and fails as retryable (default 10 minutes). */
+  networkTimeoutMs?: number;
+}
+
+/** Where Ferry records, on a stage's branch, which files it wrote there. */
+export const RENDERED_STATE_PATH = '.ferry/rendered.json';
+
+export const TRAILERS = {
+  pipeline: 'Ferry-Pipeline',
+  stage: 'Ferry-Stage',
+  freight: 'Ferry-Freight',
+  promotion: 'Ferry-Promotion',
+  run: 'Ferry-Run',
+  source: 'Ferry-Source',
+} as const;
+
+const DEFAULT_AUTHOR: Author = { name: 'Ferry', email: 'ferry@localhost' };
+
+const branchPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith('/') && !p.split('/').some((part) => part === '..' || part === '' || part === '.git'), 'must be a relative path');
+
+const RenderedStateSchema = z.object({
+  pipeline: z.string(),
+  stage: z.string(),
+  freight: z.string(),
+  sourceCommit: z.string(),
+  from: z.string(),
+  files: z.array(branchPath),
+});
+export type RenderedState = z.infer<typeof RenderedStateSchema>;
+
+export function createGitActivities(options: GitActivitiesOptions) {
+  const workspaces = createGitWorkspaces({
+    workspaceRoot: options.workspaceRoot,
+    secrets: options.secrets,
+    ...(options.networkTimeoutMs !== undefined ? { networkTimeoutMs: options.networkTimeoutMs } : {}),
+  });
+  const author = options.author ?? DEFAULT_AUTHOR;
+  const maxPushAttempts = options.maxPushAttempts ?? 5;
+  const idempotencyDepth = options.idempotencyDepth ?? 50;
+
+  async function renderAndPush(input: RenderAndPushInput): Promise<RenderAndPushResult> {
+    let lastProgress: Record<string, unknown> = { step: 'started' };
+    const progress = (details: Record<string, unknown>) => {
+      lastProgress = details;
+      heartbeatIfActivity(details);
+    };
+    // A first clone of a large repository can take minutes: keep heartbeating while a step runs. (A heartbeat
+    // only throws once the activity is done for; the step in flight reports that.)
+    const ticker = asyncLocalStorage.getStore()
+      ? setInterval(() => {
+          try {
+            heartbeatIfActivity(lastProgress);
+          } catch {
+            // reported by the running step
+          }
+        }, 10_000)
+      : undefined;
+    try {
+      return await renderAndPushOnce(input, progress);
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  async function renderAndPushOnce(input: RenderAndPushInput, progress: (details: Record<string, unknown>) => void): Promise<RenderAndPushResult> {
+    const { repo, render } = input;
+    const from = normalizeDir(render.from);
+    const engine = renderEngines[render.engine];
+    if (!engine) {
+      throw ApplicationFailure.nonRetryable(`stage ${input.stage}: render engine "${render.engine}" is not available in this worker`, 'InvalidArgument');
+    }
+    if (render.to === repo.branch) {
+      throw ApplicationFailure.nonRetryable(
+        `stage ${input.stage}: render.to is ${repo.branch}, the branch the sources come from; render into a branch of its own`,
+        'InvalidArgument',
+      );
+    }
+    const workspace = await workspaces.open(repo);
+    let rendered: Rendered | undefined;
+
+    for (let attempt = 1; attempt <= maxPushAttempts; attempt++) {
+      await workspace.fetch(repo.branch, render.to);
+      progress({ step: 'fetched', attempt });
+      const [source, target] = await workspace.heads(repo.branch, render.to);
+      if (!source) {
+        throw ApplicationFailure.nonRetryable(`${workspace.displayUrl}: branch ${repo.branch} does not exist`, 'SourceBranchNotFound');
+      }
+
+      const [history, previous] = target
+        ? await Promise.all([workspace.recentCommits(target, idempotencyDepth), readRenderedState(workspace, target, render.to)])
+        : [[], undefined];
+      const earlier = history.find(
+        (c) => c.trailers[TRAILERS.promotion]?.includes(oneLine(input.promotionId)) && c.trailers[TRAILERS.run]?.includes(oneLine(input.runId)),
+      );
+      if (earlier) {
+        // This promotion's commit is already on the branch: an earlier attempt pushed it and then died.
+        const state = earlier.sha === target ? previous : await readRenderedState(workspace, earlier.sha, render.to);
+        return { commit: earlier.sha, sourceCommit: earlier.trailers[TRAILERS.source]?.[0] ?? source, created: false, files: state?.files.length ?? 0 };
+      }
+
+      if (rendered?.source !== source) {
+        rendered = await renderFiles(workspace, input, from, source, engine);
+        progress({ step: 'rendered', attempt, files: rendered.files.length });
+      }
+      const { files, stateBlob } = rendered;
+
+      const commit = await workspace.withTemporaryIndex(async (index) => {
+        await index.read(target);
+        await index.update(previous?.files ?? [], files);
+        // Unchanged manifests make no commit, even though the record (freight, source commit) would differ.
+        if (previous && history[0] && (await index.writeTree()) === history[0].tree) return undefined;
+        await index.update([], [{ mode: '100644', object: stateBlob, path: RENDERED_STATE_PATH }]);
+        return workspace.commitTree(await index.writeTree(), target ? [target] : [], commitMessage(input, source), author);
+      });
+      if (!commit) return { commit: target!, sourceCommit: source, created: false, files: files.length };
+
+      progress({ step: 'pushing', attempt, commit });
+      if ((await workspace.push(commit, render.to, target)) === 'pushed') {
+        progress({ step: 'pushed', attempt, commit });
+        return { commit, sourceCommit: source, created: true, files: files.length };
+      }
+      progress({ step: 'branch-moved', attempt });
+    }
+    throw ApplicationFailure.retryable(
+      `${workspace.displayUrl}: branch ${render.to} kept moving while Ferry pushed (${maxPushAttempts} attempts); another writer is pushing to it`,
+      'PushConflict',
+    );
+  }
+
+  return { renderAndPush };
+}
+
+interface Rendered {
+  /** The commit of repo.branch this was rendered from. */
+  source: string;
+  /** Tree entries of the rendered files, their blobs already in the workspace. */
+  files: TreeEntry[];
+  /** Blob of the `.ferry/rendered.json` that records them. */
+  stateBlob: string;
+}
+
+/** Reads `from` at `source`, renders it, and stores the result and its record as blobs. */
+async function renderFiles(workspace: GitWorkspace, input: RenderAndPushInput, from: string, source: string, engine: RenderEngine): Promise<Rendered> {
+  const where = `${workspace.displayUrl} branch ${input.repo.branch} at ${source.slice(0, 12)}`;
+  const listed = await workspace.listFiles(source, from);
+  if (listed === 'missing' || listed === 'not-a-directory') {
+    throw ApplicationFailure.nonRetryable(
+      `stage ${input.stage}: render.from "${from || '.'}" ${listed === 'missing' ? 'does not exist' : 'is a file, not a directory'} in ${where}`,
+      'SourcePathNotFound',
+    );
+  }
+  const contents = await workspace.readObjects(listed.map((e) => e.object));
+  const sources = listed.map((entry, i) => ({ entry, content: contents[i]! }));
+  let output: RenderedFile[];
+  try {
+    output = await engine.render({
+      files: sources.map(({ entry, content }) => ({ path: entry.path, content })),
+      artifacts: input.artifacts,
+      versions: input.freight.artifacts,
+    });
+  } catch (err) {
+    if (err instanceof ApplicationFailure) {
+      throw ApplicationFailure.create({
+        message: `stage ${input.stage}: ${from ? `${from}/` : ''}${err.message} (rendering ${where})`,
+        type: err.type ?? 'InvalidManifest',
+        nonRetryable: err.nonRetryable ?? true,
+        details: err.details ? [...err.details] : [],
+      });
+    }
+    throw err;
+  }
+  for (const file of output) checkOutputPath(file.path, input.stage);
+
+  const state: RenderedState = {
+    pipeline: input.pipeline,
+    stage: input.stage,
+    freight: input.freight.id,
+    sourceCommit: source,
+    from,
+    files: output.map((f) => f.path).sort(),
+  };
+  // Files the engine passed through keep their blob; only edited ones (and the record) are written.
+  const unchanged = new Map(sources.map(({ entry, content }) => [content, entry] as const));
+  const modes = new Map(listed.map((e) => [e.path, e.mode] as const));
+  const toWrite = output.filter((file) => !unchanged.has(file.content));
+  const written = await workspace.writeBlobs([...toWrite.map((f) => f.content), Buffer.from(`${JSON.stringify(state, null, 2)}\n`)]);
+  const ids = new Map(toWrite.map((file, i) => [file, written[i]!] as const));
+  return {
+    source,
+    files: output.map((file) => ({
+      path: file.path,
+      mode: modes.get(file.path) ?? '100644',
+      object: unchanged.get(file.content)?.object ?? ids.get(file)!,
+    })),
+    stateBlob: written[written.length - 1]!,
+  };
+}
+
+function checkOutputPath(path: string, stage: string): void {
+  const ok = branchPath.safeParse(path).success && path !== RENDERED_STATE_PATH && !path.startsWith('.ferry/');
+  if (!ok) {
+    throw ApplicationFailure.nonRetryable(
+      `stage ${stage}: the render produced "${path}", which Ferry cannot write (paths must be relative and outside .ferry/)`,
+      'InvalidManifest',
+    );
+  }
+}
+
+async function readRenderedState(workspace: GitWorkspace, commit: string, branch: string): Promise<RenderedState | undefined> {
+  const [content] = await workspace.readObjects([`${commit}:${RENDERED_STATE_PATH}`]);
+  if (!content) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(content.toString('utf8'));
+  } catch (err) {
+    parsed = err;
+  }
+  const result = RenderedStateSchema.safeParse(parsed);
+  if (!result.success) {
+    const why = parsed instanceof Error ? parsed.message : result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw ApplicationFailure.nonRetryable(
+      `${workspace.displayUrl} branch ${branch}: ${RENDERED_STATE_PATH} at ${commit.slice(0, 12)} is not Ferry's record of the files it wrote (${why}); restore or delete it`,
+      'InvalidRenderedState',
+    );
+  }
+  return result.data;
+}
+
+/** Trailer values are single lines; ids are written (and compared) in that form. */
+function oneLine(value: string): string {
+  return value.replace(/\s+/g, ' ').trim();
+}
+
+function commitMessage(input: RenderAndPushInput, source: string): string {
+  const artifacts = new Map<string, Artifact>(input.artifacts.map((a) => [a.name, a]));
+  const versions = Object.entries(input.freight.artifacts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, version]) => {
+      const artifact = artifacts.get(name);
+      return artifact ? `- ${name}: ${formatImageReference(artifact.image, parseVersion(name, version))}` : `- ${name}: ${version}`;
+    });
+  return [
+    `ferry: promote ${input.freight.id} to ${input.stage}`,
+    '',
+    `Rendered ${input.render.from} from ${input.repo.branch} with:`,
+    ...versions,
+    '',
+    `${TRAILERS.pipeline}: ${oneLine(input.pipeline)}`,
+    `${TRAILERS.stage}: ${oneLine(input.stage)}`,
+    `${TRAILERS.freight}: ${oneLine(input.freight.id)}`,
+    `${TRAILERS.promotion}: ${oneLine(input.promotionId)}`,
+    `${TRAILERS.run}: ${oneLine(input.runId)}`,
+    `${TRAILERS.source}: ${source}`,
+    '',
+  ].join('\n');
+}
+
+function normalizeDir(path: string): string {
+  const trimmed = path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+  return trimmed === '.' ? '' : trimmed;
+}
+
+/** Heartbeats between steps when running as an activity (so cancellation arrives); a no-op in plain calls. */
+function heartbeatIfActivity(details: Record<string, unknown>): void {
+  if (asyncLocalStorage.getStore()) heartbeat(details);
+}

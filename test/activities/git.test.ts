@@ -1,0 +1,583 @@
+// renderAndPush against real git repositories: a bare "remote" on disk (and one served over HTTP by
+// `git http-backend` for credentials), a developer clone that pushes sources, and Ferry's cached workspace.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { createGitActivities, RENDERED_STATE_PATH } from '../../activities/render-and-push';
+import type { GitActivitiesOptions } from '../../activities/render-and-push';
+import { createSecretResolver } from '../../activities/secrets';
+import type { RenderAndPushInput, RenderAndPushResult } from '../../activities/types';
+
+// Hermetic: no global or system git configuration (credential helpers, hooks, signing) of whoever runs the tests.
+process.env.GIT_CONFIG_GLOBAL = '/dev/null';
+process.env.GIT_CONFIG_NOSYSTEM = '1';
+
+const IMAGE = 'registry.example.com/team/guestbook';
+const FROM = 'apps/guestbook/dev';
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: 'pipe',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'Dev',
+      GIT_AUTHOR_EMAIL: 'dev@example.com',
+      GIT_COMMITTER_NAME: 'Dev',
+      GIT_COMMITTER_EMAIL: 'dev@example.com',
+    },
+  }).trim();
+}
+
+function write(root: string, files: Record<string, string>): void {
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), content);
+  }
+}
+
+const deployment = (tag: string) =>
+  [
+    '# guestbook web',
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    'metadata: {name: guestbook}',
+    'spec:',
+    '  template:',
+    '    spec:',
+    '      containers:',
+    '        - name: web',
+    `          image: ${IMAGE}:${tag}   # managed by ferry`,
+    '',
+  ].join('\n');
+
+const SOURCES: Record<string, string> = {
+  [`${FROM}/deployment.yaml`]: deployment('0.0.0'),
+  [`${FROM}/service.yaml`]: 'apiVersion: v1\nkind: Service\nmetadata: {name: guestbook}\n',
+  [`${FROM}/config/settings.json`]: '{"color": "blue"}\n',
+  'apps/guestbook/prod/deployment.yaml': deployment('0.0.0'),
+  'README.md': '# gitops\n',
+};
+
+interface Fixture {
+  dir: string;
+  remote: string;
+  /** A developer's clone of the remote, on main. */
+  dev: string;
+  workspaceRoot: string;
+  /** Commits a change to the sources on main and pushes it; returns the new head. */
+  pushSources(files: Record<string, string>, remove?: string[]): string;
+  /** Commits to another branch from a fresh clone, as someone else would. */
+  pushToBranch(branch: string, files: Record<string, string>): string;
+  /** `git` in the remote. */
+  remoteGit(...args: string[]): string;
+}
+
+function createFixture(t: { after: (fn: () => void) => void }): Fixture {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-git-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const remote = join(dir, 'gitops.git');
+  git(dir, 'init', '--bare', '--quiet', '--initial-branch=main', remote);
+  const dev = join(dir, 'dev');
+  git(dir, 'clone', '--quiet', remote, dev);
+  git(dev, 'checkout', '--quiet', '-b', 'main');
+  write(dev, SOURCES);
+  git(dev, 'add', '.');
+  git(dev, 'commit', '--quiet', '-m', 'sources');
+  git(dev, 'push', '--quiet', 'origin', 'main');
+  let clones = 0;
+  return {
+    dir,
+    remote,
+    dev,
+    workspaceRoot: join(dir, 'workspaces'),
+    pushSources(files, remove = []) {
+      write(dev, files);
+      for (const path of remove) git(dev, 'rm', '--quiet', path);
+      git(dev, 'add', '.');
+      git(dev, 'commit', '--quiet', '-m', 'change sources');
+      git(dev, 'push', '--quiet', 'origin', 'main');
+      return git(dev, 'rev-parse', 'HEAD');
+    },
+    pushToBranch(branch, files) {
+      const clone = join(dir, `someone-${++clones}`);
+      git(dir, 'clone', '--quiet', '--branch', branch, remote, clone);
+      write(clone, files);
+      git(clone, 'add', '.');
+      git(clone, 'commit', '--quiet', '-m', `someone else's change to ${branch}`);
+      git(clone, 'push', '--quiet', 'origin', branch);
+      return git(clone, 'rev-parse', 'HEAD');
+    },
+    remoteGit: (...args) => git(remote, ...args),
+  };
+}
+
+function promotion(fx: { remote: string }, overrides: Partial<RenderAndPushInput> & { version?: string } = {}): RenderAndPushInput {
+  const { version = '1.0.0', ...rest } = overrides;
+  return {
+    pipeline: 'guestbook',
+    stage: 'dev',
+    promotionId: `promotion/guestbook/dev/f-${version}`,
+    runId: `run-${version}`,
+    repo: { url: `file://${fx.remote}`, branch: 'main' },
+    render: { strategy: 'branch', engine: 'plain', from: FROM, to: 'env/dev' },
+    artifacts: [{ name: 'guestbook', image: IMAGE }],
+    freight: { id: `f-${version}`, artifacts: { guestbook: version } },
+    ...rest,
+  };
+}
+
+/** An activity context whose heartbeats the test observes (and may act on, or throw from: a crash). */
+function activityEnvironment(attempt = 1): MockActivityEnvironment {
+  return new MockActivityEnvironment({ attempt }, { logger: new DefaultLogger('ERROR') });
+}
+
+function runAsActivity(env: MockActivityEnvironment, ferry: ReturnType<typeof activities>, input: RenderAndPushInput): Promise<RenderAndPushResult> {
+  return env.run<[RenderAndPushInput], RenderAndPushResult, typeof ferry.renderAndPush>(ferry.renderAndPush, input);
+}
+
+function activities(fx: Fixture, options: Partial<GitActivitiesOptions> = {}) {
+  return createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: createSecretResolver({ env: {} }), ...options });
+}
+
+/** Files on a branch of the remote, path -> content. */
+function filesAt(fx: Fixture, ref: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const path of fx.remoteGit('ls-tree', '-r', '--name-only', ref).split('\n').filter(Boolean)) {
+    files[path] = fx.remoteGit('show', `${ref}:${path}`);
+  }
+  return files;
+}
+
+function ferryCommits(fx: Fixture, ref: string): string[] {
+  return fx.remoteGit('log', '--format=%H', '--grep=^ferry: promote', ref).split('\n').filter(Boolean);
+}
+
+async function assertFailure(promise: Promise<unknown>, expected: { type: string; nonRetryable: boolean; message: RegExp[] }): Promise<ApplicationFailure> {
+  let failure: ApplicationFailure | undefined;
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
+    assert.equal(err.type, expected.type, err.message);
+    assert.equal(err.nonRetryable, expected.nonRetryable, err.message);
+    for (const pattern of expected.message) assert.match(err.message, pattern);
+    failure = err;
+    return true;
+  });
+  return failure!;
+}
+
+describe('renderAndPush: writing the stage branch', () => {
+  it('creates the stage branch on the first promotion, with the rendered files, the record and the trailers', async (t) => {
+    const fx = createFixture(t);
+    const input = promotion(fx, { version: '1.4.2' });
+    const result = await activities(fx).renderAndPush(input);
+
+    const sourceHead = git(fx.dev, 'rev-parse', 'HEAD');
+    assert.deepEqual(result, { commit: fx.remoteGit('rev-parse', 'env/dev'), sourceCommit: sourceHead, created: true, files: 3 });
+    assert.equal(fx.remoteGit('rev-list', '--parents', '-n1', 'env/dev'), result.commit, 'the first commit is an orphan');
+
+    const files = filesAt(fx, 'env/dev');
+    assert.deepEqual(Object.keys(files).sort(), ['.ferry/rendered.json', 'config/settings.json', 'deployment.yaml', 'service.yaml']);
+    assert.equal(files['deployment.yaml'], deployment('1.4.2').trimEnd());
+    assert.equal(files['config/settings.json'], SOURCES[`${FROM}/config/settings.json`]!.trimEnd());
+    assert.deepEqual(JSON.parse(files[RENDERED_STATE_PATH]!), {
+      pipeline: 'guestbook',
+      stage: 'dev',
+      freight: 'f-1.4.2',
+      sourceCommit: sourceHead,
+      from: FROM,
+      files: ['config/settings.json', 'deployment.yaml', 'service.yaml'],
+    });
+
+    assert.equal(fx.remoteGit('log', '-1', '--format=%s', 'env/dev'), 'ferry: promote f-1.4.2 to dev');
+    assert.match(fx.remoteGit('log', '-1', '--format=%b', 'env/dev'), new RegExp(`- guestbook: ${IMAGE}:1\\.4\\.2`));
+    assert.equal(
+      fx.remoteGit('log', '-1', '--format=%(trailers:only,unfold)', 'env/dev'),
+      [
+        'Ferry-Pipeline: guestbook',
+        'Ferry-Stage: dev',
+        'Ferry-Freight: f-1.4.2',
+        'Ferry-Promotion: promotion/guestbook/dev/f-1.4.2',
+        'Ferry-Run: run-1.4.2',
+        `Ferry-Source: ${sourceHead}`,
+      ].join('\n'),
+    );
+    assert.equal(fx.remoteGit('log', '-1', '--format=%an <%ae>', 'env/dev'), 'Ferry <ferry@localhost>');
+    assert.equal(fx.remoteGit('rev-parse', 'main'), sourceHead, 'the source branch is not written');
+  });
+
+  it('on the next freight replaces only its own files: a README someone committed stays, a file no longer rendered goes', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx, { author: { name: 'Ferry Bot', email: 'bot@example.com' } });
+    await ferry.renderAndPush(promotion(fx, { version: '1.0.0' }));
+    fx.pushToBranch('env/dev', { 'README.md': '# dev environment, rendered by Ferry\n', '.github/CODEOWNERS': '* @ops\n' });
+    fx.pushSources({}, [`${FROM}/service.yaml`]);
+
+    const result = await ferry.renderAndPush(promotion(fx, { version: '1.1.0' }));
+
+    assert.equal(result.created, true);
+    assert.equal(result.files, 2);
+    const files = filesAt(fx, 'env/dev');
+    assert.deepEqual(Object.keys(files).sort(), ['.ferry/rendered.json', '.github/CODEOWNERS', 'README.md', 'config/settings.json', 'deployment.yaml']);
+    assert.equal(files['README.md'], '# dev environment, rendered by Ferry');
+    assert.equal(files['deployment.yaml'], deployment('1.1.0').trimEnd());
+    assert.deepEqual(JSON.parse(files[RENDERED_STATE_PATH]!).files, ['config/settings.json', 'deployment.yaml']);
+    assert.equal(fx.remoteGit('log', '-1', '--format=%an <%ae>', 'env/dev'), 'Ferry Bot <bot@example.com>');
+    assert.equal(fx.remoteGit('rev-list', '--count', 'env/dev'), '3', 'first render, the README commit, the second render');
+  });
+
+  it('makes no commit when the render would not change the branch', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    const first = await ferry.renderAndPush(promotion(fx, { version: '1.0.0' }));
+    // A change on main outside `from` and a new promotion of the same versions: nothing to write.
+    fx.pushSources({ 'apps/guestbook/prod/deployment.yaml': deployment('9.9.9') });
+
+    const again = await ferry.renderAndPush({ ...promotion(fx, { version: '1.0.0' }), promotionId: 'promotion/guestbook/dev/again', runId: 'run-again' });
+
+    assert.deepEqual(again, { commit: first.commit, sourceCommit: git(fx.dev, 'rev-parse', 'HEAD'), created: false, files: 3 });
+    assert.equal(fx.remoteGit('rev-parse', 'env/dev'), first.commit);
+  });
+
+  it('accepts `from` written as ./dir/ and keeps file modes such as the executable bit', async (t) => {
+    const fx = createFixture(t);
+    write(fx.dev, { [`${FROM}/hooks/run.sh`]: '#!/bin/sh\necho hi\n' });
+    git(fx.dev, 'add', '.');
+    git(fx.dev, 'update-index', '--chmod=+x', `${FROM}/hooks/run.sh`);
+    git(fx.dev, 'commit', '--quiet', '-m', 'script');
+    git(fx.dev, 'push', '--quiet', 'origin', 'main');
+
+    await activities(fx).renderAndPush(promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: `./${FROM}/`, to: 'env/dev' } }));
+
+    assert.match(fx.remoteGit('ls-tree', 'env/dev', 'hooks/run.sh'), /^100755 blob /);
+  });
+});
+
+describe('renderAndPush: retries, crashes and races', () => {
+  it('makes exactly one commit when called twice for the same promotion run, even after the branch moved on', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    const input = promotion(fx, { version: '2.0.0' });
+    const first = await ferry.renderAndPush(input);
+    // Since then: someone committed to the stage branch, and the sources changed so the render would differ.
+    const theirs = fx.pushToBranch('env/dev', { 'README.md': '# dev\n' });
+    fx.pushSources({ [`${FROM}/service.yaml`]: 'apiVersion: v1\nkind: Service\nmetadata: {name: renamed}\n' });
+
+    const second = await ferry.renderAndPush(input);
+
+    assert.equal(first.created, true);
+    assert.deepEqual(second, { ...first, created: false });
+    assert.deepEqual(ferryCommits(fx, 'env/dev'), [first.commit]);
+    assert.equal(fx.remoteGit('rev-parse', 'env/dev'), theirs);
+  });
+
+  it('returns the commit it already pushed when retried after dying between the push and the result', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    const input = promotion(fx, { version: '2.0.0' });
+    const crashing = activityEnvironment(1);
+    crashing.on('heartbeat', (details: { step?: string }) => {
+      if (details.step === 'pushed') throw new Error('worker killed');
+    });
+    await assert.rejects(runAsActivity(crashing, ferry, input), /worker killed/);
+    const pushed = fx.remoteGit('rev-parse', 'env/dev');
+    // Before the retry, the sources change in a way that would render differently: still no second commit.
+    fx.pushSources({ [`${FROM}/service.yaml`]: 'apiVersion: v1\nkind: Service\nmetadata: {name: guestbook-v2}\n' });
+
+    const retried = await runAsActivity(activityEnvironment(2), ferry, input);
+
+    assert.equal(retried.commit, pushed);
+    assert.equal(retried.created, false);
+    assert.equal(retried.files, 3);
+    assert.equal(retried.sourceCommit, fx.remoteGit('log', '-1', '--format=%(trailers:key=Ferry-Source,valueonly)', pushed));
+    assert.deepEqual(ferryCommits(fx, 'env/dev'), [pushed]);
+  });
+
+  it('fetches the cached workspace instead of cloning again, and sees new upstream commits', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    await ferry.renderAndPush(promotion(fx, { version: '1.0.0' }));
+    const [workspace, ...others] = readdirSync(fx.workspaceRoot);
+    assert.ok(workspace?.startsWith('gitops-') && workspace.endsWith('.git'), workspace);
+    assert.deepEqual(others, []);
+    const dir = join(fx.workspaceRoot, workspace);
+    const inode = statSync(dir).ino;
+    const record = readFileSync(join(dir, 'ferry-workspace.json'), 'utf8');
+    writeFileSync(join(dir, 'marker'), 'still here');
+    const changed = fx.pushSources({ [`${FROM}/config/settings.json`]: '{"color": "green"}\n' });
+
+    // A second activities instance (a restarted worker) reuses the directory as well.
+    const result = await activities(fx).renderAndPush(promotion(fx, { version: '1.1.0' }));
+
+    assert.equal(result.sourceCommit, changed);
+    assert.equal(filesAt(fx, 'env/dev')['config/settings.json'], '{"color": "green"}');
+    assert.deepEqual(readdirSync(fx.workspaceRoot), [workspace]);
+    assert.equal(statSync(dir).ino, inode);
+    assert.equal(readFileSync(join(dir, 'ferry-workspace.json'), 'utf8'), record);
+    assert.equal(readFileSync(join(dir, 'marker'), 'utf8'), 'still here');
+    assert.equal(git(dir, 'config', 'remote.origin.url'), `file://${fx.remote}`);
+  });
+
+  it('redoes the render on the new head when someone pushes to the stage branch between fetch and push', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    await ferry.renderAndPush(promotion(fx, { version: '1.0.0' }));
+    const env = activityEnvironment();
+    const steps: string[] = [];
+    let theirs = '';
+    env.on('heartbeat', (details: { step: string; attempt: number }) => {
+      steps.push(`${details.step}#${details.attempt}`);
+      if (details.step === 'pushing' && details.attempt === 1) theirs = fx.pushToBranch('env/dev', { 'NOTES.md': 'hotfix notes\n' });
+    });
+
+    const result = await runAsActivity(env, ferry, promotion(fx, { version: '1.1.0' }));
+
+    assert.equal(result.created, true);
+    assert.equal(fx.remoteGit('rev-parse', 'env/dev'), result.commit);
+    assert.equal(fx.remoteGit('rev-parse', `${result.commit}^`), theirs, 'our commit sits on top of theirs');
+    const files = filesAt(fx, 'env/dev');
+    assert.equal(files['NOTES.md'], 'hotfix notes');
+    assert.equal(files['deployment.yaml'], deployment('1.1.0').trimEnd());
+    assert.deepEqual(steps, ['fetched#1', 'rendered#1', 'pushing#1', 'branch-moved#1', 'fetched#2', 'pushing#2', 'pushed#2']);
+  });
+
+  it('gives up with a retryable failure when the branch keeps moving', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx, { maxPushAttempts: 2 });
+    await ferry.renderAndPush(promotion(fx, { version: '1.0.0' }));
+    const env = activityEnvironment();
+    let n = 0;
+    env.on('heartbeat', (details: { step: string }) => {
+      if (details.step === 'pushing') fx.pushToBranch('env/dev', { [`notes-${++n}.md`]: 'busy\n' });
+    });
+
+    await assertFailure(runAsActivity(env, ferry, promotion(fx, { version: '1.1.0' })), {
+      type: 'PushConflict',
+      nonRetryable: false,
+      message: [/env\/dev kept moving/, /2 attempts/],
+    });
+    assert.equal(ferryCommits(fx, 'env/dev').length, 1);
+  });
+
+  it('serializes concurrent promotions of one repository in one worker: different stages and the same stage', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    const prod = { strategy: 'branch' as const, engine: 'plain' as const, from: 'apps/guestbook/prod', to: 'env/prod' };
+    const results = await Promise.all([
+      ferry.renderAndPush(promotion(fx, { version: '1.0.0' })),
+      ferry.renderAndPush({ ...promotion(fx, { version: '1.0.0' }), stage: 'prod', promotionId: 'p-prod', render: prod }),
+      ferry.renderAndPush(promotion(fx, { version: '1.0.1' })),
+    ]);
+
+    assert.ok(results.every((r) => r.created));
+    assert.equal(ferryCommits(fx, 'env/dev').length, 2);
+    assert.equal(ferryCommits(fx, 'env/prod').length, 1);
+    assert.equal(filesAt(fx, 'env/prod')['deployment.yaml'], deployment('1.0.0').trimEnd());
+    const devHead = fx.remoteGit('rev-parse', 'env/dev');
+    assert.ok([results[0]!.commit, results[2]!.commit].includes(devHead));
+  });
+});
+
+describe('renderAndPush: failures', () => {
+  it('fails for good, naming repository, branch and path, when `from` does not exist', async (t) => {
+    const fx = createFixture(t);
+    await assertFailure(
+      activities(fx).renderAndPush(promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: 'apps/nope', to: 'env/dev' } })),
+      { type: 'SourcePathNotFound', nonRetryable: true, message: [/"apps\/nope" does not exist/, new RegExp(`file://${fx.remote}`), /branch main at [0-9a-f]{12}/] },
+    );
+    await assertFailure(
+      activities(fx).renderAndPush(promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: 'README.md', to: 'env/dev' } })),
+      { type: 'SourcePathNotFound', nonRetryable: true, message: [/is a file, not a directory/] },
+    );
+  });
+
+  it('fails for good on invalid YAML, naming the file and line, and writes nothing', async (t) => {
+    const fx = createFixture(t);
+    fx.pushSources({ [`${FROM}/broken.yaml`]: 'kind: ConfigMap\ndata:\n  a: [1, 2\n' });
+    await assertFailure(activities(fx).renderAndPush(promotion(fx)), {
+      type: 'InvalidManifest',
+      nonRetryable: true,
+      message: [new RegExp(`${FROM}/broken\\.yaml:\\d+:\\d+: invalid YAML`), new RegExp(`file://${fx.remote} branch main`)],
+    });
+    assert.equal(fx.remoteGit('branch', '--list', 'env/dev'), '');
+  });
+
+  it('fails for good when the source branch or the repository does not exist', async (t) => {
+    const fx = createFixture(t);
+    await assertFailure(activities(fx).renderAndPush({ ...promotion(fx), repo: { url: `file://${fx.remote}`, branch: 'trunk' } }), {
+      type: 'SourceBranchNotFound',
+      nonRetryable: true,
+      message: [/branch trunk does not exist/],
+    });
+    await assertFailure(activities(fx).renderAndPush({ ...promotion(fx), repo: { url: `file://${fx.dir}/missing.git`, branch: 'main' } }), {
+      type: 'GitRepositoryNotFound',
+      nonRetryable: true,
+      message: [/missing\.git/],
+    });
+  });
+
+  it('refuses to guess when .ferry/rendered.json on the branch is not its record', async (t) => {
+    const fx = createFixture(t);
+    await activities(fx).renderAndPush(promotion(fx));
+    fx.pushToBranch('env/dev', { [RENDERED_STATE_PATH]: '{"files": "everything"}' });
+    await assertFailure(activities(fx).renderAndPush(promotion(fx, { version: '1.0.1' })), {
+      type: 'InvalidRenderedState',
+      nonRetryable: true,
+      message: [/env\/dev/, /restore or delete it/],
+    });
+  });
+});
+
+// A git smart-HTTP server: `git http-backend` behind a Basic-auth check, recording the Authorization headers.
+async function startGitHttpServer(projectRoot: string, expectedAuthorization: string) {
+  const seen: (string | undefined)[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    if (req.headers.authorization !== expectedAuthorization) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="gitops"' }).end();
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const header = (name: string) => String(req.headers[name] ?? '');
+    const backend = spawn('git', ['http-backend'], {
+      env: {
+        ...process.env,
+        GIT_PROJECT_ROOT: projectRoot,
+        GIT_HTTP_EXPORT_ALL: '1',
+        PATH_INFO: url.pathname,
+        QUERY_STRING: url.search.slice(1),
+        REQUEST_METHOD: req.method ?? 'GET',
+        CONTENT_TYPE: header('content-type'),
+        ...(req.headers['content-length'] ? { CONTENT_LENGTH: header('content-length') } : {}),
+        HTTP_CONTENT_ENCODING: header('content-encoding'),
+        GIT_PROTOCOL: header('git-protocol'),
+        REMOTE_USER: 'ferry',
+        REMOTE_ADDR: '127.0.0.1',
+      },
+    });
+    req.pipe(backend.stdin);
+    const out: Buffer[] = [];
+    backend.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    backend.on('close', () => {
+      const response = Buffer.concat(out);
+      const end = response.indexOf('\r\n\r\n');
+      const headers: Record<string, string> = {};
+      let status = 200;
+      for (const line of response.subarray(0, end).toString('latin1').split('\r\n')) {
+        const [name = '', ...value] = line.split(':');
+        if (name.toLowerCase() === 'status') status = Number.parseInt(value.join(':').trim(), 10);
+        else if (name) headers[name] = value.join(':').trim();
+      }
+      res.writeHead(status, headers).end(response.subarray(end + 4));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}/gitops.git`, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('renderAndPush: a remote that does not answer', () => {
+  it('stops git after the network timeout with a retryable failure, and does not wedge the repository', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-git-'));
+    const hanging = createServer(() => undefined); // accepts requests, never answers
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    t.after(async () => {
+      hanging.closeAllConnections();
+      await new Promise<void>((resolve) => hanging.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/gitops.git`;
+    const ferry = createGitActivities({ workspaceRoot: join(dir, 'workspaces'), secrets: createSecretResolver({ env: {} }), networkTimeoutMs: 300 });
+    const input = { ...promotion({ remote: '' }), repo: { url, branch: 'main' } };
+
+    for (let i = 0; i < 2; i++) {
+      await assertFailure(ferry.renderAndPush(input), { type: 'GitNetworkError', nonRetryable: false, message: [/no answer within 0s/, /127\.0\.0\.1/] });
+    }
+  });
+});
+
+describe('renderAndPush: credentials', () => {
+  const token = 'ghp_s3cr3t-token-value';
+  const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
+  let fx: Fixture;
+  let server: Awaited<ReturnType<typeof startGitHttpServer>>;
+  const cleanups: (() => void)[] = [];
+  before(async () => {
+    fx = createFixture({ after: (fn) => cleanups.push(fn) });
+    server = await startGitHttpServer(fx.dir, `Basic ${basic}`);
+  });
+  after(async () => {
+    await server.close();
+    for (const cleanup of cleanups) cleanup();
+  });
+
+  const withSecret = (secret: string) => createSecretResolver({ env: { FERRY_SECRET_GITOPS_TOKEN: secret } });
+  const overHttp = (overrides: Partial<RenderAndPushInput> = {}) => ({
+    ...promotion(fx),
+    repo: { url: server.url, branch: 'main', credentials: 'gitops' },
+    ...overrides,
+  });
+
+  /** Every file of the workspace that git could read configuration or remote URLs from. */
+  function workspaceText(): string {
+    const [workspace] = readdirSync(fx.workspaceRoot);
+    const dir = join(fx.workspaceRoot, workspace!);
+    return ['config', 'ferry-workspace.json', 'packed-refs']
+      .map((name) => {
+        try {
+          return readFileSync(join(dir, name), 'utf8');
+        } catch {
+          return '';
+        }
+      })
+      .join('\n');
+  }
+
+  it('sends the resolved credential as an Authorization header and stores it nowhere', async () => {
+    const result = await createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: withSecret(token) }).renderAndPush(overHttp());
+
+    assert.equal(result.created, true);
+    assert.ok(seen().length >= 2, 'fetch and push went through the server');
+    assert.ok(seen().every((h) => h === `Basic ${basic}`), 'every request carried the credential');
+    assert.equal(fx.remoteGit('rev-parse', 'env/dev'), result.commit);
+    const config = workspaceText();
+    assert.match(config, new RegExp(`url = ${server.url.replace(/\./g, '\\.')}`));
+    for (const secret of [token, basic]) {
+      assert.ok(!config.includes(secret), 'not in the workspace configuration');
+      assert.ok(!fx.remoteGit('log', '--format=%B', 'env/dev').includes(secret), 'not in the commit message');
+      assert.ok(!JSON.stringify(filesAt(fx, 'env/dev')).includes(secret), 'not in the written files');
+    }
+  });
+
+  it('fails for good on a wrong credential, naming the remote and the credential but not the secret', async () => {
+    const wrong = 'ghp_wrong-token-value';
+    const failure = await assertFailure(
+      createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: withSecret(wrong) }).renderAndPush(overHttp({ promotionId: 'p-wrong' })),
+      { type: 'GitAuthFailed', nonRetryable: true, message: [new RegExp(server.url.replace(/\./g, '\\.')), /credential "gitops"/, /branch main/] },
+    );
+    const everything = `${failure.message}\n${failure.stack ?? ''}\n${JSON.stringify(failure.details ?? [])}`;
+    assert.ok(!everything.includes(wrong));
+    assert.ok(!everything.includes(Buffer.from(`x-access-token:${wrong}`).toString('base64')));
+    assert.ok(!workspaceText().includes(wrong));
+  });
+
+  it('fails for good, with a hint, when the repository needs a credential and none is named', async () => {
+    await assertFailure(
+      createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: withSecret(token) }).renderAndPush(overHttp({ repo: { url: server.url, branch: 'main' } })),
+      { type: 'GitAuthFailed', nonRetryable: true, message: [/name one in spec\.repo\.credentials/] },
+    );
+  });
+
+  function seen() {
+    return server.seen;
+  }
+});
