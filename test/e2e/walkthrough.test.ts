@@ -34,7 +34,7 @@ describe('README walkthrough against `npm start`', () => {
     delete env.FERRY_TOKEN;
     delete env.FERRY_TOKENS;
     stack = spawnProcess('npm', ['start', '--silent'], { cwd: PROJECT_ROOT, env });
-    await stack.waitFor(/Ferry is running\./, 180_000);
+    await stack.waitFor(/Press Ctrl-C to stop\./, 180_000);
   });
 
   after(async () => {
@@ -76,7 +76,7 @@ describe('README walkthrough against `npm start`', () => {
     await stopGroup(stack, 'SIGINT');
     assert.match(stack.output(), /Stopping Ferry/);
     stack = spawnProcess('npm', ['start', '--silent'], { cwd: PROJECT_ROOT, env });
-    await stack.waitFor(/Ferry is running\./, 180_000);
+    await stack.waitFor(/Press Ctrl-C to stop\./, 180_000);
     const token = readFileSync(join(dir, '.ferry', 'token'), 'utf8').trim();
     const res = await fetch(`${env.FERRY_URL}/api/v1/pipelines/guestbook`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(res.status, 200);
