@@ -5,7 +5,10 @@ import { ferryHome } from '../stack/temporal';
 import { createFerryWorker, defaultWorkspaceRoot } from './create-worker';
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger((process.env.FERRY_LOG_LEVEL as 'INFO' | 'WARN' | undefined) ?? 'WARN') });
+  // FERRY_LOG_LEVEL is shared with the API (debug, info, warn, error; any case).
+  const level = (process.env.FERRY_LOG_LEVEL ?? 'warn').toUpperCase();
+  const levels = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+  Runtime.install({ logger: new DefaultLogger(levels.find((l) => l === level) ?? 'WARN') });
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   const connection = await NativeConnection.connect({ address });
