@@ -30,7 +30,7 @@ function isLogLevel(value: string | undefined): value is LogLevel {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const write = options.write ?? ((line: string) => process.stderr.write(line));
-  const envLevel = process.env.FERRY_LOG_LEVEL;
+  const envLevel = process.env.FERRY_LOG_LEVEL?.toLowerCase();
   const minimum = LEVEL_ORDER[options.level ?? (isLogLevel(envLevel) ? envLevel : 'info')];
   const base = options.base ?? {};
 
