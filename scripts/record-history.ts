@@ -12,6 +12,7 @@ import { createSecretResolver } from '../activities/secrets';
 import { validatePipeline } from '../pipeline/load';
 import { createExampleRepo } from '../stack/example';
 import { PROJECT_ROOT } from '../stack/temporal';
+import { oneArgoCdStagePipeline } from '../test/helpers/fixtures';
 import { makeToken, startArgoCdStandIn } from '../test/standin/argocd/server';
 import { createTemporalTestEnv } from '../test/helpers/temporal';
 import { createFerryWorker } from '../worker/create-worker';
@@ -39,23 +40,9 @@ async function main(): Promise<void> {
     });
     const ferry = FerryClient.fromClient(env.client);
     await worker.runUntil(async () => {
-      const loaded = validatePipeline({
-        apiVersion: 'ferry.dev/v1alpha1',
-        kind: 'Pipeline',
-        metadata: { name: 'guestbook' },
-        spec: {
-          repo: { url: repo.url },
-          artifacts: [{ name: 'guestbook', image: 'registry.example.com/team/guestbook' }],
-          stages: [
-            {
-              name: 'prod',
-              approval: { required: 1, approvers: ['alice'] },
-              render: { strategy: 'branch', from: 'apps/guestbook/overlays/prod', to: 'env/prod' },
-              argocd: { server: argocd.url, app: 'guestbook-prod', project: 'default', credentials: 'argocd' },
-            },
-          ],
-        },
-      });
+      const loaded = validatePipeline(
+        oneArgoCdStagePipeline({ repoUrl: repo.url, argocdUrl: argocd.url, stage: 'prod', approval: { required: 1, approvers: ['alice'] } }),
+      );
       if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
       await ferry.applyPipeline(loaded.pipeline);
       const { id: freight } = await ferry.addFreight('guestbook', { guestbook: '1.4.2' });

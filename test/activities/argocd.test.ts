@@ -1,7 +1,7 @@
 // The Argo CD activities, run under MockActivityEnvironment against the Argo CD stand-in over real HTTP: what a
 // promotion sees when it syncs an app and waits for it to be Synced and Healthy at the commit it pushed.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -9,7 +9,8 @@ import { createArgoCdActivities, type ArgoCdActivitiesOptions } from '../../acti
 import { createSecretResolver } from '../../activities/secrets';
 import type { SyncArgoAppInput, WaitArgoAppHealthyInput } from '../../activities/types';
 import type { ArgoCdSpec } from '../../pipeline/schema';
-import { makeToken, startArgoCdStandIn, type AppSeed, type ArgoCdStandIn } from '../standin/argocd/server';
+import { argoCdStandInForFile } from '../helpers/argocd-standin';
+import { makeToken, type AppSeed, type ArgoCdStandIn } from '../standin/argocd/server';
 
 const REPO = 'https://git.example.com/org/gitops.git';
 const OLD = 'a'.repeat(40);
@@ -76,18 +77,7 @@ function syncRequests() {
   return standIn.control.requests({ method: 'POST', path: '/api/v1/applications/guestbook-dev/sync' });
 }
 
-before(async () => {
-  standIn = await startArgoCdStandIn({ tokens: { [token]: true }, timing: TIMING });
-});
-
-after(async () => {
-  await standIn.close();
-});
-
-afterEach(() => {
-  standIn.control.reset();
-  standIn.control.setTokens({ [token]: true });
-});
+argoCdStandInForFile({ tokens: { [token]: true }, timing: TIMING }, (s) => (standIn = s));
 
 describe('syncArgoApp and waitArgoAppHealthy', () => {
   test('happy path: sync is requested with our tag and no revision, and the wait ends Healthy at the revision only after the post-op reconcile', async () => {

@@ -5,8 +5,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
-import { makeToken, startArgoCdStandIn, type ArgoCdStandIn } from './argocd/server';
+import { describe, test } from 'node:test';
+import { argoCdStandInForFile } from '../helpers/argocd-standin';
+import { makeToken, type ArgoCdStandIn } from './argocd/server';
 
 const REPO = 'https://git.example.com/org/gitops.git';
 const SHA_A = 'a'.repeat(40);
@@ -75,17 +76,7 @@ function allTimes(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-before(async () => {
-  standIn = await startArgoCdStandIn({ tokens: { [token]: true }, timing: TIMING });
-});
-
-after(async () => {
-  await standIn.close();
-});
-
-afterEach(() => {
-  standIn.control.reset();
-});
+argoCdStandInForFile({ tokens: { [token]: true }, timing: TIMING }, (s) => (standIn = s));
 
 async function seedGuestbook(extra: Partial<Parameters<ArgoCdStandIn['control']['addApp']>[0]> = {}): Promise<void> {
   standIn.control.setRepo(REPO, { 'env/dev': SHA_A });

@@ -7,154 +7,18 @@ import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { createTokenStore, ensureLocalToken } from '../../client/auth';
 import { startApiServer, type ApiServer } from '../../client/api/server';
-import { FerryError } from '../../client/errors';
 import { createLogger, silentLogger } from '../../client/log';
-import type { FerryApi, PipelineSummary } from '../../client/types';
+import type { FerryApi } from '../../client/types';
 import { freightId } from '../../pipeline/freight';
-import type { Pipeline } from '../../pipeline/schema';
-import {
-  TERMINAL_PHASES,
-  promotionWorkflowId,
-  type AddFreightResult,
-  type Decision,
-  type PipelineStatus,
-  type PromotionRequested,
-  type PromotionStatus,
-} from '../../workflows/messages';
-
-// ---------------------------------------------------------------------------------------------------------------
-// The in-memory typed client
-
-class MemoryFerry implements FerryApi {
-  healthy = true;
-  applied: Pipeline[] = [];
-  pipelines = new Map<string, PipelineStatus>();
-  promotions = new Map<string, PromotionStatus>();
-  decisions: Array<{ action: string; id: string; decision: Decision }> = [];
-  promoteCalls: Array<{ pipeline: string; stage: string; freight: string; requestedBy: string }> = [];
-  /** Thrown by listPipelines, to see what the API does with an unexpected failure. */
-  listFailure?: Error;
-
-  async health(): Promise<boolean> {
-    return this.healthy;
-  }
-
-  async applyPipeline(spec: Pipeline): Promise<PipelineStatus> {
-    this.applied.push(spec);
-    const previous = this.pipelines.get(spec.metadata.name);
-    const status: PipelineStatus = {
-      name: spec.metadata.name,
-      spec,
-      appliedAt: '2025-01-01T00:00:00.000Z',
-      stages: spec.spec.stages.map((s) => ({ name: s.name, queue: [], active: [], history: [] })),
-      freight: previous?.freight ?? [],
-    };
-    this.pipelines.set(status.name, status);
-    return status;
-  }
-
-  async listPipelines(): Promise<PipelineSummary[]> {
-    if (this.listFailure) throw this.listFailure;
-    return [...this.pipelines.values()].map((p) => ({ name: p.name, stages: p.stages.map((s) => s.name), status: 'Running' }));
-  }
-
-  async getPipeline(name: string): Promise<PipelineStatus> {
-    const status = this.pipelines.get(name);
-    if (!status) throw new FerryError('NotFound', `pipeline "${name}" not found`);
-    return status;
-  }
-
-  async addFreight(pipeline: string, artifacts: Record<string, string>): Promise<AddFreightResult> {
-    const status = await this.getPipeline(pipeline);
-    const id = freightId(artifacts);
-    if (status.freight.some((f) => f.id === id)) return { id, created: false };
-    status.freight.unshift({ id, artifacts, createdAt: '2025-01-01T00:00:01.000Z', verifiedIn: [] });
-    return { id, created: true };
-  }
-
-  async promote(pipeline: string, stage: string, freight: string, requestedBy: string): Promise<PromotionRequested> {
-    this.promoteCalls.push({ pipeline, stage, freight, requestedBy });
-    const status = await this.getPipeline(pipeline);
-    const stageSpec = status.spec.spec.stages.find((s) => s.name === stage);
-    if (!stageSpec) throw new FerryError('NotFound', `pipeline "${pipeline}" has no stage "${stage}"`);
-    const entry = status.freight.find((f) => f.id === freight);
-    if (!entry) throw new FerryError('NotFound', `pipeline "${pipeline}" has no freight "${freight}"`);
-    const id = promotionWorkflowId(pipeline, stage, freight);
-    const existing = this.promotions.get(id);
-    if (existing && !TERMINAL_PHASES.includes(existing.phase)) return { id, existing: true };
-    this.promotions.set(id, {
-      id,
-      pipeline,
-      stage,
-      freight: { id: entry.id, artifacts: entry.artifacts },
-      phase: stageSpec.approval ? 'AwaitingApproval' : 'Pending',
-      steps: [],
-      ...(stageSpec.approval ? { approval: { required: stageSpec.approval.required, approvers: stageSpec.approval.approvers } } : {}),
-      approvals: [],
-      requestedBy,
-      startedAt: '2025-01-01T00:00:02.000Z',
-    });
-    return { id, existing: false };
-  }
-
-  async getPromotion(id: string): Promise<PromotionStatus> {
-    const status = this.promotions.get(id);
-    if (!status) throw new FerryError('NotFound', `promotion "${id}" not found`);
-    return status;
-  }
-
-  async approve(id: string, decision: Decision): Promise<PromotionStatus> {
-    const status = await this.getPromotion(id);
-    if (status.phase !== 'AwaitingApproval') {
-      throw new FerryError('Conflict', `promotion ${id} is ${status.phase}; only a promotion awaiting approval takes approvals`);
-    }
-    if (!status.approval?.approvers.includes(decision.user)) {
-      throw new FerryError('Forbidden', `${decision.user} is not an approver of stage "${status.stage}" (approvers: alice, bob)`);
-    }
-    this.decisions.push({ action: 'approve', id, decision });
-    status.approvals.push({ user: decision.user, at: '2025-01-01T00:00:03.000Z', ...(decision.comment ? { comment: decision.comment } : {}) });
-    if (status.approvals.length >= status.approval.required) status.phase = 'Queued';
-    return status;
-  }
-
-  async reject(id: string, decision: Decision): Promise<PromotionStatus> {
-    const status = await this.getPromotion(id);
-    if (status.phase !== 'AwaitingApproval') throw new FerryError('Conflict', `promotion ${id} is ${status.phase}`);
-    this.decisions.push({ action: 'reject', id, decision });
-    status.phase = 'Rejected';
-    status.rejectedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
-    return status;
-  }
-
-  async abort(id: string, decision: Decision): Promise<PromotionStatus> {
-    const status = await this.getPromotion(id);
-    if (TERMINAL_PHASES.includes(status.phase)) throw new FerryError('Conflict', `promotion ${id} has already finished (${status.phase})`);
-    this.decisions.push({ action: 'abort', id, decision });
-    status.phase = 'Aborted';
-    status.abortedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
-    return status;
-  }
-
-  async waitForPromotion(id: string): Promise<PromotionStatus> {
-    return this.getPromotion(id);
-  }
-}
+import type { PipelineStatus, PromotionStatus } from '../../workflows/messages';
+import { FIVE_MISTAKES_YAML, guestbookYaml } from '../helpers/fixtures';
+import { createMemoryFerry, type MemoryFerry } from '../helpers/memory-ferry';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixtures
 
-const PIPELINE_YAML = `apiVersion: ferry.dev/v1alpha1
-kind: Pipeline
-metadata:
-  name: guestbook
-spec:
-  repo:
-    url: https://git.example.com/org/gitops.git
-    credentials: gitops
-  artifacts:
-    - name: guestbook
-      image: registry.example.com/team/guestbook
-  stages:
+const PIPELINE_YAML = guestbookYaml(
+  `
     - name: dev
       promotion: auto
       render: { strategy: branch, from: apps/guestbook/overlays/dev, to: env/dev }
@@ -162,7 +26,9 @@ spec:
       after: [dev]
       render: { strategy: branch, from: apps/guestbook/overlays/prod, to: env/prod }
       approval: { required: 1, approvers: [alice, bob] }
-`;
+`,
+  { credentials: 'gitops' },
+);
 
 const pipelineJson = (name = 'guestbook') => ({
   apiVersion: 'ferry.dev/v1alpha1',
@@ -175,25 +41,6 @@ const pipelineJson = (name = 'guestbook') => ({
   },
 });
 
-/** Five mistakes in five places; the API must report all of them at once. */
-const FIVE_MISTAKES_YAML = `apiVersion: ferry.dev/v2
-kind: Pipeline
-metadata:
-  name: guestbook
-spec:
-  repo:
-    url: ftp://git.example.com/org/gitops.git
-  artifacts:
-    - name: guestbook
-      image: registry.example.com/team/guestbook:1.0
-  stages:
-    - name: dev
-      render: { strategy: directory, from: apps/guestbook/overlays/dev, to: env/dev }
-    - name: prod
-      after: [qa]
-      render: { strategy: branch, from: apps/guestbook/overlays/prod, to: env/prod }
-`;
-
 const ALICE = 'tok-alice-0123456789';
 const CAROL = 'tok-carol-0123456789';
 
@@ -202,7 +49,7 @@ let server: ApiServer;
 let logLines: string[] = [];
 
 before(async () => {
-  ferry = new MemoryFerry();
+  ferry = createMemoryFerry();
   const tokens = createTokenStore({ file: null, env: {}, tokens: { [ALICE]: 'alice', [CAROL]: 'carol' } });
   const logger = createLogger({ write: (line) => logLines.push(line), level: 'debug' });
   server = await startApiServer({ ferry: { ...delegate(() => ferry) }, tokens, port: 0, logger });
@@ -213,7 +60,7 @@ after(async () => {
 });
 
 beforeEach(() => {
-  ferry = new MemoryFerry();
+  ferry = createMemoryFerry();
   logLines = [];
 });
 

@@ -8,141 +8,27 @@ import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { createTokenStore } from '../../client/auth';
 import { startApiServer } from '../../client/api/server';
-import { FerryError } from '../../client/errors';
 import { silentLogger } from '../../client/log';
-import type { FerryApi, PipelineSummary } from '../../client/types';
 import { freightId } from '../../pipeline/freight';
-import type { Pipeline } from '../../pipeline/schema';
-import {
-  promotionWorkflowId,
-  type AddFreightResult,
-  type Decision,
-  type PipelineStatus,
-  type PromotionPhase,
-  type PromotionRequested,
-  type PromotionStatus,
-} from '../../workflows/messages';
+import type { PipelineStatus, PromotionPhase } from '../../workflows/messages';
+import { FIVE_MISTAKES_YAML, guestbookYaml } from '../helpers/fixtures';
+import { createMemoryFerry, type MemoryFerry } from '../helpers/memory-ferry';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const TOKEN = 'cli-test-token-0123456789';
 
 /**
- * A FerryApi in memory whose promotions move one phase further each time they are read, following a script per
- * stage, so `promote --wait` sees phase changes and an end.
+ * Promotions in the in-memory FerryApi move one phase further each time they are read, following a script per stage,
+ * so `promote --wait` sees phase changes and an end.
  */
-class ScriptedFerry implements FerryApi {
-  applied: Pipeline[] = [];
-  pipelines = new Map<string, PipelineStatus>();
-  promotions = new Map<string, { status: PromotionStatus; script: PromotionPhase[] }>();
-  decisions: Array<{ action: string; id: string; decision: Decision }> = [];
+const PHASES: Record<string, PromotionPhase[]> = {
+  dev: ['Pending', 'Rendering', 'Succeeded'],
+  broken: ['Pending', 'Rendering', 'Failed'],
+  prod: ['AwaitingApproval'],
+};
+const FAILURE = 'render: apps/guestbook/overlays/broken does not exist on main';
 
-  static readonly SCRIPTS: Record<string, PromotionPhase[]> = {
-    dev: ['Pending', 'Rendering', 'Succeeded'],
-    broken: ['Pending', 'Rendering', 'Failed'],
-    prod: ['AwaitingApproval'],
-  };
-
-  async health(): Promise<boolean> {
-    return true;
-  }
-  async applyPipeline(spec: Pipeline): Promise<PipelineStatus> {
-    this.applied.push(spec);
-    const status: PipelineStatus = {
-      name: spec.metadata.name,
-      spec,
-      appliedAt: '2025-01-01T00:00:00.000Z',
-      stages: spec.spec.stages.map((s) => ({ name: s.name, queue: [], active: [], history: [] })),
-      freight: [],
-    };
-    this.pipelines.set(status.name, status);
-    return status;
-  }
-  async listPipelines(): Promise<PipelineSummary[]> {
-    return [...this.pipelines.values()].map((p) => ({ name: p.name, stages: p.stages.map((s) => s.name), status: 'Running' }));
-  }
-  async getPipeline(name: string): Promise<PipelineStatus> {
-    const status = this.pipelines.get(name);
-    if (!status) throw new FerryError('NotFound', `pipeline "${name}" not found`);
-    return status;
-  }
-  async addFreight(pipeline: string, artifacts: Record<string, string>): Promise<AddFreightResult> {
-    const status = await this.getPipeline(pipeline);
-    const id = freightId(artifacts);
-    if (status.freight.some((f) => f.id === id)) return { id, created: false };
-    status.freight.unshift({ id, artifacts, createdAt: '2025-01-01T00:00:01.000Z', verifiedIn: [] });
-    return { id, created: true };
-  }
-  async promote(pipeline: string, stage: string, freight: string, requestedBy: string): Promise<PromotionRequested> {
-    const pipelineStatus = await this.getPipeline(pipeline);
-    const entry = pipelineStatus.freight.find((f) => f.id === freight);
-    if (!entry) throw new FerryError('NotFound', `pipeline "${pipeline}" has no freight "${freight}"`);
-    const id = promotionWorkflowId(pipeline, stage, freight);
-    if (this.promotions.has(id)) return { id, existing: true };
-    const script = [...ScriptedFerry.SCRIPTS[stage]];
-    const approval = pipelineStatus.spec.spec.stages.find((s) => s.name === stage)?.approval;
-    this.promotions.set(id, {
-      script,
-      status: {
-        id,
-        pipeline,
-        stage,
-        freight: { id: entry.id, artifacts: entry.artifacts },
-        phase: script[0],
-        steps: [],
-        ...(approval ? { approval: { required: approval.required, approvers: approval.approvers } } : {}),
-        approvals: [],
-        requestedBy,
-        startedAt: '2025-01-01T00:00:02.000Z',
-      },
-    });
-    const stageState = pipelineStatus.stages.find((s) => s.name === stage);
-    stageState?.active.push({ id, freight, requestedBy, requestedAt: '2025-01-01T00:00:02.000Z' });
-    return { id, existing: false };
-  }
-  async getPromotion(id: string): Promise<PromotionStatus> {
-    const entry = this.promotions.get(id);
-    if (!entry) throw new FerryError('NotFound', `promotion "${id}" not found`);
-    const { status, script } = entry;
-    status.phase = script.length > 1 ? (script.shift() as PromotionPhase) : script[0];
-    if (status.phase === 'Failed') status.error = 'render: apps/guestbook/overlays/broken does not exist on main';
-    return status;
-  }
-  async approve(id: string, decision: Decision): Promise<PromotionStatus> {
-    const entry = this.promotions.get(id);
-    if (!entry) throw new FerryError('NotFound', `promotion "${id}" not found`);
-    if (!entry.status.approval?.approvers.includes(decision.user)) {
-      throw new FerryError('Forbidden', `${decision.user} is not an approver of stage "${entry.status.stage}"`);
-    }
-    this.decisions.push({ action: 'approve', id, decision });
-    entry.status.approvals.push({ user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment });
-    entry.status.phase = 'Queued';
-    entry.script = ['Queued'];
-    return entry.status;
-  }
-  async reject(id: string, decision: Decision): Promise<PromotionStatus> {
-    this.decisions.push({ action: 'reject', id, decision });
-    return this.getPromotion(id);
-  }
-  async abort(id: string, decision: Decision): Promise<PromotionStatus> {
-    this.decisions.push({ action: 'abort', id, decision });
-    return this.getPromotion(id);
-  }
-  async waitForPromotion(id: string): Promise<PromotionStatus> {
-    return this.getPromotion(id);
-  }
-}
-
-const PIPELINE_YAML = `apiVersion: ferry.dev/v1alpha1
-kind: Pipeline
-metadata:
-  name: guestbook
-spec:
-  repo:
-    url: https://git.example.com/org/gitops.git
-  artifacts:
-    - name: guestbook
-      image: registry.example.com/team/guestbook
-  stages:
+const PIPELINE_YAML = guestbookYaml(`
     - name: dev
       render: { strategy: branch, from: apps/guestbook/overlays/dev, to: env/dev }
     - name: broken
@@ -151,25 +37,7 @@ spec:
       after: [dev]
       render: { strategy: branch, from: apps/guestbook/overlays/prod, to: env/prod }
       approval: { approvers: [alice] }
-`;
-
-const FIVE_MISTAKES_YAML = `apiVersion: ferry.dev/v2
-kind: Pipeline
-metadata:
-  name: guestbook
-spec:
-  repo:
-    url: ftp://git.example.com/org/gitops.git
-  artifacts:
-    - name: guestbook
-      image: registry.example.com/team/guestbook:1.0
-  stages:
-    - name: dev
-      render: { strategy: directory, from: apps/guestbook/overlays/dev, to: env/dev }
-    - name: prod
-      after: [qa]
-      render: { strategy: branch, from: apps/guestbook/overlays/prod, to: env/prod }
-`;
+`);
 
 interface Run {
   code: number;
@@ -178,7 +46,7 @@ interface Run {
 }
 
 interface World {
-  ferry: ScriptedFerry;
+  ferry: MemoryFerry;
   /** Runs `ferry ARGS` in the test's directory; FERRY_HOME is left to its default (.ferry in that directory). */
   cli(args: string[], env?: Record<string, string>): Promise<Run>;
   work: string;
@@ -188,7 +56,7 @@ interface World {
 
 /** Each test has its own API server, fake and directory, so the CLI runs (child processes) can overlap. */
 async function world(t: TestContext): Promise<World> {
-  const ferry = new ScriptedFerry();
+  const ferry = createMemoryFerry({ phases: PHASES, failure: FAILURE });
   const tokens = createTokenStore({ file: null, env: {}, tokens: { [TOKEN]: 'alice' } });
   const server = await startApiServer({ ferry, tokens, port: 0, logger: silentLogger });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-cli-'));

@@ -14,18 +14,9 @@ import {
   type Pipeline,
   type SpecError,
 } from '../../pipeline';
+import { guestbookYaml } from '../helpers/fixtures';
 
-const GUESTBOOK = `apiVersion: ferry.dev/v1alpha1
-kind: Pipeline
-metadata:
-  name: guestbook
-spec:
-  repo:
-    url: https://git.example.com/org/gitops.git
-  artifacts:
-    - name: guestbook
-      image: registry.example.com/team/guestbook
-  stages:
+const GUESTBOOK = guestbookYaml(`
     - name: dev
       promotion: auto
       render: { strategy: branch, from: apps/guestbook/overlays/dev, to: env/dev }
@@ -37,7 +28,7 @@ spec:
       after: [staging]
       approval: { approvers: [alice, bob] }
       render: { strategy: branch, from: apps/guestbook/overlays/prod, to: env/prod }
-`;
+`);
 
 /** A valid pipeline as plain data, for tests that break one thing in it. */
 function guestbook(): {

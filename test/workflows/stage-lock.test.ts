@@ -13,6 +13,7 @@ import { FerryClient } from '../../client/ferry-client';
 import { validatePipeline } from '../../pipeline/load';
 import { createExampleRepo } from '../../stack/example';
 import { createFerryWorker } from '../../worker/create-worker';
+import { oneArgoCdStagePipeline } from '../helpers/fixtures';
 import { until } from '../helpers/processes';
 import { createTemporalTestEnv } from '../helpers/temporal';
 import { makeToken, startArgoCdStandIn, type ArgoCdStandIn } from '../standin/argocd/server';
@@ -45,22 +46,7 @@ describe('stage lock (real dev server, real git, Argo CD stand-in)', () => {
     });
     running = worker.run();
     ferry = FerryClient.fromClient(env.client, TASK_QUEUE);
-    const loaded = validatePipeline({
-      apiVersion: 'ferry.dev/v1alpha1',
-      kind: 'Pipeline',
-      metadata: { name: 'guestbook' },
-      spec: {
-        repo: { url: repo.url },
-        artifacts: [{ name: 'guestbook', image: 'registry.example.com/team/guestbook' }],
-        stages: [
-          {
-            name: 'dev',
-            render: { strategy: 'branch', from: 'apps/guestbook/overlays/dev', to: 'env/dev' },
-            argocd: { server: argocd.url, app: 'guestbook-dev', project: 'default', credentials: 'argocd' },
-          },
-        ],
-      },
-    });
+    const loaded = validatePipeline(oneArgoCdStagePipeline({ repoUrl: repo.url, argocdUrl: argocd.url, stage: 'dev' }));
     assert.ok(loaded.ok);
     await ferry.applyPipeline(loaded.pipeline);
   });

@@ -1,0 +1,175 @@
+// An in-memory FerryApi: a test double of the typed client for the HTTP API and CLI tests (the real client against
+// Temporal is covered by the end-to-end tests). Timestamps are fixed so that what the API and CLI print can be compared
+// exactly.
+import { FerryError } from '../../client/errors';
+import type { FerryApi, PipelineSummary } from '../../client/types';
+import { freightId } from '../../pipeline/freight';
+import type { Pipeline } from '../../pipeline/schema';
+import {
+  TERMINAL_PHASES,
+  promotionWorkflowId,
+  type AddFreightResult,
+  type Decision,
+  type PipelineStatus,
+  type PromotionPhase,
+  type PromotionRequested,
+  type PromotionStatus,
+} from '../../workflows/messages';
+
+export interface MemoryFerryOptions {
+  /**
+   * Per stage, the phases a new promotion into it goes through: it starts at the first and moves one further each time
+   * it is read (getPromotion, waitForPromotion), then stays at the last; a decision (approve, reject, abort) ends the
+   * script. A promotion into a stage not named here starts AwaitingApproval when the stage has an approval gate, else
+   * Pending, and changes only by a decision.
+   */
+  phases?: Record<string, PromotionPhase[]>;
+  /** The error a scripted promotion carries once it reads Failed. */
+  failure?: string;
+}
+
+class MemoryFerry implements FerryApi {
+  healthy = true;
+  applied: Pipeline[] = [];
+  pipelines = new Map<string, PipelineStatus>();
+  promotions = new Map<string, PromotionStatus>();
+  decisions: Array<{ action: string; id: string; decision: Decision }> = [];
+  promoteCalls: Array<{ pipeline: string; stage: string; freight: string; requestedBy: string }> = [];
+  /** Thrown by listPipelines, to see what the API does with an unexpected failure. */
+  listFailure?: Error;
+  /** Per promotion id, what is left of its stage's script (see MemoryFerryOptions.phases). */
+  private readonly scripts = new Map<string, PromotionPhase[]>();
+
+  constructor(private readonly options: MemoryFerryOptions) {}
+
+  async health(): Promise<boolean> {
+    return this.healthy;
+  }
+
+  async applyPipeline(spec: Pipeline): Promise<PipelineStatus> {
+    this.applied.push(spec);
+    const previous = this.pipelines.get(spec.metadata.name);
+    const status: PipelineStatus = {
+      name: spec.metadata.name,
+      spec,
+      appliedAt: '2025-01-01T00:00:00.000Z',
+      stages: spec.spec.stages.map((s) => ({ name: s.name, queue: [], active: [], history: [] })),
+      freight: previous?.freight ?? [],
+    };
+    this.pipelines.set(status.name, status);
+    return status;
+  }
+
+  async listPipelines(): Promise<PipelineSummary[]> {
+    if (this.listFailure) throw this.listFailure;
+    return [...this.pipelines.values()].map((p) => ({ name: p.name, stages: p.stages.map((s) => s.name), status: 'Running' }));
+  }
+
+  async getPipeline(name: string): Promise<PipelineStatus> {
+    const status = this.pipelines.get(name);
+    if (!status) throw new FerryError('NotFound', `pipeline "${name}" not found`);
+    return status;
+  }
+
+  async addFreight(pipeline: string, artifacts: Record<string, string>): Promise<AddFreightResult> {
+    const status = await this.getPipeline(pipeline);
+    const id = freightId(artifacts);
+    if (status.freight.some((f) => f.id === id)) return { id, created: false };
+    status.freight.unshift({ id, artifacts, createdAt: '2025-01-01T00:00:01.000Z', verifiedIn: [] });
+    return { id, created: true };
+  }
+
+  async promote(pipeline: string, stage: string, freight: string, requestedBy: string): Promise<PromotionRequested> {
+    this.promoteCalls.push({ pipeline, stage, freight, requestedBy });
+    const status = await this.getPipeline(pipeline);
+    const stageSpec = status.spec.spec.stages.find((s) => s.name === stage);
+    if (!stageSpec) throw new FerryError('NotFound', `pipeline "${pipeline}" has no stage "${stage}"`);
+    const entry = status.freight.find((f) => f.id === freight);
+    if (!entry) throw new FerryError('NotFound', `pipeline "${pipeline}" has no freight "${freight}"`);
+    const id = promotionWorkflowId(pipeline, stage, freight);
+    const existing = this.promotions.get(id);
+    if (existing && !TERMINAL_PHASES.includes(existing.phase)) return { id, existing: true };
+    const script = this.options.phases?.[stage];
+    if (script) this.scripts.set(id, [...script]);
+    else this.scripts.delete(id);
+    this.promotions.set(id, {
+      id,
+      pipeline,
+      stage,
+      freight: { id: entry.id, artifacts: entry.artifacts },
+      phase: script ? script[0] : stageSpec.approval ? 'AwaitingApproval' : 'Pending',
+      steps: [],
+      ...(stageSpec.approval ? { approval: { required: stageSpec.approval.required, approvers: stageSpec.approval.approvers } } : {}),
+      approvals: [],
+      requestedBy,
+      startedAt: '2025-01-01T00:00:02.000Z',
+    });
+    status.stages.find((s) => s.name === stage)?.active.push({ id, freight, requestedBy, requestedAt: '2025-01-01T00:00:02.000Z' });
+    return { id, existing: false };
+  }
+
+  async getPromotion(id: string): Promise<PromotionStatus> {
+    const status = this.promotion(id);
+    const script = this.scripts.get(id);
+    if (script) {
+      status.phase = script.length > 1 ? (script.shift() as PromotionPhase) : script[0];
+      if (status.phase === 'Failed' && this.options.failure) status.error = this.options.failure;
+    }
+    return status;
+  }
+
+  async approve(id: string, decision: Decision): Promise<PromotionStatus> {
+    const status = this.promotion(id);
+    if (status.phase !== 'AwaitingApproval') {
+      throw new FerryError('Conflict', `promotion ${id} is ${status.phase}; only a promotion awaiting approval takes approvals`);
+    }
+    if (!status.approval?.approvers.includes(decision.user)) {
+      const approvers = status.approval?.approvers.join(', ') ?? 'none';
+      throw new FerryError('Forbidden', `${decision.user} is not an approver of stage "${status.stage}" (approvers: ${approvers})`);
+    }
+    this.decided('approve', id, decision);
+    status.approvals.push({ user: decision.user, at: '2025-01-01T00:00:03.000Z', ...(decision.comment ? { comment: decision.comment } : {}) });
+    if (status.approvals.length >= status.approval.required) status.phase = 'Queued';
+    return status;
+  }
+
+  async reject(id: string, decision: Decision): Promise<PromotionStatus> {
+    const status = this.promotion(id);
+    if (status.phase !== 'AwaitingApproval') throw new FerryError('Conflict', `promotion ${id} is ${status.phase}`);
+    this.decided('reject', id, decision);
+    status.phase = 'Rejected';
+    status.rejectedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
+    return status;
+  }
+
+  async abort(id: string, decision: Decision): Promise<PromotionStatus> {
+    const status = this.promotion(id);
+    if (TERMINAL_PHASES.includes(status.phase)) throw new FerryError('Conflict', `promotion ${id} has already finished (${status.phase})`);
+    this.decided('abort', id, decision);
+    status.phase = 'Aborted';
+    status.abortedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
+    return status;
+  }
+
+  async waitForPromotion(id: string): Promise<PromotionStatus> {
+    return this.getPromotion(id);
+  }
+
+  /** The promotion as it stands, without reading it (which would move a scripted one on). */
+  private promotion(id: string): PromotionStatus {
+    const status = this.promotions.get(id);
+    if (!status) throw new FerryError('NotFound', `promotion "${id}" not found`);
+    return status;
+  }
+
+  private decided(action: string, id: string, decision: Decision): void {
+    this.decisions.push({ action, id, decision });
+    this.scripts.delete(id);
+  }
+}
+
+export type { MemoryFerry };
+
+export function createMemoryFerry(options: MemoryFerryOptions = {}): MemoryFerry {
+  return new MemoryFerry(options);
+}
