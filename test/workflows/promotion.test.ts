@@ -13,6 +13,7 @@ import { FerryError } from '../../client/errors';
 import { parsePipelineText } from '../../pipeline/load';
 import type { Pipeline } from '../../pipeline/schema';
 import { createExampleRepo, examplePipelineYaml } from '../../stack/example';
+import { approveSignal } from '../../workflows/messages';
 import { createFerryWorker } from '../../worker/create-worker';
 import { until } from '../helpers/processes';
 import { createTemporalTestEnv } from '../helpers/temporal';
@@ -159,6 +160,26 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     );
     assert.ok(done.steps.every((s) => s.startedAt && s.finishedAt));
     assert.match(git('show', 'env/prod:deployment.yaml'), /guestbook:1\.4\.2/);
+  });
+
+  it('accepts an approval sent as a signal, ignoring one from a non-approver', async () => {
+    const { id } = await ferry.addFreight('guestbook', { guestbook: '1.4.2-signal' });
+    assert.equal((await ferry.waitForPromotion(`promotion/guestbook/dev/${id}`, { timeoutMs: 30_000 })).phase, 'Succeeded');
+    assert.equal((await ferry.waitForPromotion((await ferry.promote('guestbook', 'staging', id, 'carol')).id, { timeoutMs: 30_000 })).phase, 'Succeeded');
+    const { id: promotionId } = await ferry.promote('guestbook', 'prod', id, 'carol');
+    await until('approval gate', async () => ((await ferry.getPromotion(promotionId)).phase === 'AwaitingApproval' ? true : undefined));
+
+    const handle = env.client.workflow.getHandle(promotionId);
+    await handle.signal(approveSignal, { user: 'mallory' });
+    await new Promise((r) => setTimeout(r, 500));
+    const still = await ferry.getPromotion(promotionId);
+    assert.equal(still.phase, 'AwaitingApproval');
+    assert.deepEqual(still.approvals, []);
+
+    await handle.signal(approveSignal, { user: 'bob', comment: 'via signal' });
+    const done = await ferry.waitForPromotion(promotionId, { timeoutMs: 30_000 });
+    assert.equal(done.phase, 'Succeeded', done.error);
+    assert.deepEqual(done.approvals.map((a) => [a.user, a.comment]), [['bob', 'via signal']]);
   });
 
   it('fails a rejected promotion and cancels an aborted one, writing nothing', async () => {
