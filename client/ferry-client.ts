@@ -157,7 +157,7 @@ export class FerryClient implements FerryApi {
     const status = await this.getPipeline(pipeline);
     const errors = validateFreight(status.spec, artifacts);
     if (errors.length > 0) {
-      throw new FerryError('InvalidArgument', `invalid freight for pipeline "${pipeline}"`, { errors });
+      throw new FerryError('InvalidArgument', `freight does not match the artifacts of pipeline "${pipeline}"`, { errors });
     }
     try {
       return await this.pipelineHandle(pipeline).executeUpdate(addFreightUpdate, {

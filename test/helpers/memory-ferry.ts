@@ -3,7 +3,7 @@
 // exactly.
 import { FerryError } from '../../client/errors';
 import type { FerryApi, PipelineSummary } from '../../client/types';
-import { freightId } from '../../pipeline/freight';
+import { freightId, validateFreight } from '../../pipeline/freight';
 import type { Pipeline } from '../../pipeline/schema';
 import {
   TERMINAL_PHASES,
@@ -73,6 +73,11 @@ class MemoryFerry implements FerryApi {
 
   async addFreight(pipeline: string, artifacts: Record<string, string>): Promise<AddFreightResult> {
     const status = await this.getPipeline(pipeline);
+    // As the real client does: versions are checked against the pipeline's artifacts.
+    const errors = validateFreight(status.spec, artifacts);
+    if (errors.length > 0) {
+      throw new FerryError('InvalidArgument', `freight does not match the artifacts of pipeline "${pipeline}"`, { errors });
+    }
     const id = freightId(artifacts);
     if (status.freight.some((f) => f.id === id)) return { id, created: false };
     status.freight.unshift({ id, artifacts, createdAt: '2025-01-01T00:00:01.000Z', verifiedIn: [] });
