@@ -154,8 +154,3 @@ export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> 
     child.kill('SIGTERM');
   });
 }
-
-/** The state directory (`FERRY_HOME`, default `.ferry` under the working directory). */
-export function ferryHome(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.FERRY_HOME ?? '.ferry');
-}

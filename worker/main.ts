@@ -1,7 +1,7 @@
 // The worker process: `npm run worker`. Connects to Temporal (TEMPORAL_ADDRESS, default 127.0.0.1:7233) and runs
 // Ferry's workflows and activities on task queue "ferry" until SIGINT/SIGTERM.
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { ferryHome } from '../stack/temporal';
+import { resolveFerryHome } from '../client/auth';
 import { createFerryWorker, defaultWorkspaceRoot } from './create-worker';
 
 async function main(): Promise<void> {
@@ -16,7 +16,7 @@ async function main(): Promise<void> {
     const worker = await createFerryWorker({
       connection,
       namespace,
-      workspaceRoot: process.env.FERRY_WORKSPACES ?? defaultWorkspaceRoot(ferryHome()),
+      workspaceRoot: process.env.FERRY_WORKSPACES ?? defaultWorkspaceRoot(resolveFerryHome()),
       ...(process.env.FERRY_ARGOCD_POLL_MS ? { argoPollIntervalMs: Number(process.env.FERRY_ARGOCD_POLL_MS) } : {}),
     });
     process.stdout.write(`ferry worker polling task queue "ferry" on ${address} (namespace ${namespace})\n`);
