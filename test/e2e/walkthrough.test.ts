@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../../stack/temporal';
-import { freePort, spawnProcess, stopGroup, type Spawned } from '../helpers/processes';
+import { freePort, spawnProcess, stopGroup, until, type Spawned } from '../helpers/processes';
 
 /** The shell lines of the README's walkthrough block. */
 export function walkthroughLines(readme: string): string[] {
@@ -70,6 +70,24 @@ describe('README walkthrough against `npm start`', () => {
     assert.match(transcript, /AwaitingApproval/);
     const log = run.stdout.trim().split('\n').pop() ?? '';
     assert.match(log, /^[0-9a-f]{7,} ferry: promote [0-9a-f]{12} to prod$/);
+  });
+
+  it('lists the promotions in the Temporal UI with their search attributes', async () => {
+    const query = encodeURIComponent('FerryPipeline = "guestbook" AND FerryStage = "prod"');
+    type Listing = {
+      executions: Array<{ execution: { workflowId: string }; searchAttributes: { indexedFields: Record<string, { data: string }> } }>;
+    };
+    // Visibility trails the workflow by a moment: poll briefly.
+    const prod = await until('the UI to list the prod promotion', async () => {
+      const res = await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/api/v1/namespaces/default/workflows?query=${query}`);
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as Listing;
+      return body.executions.find((e) => e.execution.workflowId.startsWith('promotion/guestbook/prod/'));
+    }, 10_000);
+    const value = (name: string): unknown => JSON.parse(Buffer.from(prod.searchAttributes.indexedFields[name].data, 'base64').toString());
+    assert.equal(value('FerryStage'), 'prod');
+    assert.equal(value('FerryPhase'), 'Succeeded');
+    assert.equal(value('FerryFreight'), prod.execution.workflowId.split('/').pop());
   });
 
   it('survives a restart: the dev server state (SQLite) keeps the pipeline and its history', async () => {
