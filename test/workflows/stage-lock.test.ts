@@ -29,11 +29,13 @@ describe('stage lock (real dev server, real git, Argo CD stand-in)', () => {
   let ferry: FerryClient;
   let remote: string;
 
+  // Each promotion stays Progressing for 4 s: long enough that the next requests queue behind it even on a
+  // loaded CI machine.
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ferry-lock-'));
     env = await createTemporalTestEnv();
     const token = makeToken('ferry');
-    argocd = await startArgoCdStandIn({ tokens: { [token]: true }, timing: { progressingMs: 2500, postOpReconcileDelayMs: 100 } });
+    argocd = await startArgoCdStandIn({ tokens: { [token]: true }, timing: { progressingMs: 4000, postOpReconcileDelayMs: 100 } });
     const repo = createExampleRepo(join(dir, 'gitops.git'));
     remote = repo.path;
     await argocd.control.addApp({ name: 'guestbook-dev', project: 'default', repoURL: repo.url, path: '.', targetRevision: 'env/dev', deployedRevision: null });
