@@ -1,5 +1,6 @@
 // Message contracts of Ferry's workflows: the names, argument and result types of every signal, query and
 // update. Imported by workflow code and by the typed client, so it stays free of Node, zod, yaml and express.
+import { ApplicationFailure } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Pipeline, Stage } from '../pipeline/schema';
 
@@ -21,6 +22,11 @@ export const RefusalType = {
   InvalidArgument: 'InvalidArgument',
 } as const;
 export type RefusalType = (typeof RefusalType)[keyof typeof RefusalType];
+
+/** A refusal as workflow validators throw it: non-retryable, its `type` telling the caller what went wrong. */
+export function refusal(type: RefusalType, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ message, type, nonRetryable: true });
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Freight

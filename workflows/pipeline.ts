@@ -3,7 +3,6 @@
 // and auto-promotes freight into `promotion: auto` stages. Continues as new when the history grows.
 import {
   allHandlersFinished,
-  ApplicationFailure,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -24,6 +23,7 @@ import {
   promotionFinishedSignal,
   promotionWorkflowId,
   RefusalType,
+  refusal,
   requestPromotionUpdate,
   stageGrantedSignal,
   stageLockRequestedSignal,
@@ -45,7 +45,7 @@ export const MAX_STAGE_HISTORY = 20;
 const AUTO_PROMOTER = 'ferry/auto-promotion';
 
 function refuse(type: RefusalType, message: string): never {
-  throw ApplicationFailure.create({ message, type, nonRetryable: true });
+  throw refusal(type, message);
 }
 
 function newStageState(name: string): StageState {

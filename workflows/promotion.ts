@@ -26,10 +26,12 @@ import {
   promotionFinishedSignal,
   promotionStatusQuery,
   RefusalType,
+  refusal,
   rejectUpdate,
   stageGrantedSignal,
   stageLockRequestedSignal,
   TERMINAL_PHASES,
+  type Approval,
   type Decision,
   type PromotionInput,
   type PromotionPhase,
@@ -59,29 +61,29 @@ export function durationMs(text: string): number {
   return Number(match[1]) * unit;
 }
 
-/** Why a decision is refused, or undefined when it is allowed. Shared by the update validators and the signal. */
-export function approvalRefusal(status: PromotionStatus, decision: Decision): ApplicationFailure | undefined {
+/**
+ * Why an approval (or, with `reject`, a rejection) is refused, or undefined when it is allowed. Shared by the
+ * update validators and the approval signal.
+ */
+export function approvalRefusal(
+  status: PromotionStatus,
+  decision: Decision,
+  action: 'approve' | 'reject' = 'approve',
+): ApplicationFailure | undefined {
   if (status.phase !== 'AwaitingApproval') {
-    return ApplicationFailure.create({
-      message: `promotion ${status.id} is not awaiting approval (phase: ${status.phase})`,
-      type: RefusalType.Conflict,
-      nonRetryable: true,
-    });
+    const hint = action === 'reject' ? '; use abort to stop it' : '';
+    return refusal(RefusalType.Conflict, `promotion ${status.id} is not awaiting approval (phase: ${status.phase})${hint}`);
   }
   const approvers = status.approval?.approvers ?? [];
   if (!approvers.includes(decision.user)) {
-    return ApplicationFailure.create({
-      message: `user "${decision.user}" is not an approver of stage "${status.stage}" (approvers: ${approvers.join(', ')})`,
-      type: RefusalType.Forbidden,
-      nonRetryable: true,
-    });
+    const may = action === 'reject' ? ' and may not reject' : '';
+    return refusal(
+      RefusalType.Forbidden,
+      `user "${decision.user}" is not an approver of stage "${status.stage}"${may} (approvers: ${approvers.join(', ')})`,
+    );
   }
-  if (status.approvals.some((a) => a.user === decision.user)) {
-    return ApplicationFailure.create({
-      message: `user "${decision.user}" already approved promotion ${status.id}`,
-      type: RefusalType.Conflict,
-      nonRetryable: true,
-    });
+  if (action === 'approve' && status.approvals.some((a) => a.user === decision.user)) {
+    return refusal(RefusalType.Conflict, `user "${decision.user}" already approved promotion ${status.id}`);
   }
   return undefined;
 }
@@ -165,8 +167,14 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
 
   setHandler(promotionStatusQuery, () => status);
 
+  /** Who decided, when, and why: the record kept for approvals, rejections and aborts. */
+  const record = (decision: Decision): Approval => ({
+    user: decision.user,
+    at: now(),
+    ...(decision.comment ? { comment: decision.comment } : {}),
+  });
   const recordApproval = (decision: Decision): void => {
-    status.approvals.push({ user: decision.user, at: now(), ...(decision.comment ? { comment: decision.comment } : {}) });
+    status.approvals.push(record(decision));
     showDetails();
   };
   setHandler(
@@ -177,41 +185,28 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     },
     {
       validator: (decision) => {
-        const refusal = approvalRefusal(status, decision);
-        if (refusal) throw refusal;
+        const refused = approvalRefusal(status, decision);
+        if (refused) throw refused;
       },
       description: 'Approve the promotion; refused at once when the user is not an approver or it is not awaited.',
     },
   );
   setHandler(approveSignal, (decision) => {
-    const refusal = approvalRefusal(status, decision);
-    if (refusal) log.warn('approval signal ignored', { reason: refusal.message });
+    const refused = approvalRefusal(status, decision);
+    if (refused) log.warn('approval signal ignored', { reason: refused.message });
     else recordApproval(decision);
   });
   setHandler(
     rejectUpdate,
     (decision) => {
-      status.rejectedBy = { user: decision.user, at: now(), ...(decision.comment ? { comment: decision.comment } : {}) };
+      status.rejectedBy = record(decision);
       scope.cancel();
       return status;
     },
     {
       validator: (decision) => {
-        if (status.phase !== 'AwaitingApproval') {
-          throw ApplicationFailure.create({
-            message: `promotion ${status.id} is not awaiting approval (phase: ${status.phase}); use abort to stop it`,
-            type: RefusalType.Conflict,
-            nonRetryable: true,
-          });
-        }
-        const approvers = status.approval?.approvers ?? [];
-        if (!approvers.includes(decision.user)) {
-          throw ApplicationFailure.create({
-            message: `user "${decision.user}" is not an approver of stage "${status.stage}" and may not reject (approvers: ${approvers.join(', ')})`,
-            type: RefusalType.Forbidden,
-            nonRetryable: true,
-          });
-        }
+        const refused = approvalRefusal(status, decision, 'reject');
+        if (refused) throw refused;
       },
       description: 'Reject the promotion while it awaits approval; it fails with phase Rejected.',
     },
@@ -219,18 +214,14 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   setHandler(
     abortUpdate,
     (decision) => {
-      status.abortedBy = { user: decision.user, at: now(), ...(decision.comment ? { comment: decision.comment } : {}) };
+      status.abortedBy = record(decision);
       scope.cancel();
       return status;
     },
     {
       validator: (_decision) => {
         if (TERMINAL_PHASES.includes(status.phase) || status.abortedBy || status.rejectedBy) {
-          throw ApplicationFailure.create({
-            message: `promotion ${status.id} has already finished (phase: ${status.phase})`,
-            type: RefusalType.Conflict,
-            nonRetryable: true,
-          });
+          throw refusal(RefusalType.Conflict, `promotion ${status.id} has already finished (phase: ${status.phase})`);
         }
       },
       description: 'Abort the promotion at any step; running activities are cancelled.',
