@@ -487,6 +487,11 @@ function runGit(
   // Inside an activity, cancellation (delivered with heartbeats) stops the git process.
   const signal = asyncLocalStorage.getStore()?.cancellationSignal;
   return new Promise((resolvePromise, reject) => {
+    // An abort event fires once: a cancellation that arrived between commands must stop the next one here.
+    if (signal?.aborted) {
+      reject(signal.reason instanceof Error ? signal.reason : new Error('git cancelled'));
+      return;
+    }
     const child = spawn('git', args, { env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let timedOut = false;
     const stop = () => {

@@ -302,6 +302,19 @@ describe('renderAndPush: retries, crashes and races', () => {
     assert.deepEqual(ferryCommits(fx, 'env/dev'), [pushed]);
   });
 
+  it('honours a cancellation that arrives between git commands: nothing is pushed after it', async (t) => {
+    const fx = createFixture(t);
+    const env = activityEnvironment();
+    env.on('heartbeat', (details: { step?: string }) => {
+      // The render has finished and no git process is running: the abort event has nobody to stop.
+      if (details.step === 'rendered') env.cancel();
+    });
+
+    await assert.rejects(runAsActivity(env, activities(fx), promotion(fx)), (err: unknown) => !(err instanceof ApplicationFailure));
+
+    assert.equal(fx.remoteGit('branch', '--list', 'env/dev'), '', 'the stage branch was not written');
+  });
+
   it('fetches the cached workspace instead of cloning again, and sees new upstream commits', async (t) => {
     const fx = createFixture(t);
     const ferry = activities(fx);
