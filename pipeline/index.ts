@@ -5,12 +5,14 @@ export {
   formatPath,
   formatSpecErrors,
   loadPipelineFile,
+  parsePipelineDocument,
   parsePipelineText,
   PIPELINE_RULES,
+  pipelineNameOf,
   ROOT_PATH,
   specErrorsFromZod,
   validatePipeline,
 } from './load';
-export type { LoadResult, SpecError } from './load';
+export type { LoadResult, ParseResult, SpecError } from './load';
 export { freightId, IMAGE_DIGEST, IMAGE_TAG, validateFreight } from './freight';
 export { PIPELINE_SCHEMA_ID, pipelineJsonSchema } from './json-schema';

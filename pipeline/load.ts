@@ -399,8 +399,15 @@ export function validatePipeline(value: unknown): LoadResult {
   return { ok: true, pipeline: parsed.data };
 }
 
-/** Parses YAML or JSON text holding one pipeline document and validates it. `source` names it in syntax errors. */
-export function parsePipelineText(text: string, options: { source?: string } = {}): LoadResult {
+/** A pipeline document parsed but not yet validated: its plain value, or the syntax errors. */
+export type ParseResult = { ok: true; value: unknown } | { ok: false; errors: SpecError[] };
+
+/**
+ * Parses YAML or JSON text holding one document, without validating it (see `validatePipeline`). `source` names
+ * the text in syntax errors. For callers that need the raw document too, e.g. to read `metadata.name` of a file
+ * with mistakes.
+ */
+export function parsePipelineDocument(text: string, options: { source?: string } = {}): ParseResult {
   const source = options.source ?? '<input>';
   const lineCounter = new LineCounter();
   const documents = parseAllDocuments(text.replace(/^\uFEFF/, ''), { lineCounter, prettyErrors: true });
@@ -443,7 +450,19 @@ export function parsePipelineText(text: string, options: { source?: string } = {
       ],
     };
   }
-  return validatePipeline(values[0].value);
+  return { ok: true, value: values[0].value };
+}
+
+/** Parses YAML or JSON text holding one pipeline document and validates it. `source` names it in syntax errors. */
+export function parsePipelineText(text: string, options: { source?: string } = {}): LoadResult {
+  const parsed = parsePipelineDocument(text, options);
+  return parsed.ok ? validatePipeline(parsed.value) : parsed;
+}
+
+/** `metadata.name` of a parsed but unvalidated document, when it is a string. */
+export function pipelineNameOf(document: unknown): string | undefined {
+  const metadata = isRecord(document) ? document.metadata : undefined;
+  return isRecord(metadata) ? str(metadata.name) : undefined;
 }
 
 /** Reads and validates a pipeline file; syntax errors name the file, and so does a file that cannot be read. */

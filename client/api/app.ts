@@ -2,9 +2,8 @@
 // bodies at the edge (every bad field by path, nothing started when invalid), and turns every failure into the
 // one error body of client/errors.ts. The user behind a decision is always the bearer token's user.
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { parsePipelineText, specErrorsFromZod, validatePipeline, type LoadResult } from '../../pipeline/load';
+import { parsePipelineDocument, pipelineNameOf, specErrorsFromZod, validatePipeline } from '../../pipeline/load';
 import type { Pipeline } from '../../pipeline/schema';
 import type { Decision } from '../../workflows/messages';
 import type { TokenStore } from '../auth';
@@ -215,50 +214,37 @@ function readPipelineBody(req: Request, name: string): Pipeline {
     throw new FerryError('InvalidArgument', 'request body is empty: send the pipeline as YAML or JSON');
   }
   const type = mediaType(req) ?? 'application/yaml';
-  let result: LoadResult;
-  let nameInBody: unknown;
+  let document: unknown;
   if (type === JSON_TYPE || type.endsWith('+json')) {
-    const value = parseJson(text);
-    result = validatePipeline(value);
-    nameInBody = result.ok ? result.pipeline.metadata.name : metadataName(value);
+    document = parseJson(text);
   } else if (YAML_TYPES.includes(type)) {
-    result = parsePipelineText(text, { source: 'body' });
-    nameInBody = result.ok ? result.pipeline.metadata.name : metadataNameFromYaml(text);
+    const parsed = parsePipelineDocument(text, { source: 'body' });
+    if (!parsed.ok) throw invalidPipeline(name, parsed.errors);
+    document = parsed.value;
   } else {
     throw new FerryError(
       'InvalidArgument',
       `Content-Type ${type} is not accepted for a pipeline: send application/yaml or application/json`,
     );
   }
+  const result = validatePipeline(document);
+  const nameInBody = pipelineNameOf(document);
 
   const errors: FieldError[] = result.ok ? [] : [...result.errors];
   // Checked even when other fields are wrong, so the caller gets every mistake at once.
-  if (typeof nameInBody === 'string' && nameInBody !== name) {
+  if (nameInBody !== undefined && nameInBody !== name) {
     const mismatch = `must be "${name}", the name in the URL (found "${nameInBody}")`;
     const existing = errors.find((e) => e.path === 'metadata.name');
     if (existing) existing.message = `${existing.message}; ${mismatch}`;
     else errors.push({ path: 'metadata.name', message: mismatch });
   }
-  if (!result.ok || errors.length > 0) {
-    const count = errors.length === 1 ? '1 error' : `${errors.length} errors`;
-    throw new FerryError('InvalidArgument', `pipeline "${name}" is invalid: ${count}`, { errors });
-  }
+  if (!result.ok || errors.length > 0) throw invalidPipeline(name, errors);
   return result.pipeline;
 }
 
-function metadataName(value: unknown): unknown {
-  const metadata = (value as { metadata?: unknown } | null)?.metadata;
-  return (metadata as { name?: unknown } | null | undefined)?.name;
-}
-
-/** Only to compare names when the document is invalid; the loader (parsePipelineText) does the real parsing. */
-function metadataNameFromYaml(text: string): unknown {
-  try {
-    const document = parseDocument(text);
-    return document.errors.length === 0 ? document.getIn(['metadata', 'name']) : undefined;
-  } catch {
-    return undefined;
-  }
+function invalidPipeline(name: string, errors: FieldError[]): FerryError {
+  const count = errors.length === 1 ? '1 error' : `${errors.length} errors`;
+  return new FerryError('InvalidArgument', `pipeline "${name}" is invalid: ${count}`, { errors });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -283,12 +283,16 @@ async function apply(args: Args, api: Api): Promise<number> {
   }
   const source = file === '-' ? '<stdin>' : file;
 
-  // The URL names the pipeline, so the CLI needs metadata.name before the API can check the rest.
-  const name = pipelineNameOf(text);
-  if (name === undefined) {
+  // The URL names the pipeline, so the CLI needs metadata.name before the API can check the rest. Required here,
+  // not imported at the top: the other commands start faster without YAML and zod. (require, not import():
+  // bin/ferry.js registers tsx for CommonJS only.)
+  const { parsePipelineDocument, pipelineNameOf, validatePipeline } = require('../../pipeline/load') as typeof import('../../pipeline/load');
+  const parsed = parsePipelineDocument(text, { source });
+  if (!parsed.ok) throw new CliError(`${source} is not a valid pipeline`, parsed.errors);
+  const name = pipelineNameOf(parsed.value);
+  if (name === undefined || name === '') {
     // Nothing to address the API with: report what the loader finds locally, in the API's format.
-    const { parsePipelineText } = require('../../pipeline/load') as typeof import('../../pipeline/load');
-    const local = parsePipelineText(text, { source });
+    const local = validatePipeline(parsed.value);
     const errors = local.ok ? [{ path: 'metadata.name', message: 'Required' }] : local.errors;
     throw new CliError(`${source} is not a valid pipeline`, errors);
   }
@@ -297,20 +301,6 @@ async function apply(args: Args, api: Api): Promise<number> {
   if (args.json) printJson(data);
   else out(`pipeline ${data.name} applied (stages: ${data.stages.map((s) => s.name).join(', ')})`);
   return 0;
-}
-
-/** metadata.name of a YAML or JSON document, if it has one; the API validates everything else. */
-function pipelineNameOf(text: string): string | undefined {
-  // Required here, not imported at the top: the other commands start faster without YAML and zod. (require, not
-  // import(): bin/ferry.js registers tsx for CommonJS only.)
-  const { parseDocument } = require('yaml') as typeof import('yaml');
-  try {
-    const document = parseDocument(text);
-    const name = document.errors.length === 0 ? document.getIn(['metadata', 'name']) : undefined;
-    return typeof name === 'string' && name !== '' ? name : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 async function freight(args: Args, api: Api): Promise<number> {
