@@ -5,6 +5,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { CST, Composer, LineCounter, Parser, isMap, isScalar, isSeq, parse, visit } from 'yaml';
 import type { Document, Scalar, YAMLMap } from 'yaml';
+import { IMAGE_DIGEST, IMAGE_TAG } from '../../pipeline/freight';
 import type { Artifact } from '../../pipeline/schema';
 import type { RenderEngine, RenderInput, RenderedFile } from './engine';
 
@@ -19,15 +20,15 @@ interface ImageTarget {
   version: ImageVersion;
 }
 
-const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-
-/** A freight version is a tag (`1.4.2`) or a digest (`sha256:…`); anything else would corrupt the manifests. */
+/**
+ * A freight version is a tag (`1.4.2`) or a digest (`sha256:…`), as freight registration checks it; anything else
+ * would corrupt the manifests.
+ */
 export function parseVersion(artifact: string, version: string): ImageVersion {
-  if (DIGEST.test(version)) return { kind: 'digest', digest: version };
-  if (TAG.test(version)) return { kind: 'tag', tag: version };
+  if (IMAGE_DIGEST.test(version)) return { kind: 'digest', digest: version };
+  if (IMAGE_TAG.test(version)) return { kind: 'tag', tag: version };
   throw ApplicationFailure.nonRetryable(
-    `freight version "${version}" of artifact "${artifact}" is neither an image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}) nor a digest (sha256:<hex>)`,
+    `freight version "${version}" of artifact "${artifact}" is neither an image tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}) nor a digest (sha256:<64 hex>)`,
     'InvalidVersion',
   );
 }
