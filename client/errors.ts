@@ -15,7 +15,7 @@ export interface FieldError {
   message: string;
 }
 
-export const HTTP_STATUS: Record<FerryErrorCode, number> = {
+const HTTP_STATUS: Record<FerryErrorCode, number> = {
   InvalidArgument: 400,
   Unauthenticated: 401,
   Forbidden: 403,

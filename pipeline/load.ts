@@ -167,10 +167,10 @@ function comparePositions(a: number[], b: number[]): number {
 }
 
 /** Formats located mistakes: in document order, one error per path (several problems with a field are joined). */
-function toSpecErrors(located: Located[], input: unknown, root?: string): SpecError[] {
+function toSpecErrors(located: Located[], input: unknown): SpecError[] {
   const byPath = new Map<string, { position: number[]; messages: string[] }>();
   for (const { at, message } of located) {
-    const path = formatPath(at, root);
+    const path = formatPath(at);
     const entry = byPath.get(path) ?? { position: documentPosition(input, at), messages: [] };
     if (!entry.messages.includes(message)) entry.messages.push(message);
     byPath.set(path, entry);
@@ -182,10 +182,10 @@ function toSpecErrors(located: Located[], input: unknown, root?: string): SpecEr
 
 /**
  * Turns a zod error into SpecErrors, the shape every Ferry edge reports: a missing field says `Required`, each
- * unknown key is its own error at its own path, errors come in document order. `root` prefixes every path (`body`).
+ * unknown key is its own error at its own path, errors come in document order.
  */
-export function specErrorsFromZod(error: z.ZodError, input: unknown, root?: string): SpecError[] {
-  return toSpecErrors(locateZodIssues(error, input), input, root);
+export function specErrorsFromZod(error: z.ZodError, input: unknown): SpecError[] {
+  return toSpecErrors(locateZodIssues(error, input), input);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ export interface ApiAppOptions {
   logger?: Logger;
 }
 
-export const BODY_LIMIT_BYTES = 1024 * 1024;
+const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Content types a pipeline may be sent as; YAML is a superset of JSON, so text types go through the YAML loader. */
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'];
