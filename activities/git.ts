@@ -12,9 +12,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
-import { asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Repo } from '../pipeline/schema';
+import { activityContext } from './context';
 import type { Credential, SecretResolver } from './secrets';
 
 export interface GitWorkspacesOptions {
@@ -485,7 +485,7 @@ function runGit(
   options: { input?: string | Buffer | undefined; env: NodeJS.ProcessEnv; timeoutMs?: number },
 ): Promise<{ stdout: Buffer; stderr: string }> {
   // Inside an activity, cancellation (delivered with heartbeats) stops the git process.
-  const signal = asyncLocalStorage.getStore()?.cancellationSignal;
+  const signal = activityContext()?.cancellationSignal;
   return new Promise((resolvePromise, reject) => {
     // An abort event fires once: a cancellation that arrived between commands must stop the next one here.
     if (signal?.aborted) {

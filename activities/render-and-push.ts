@@ -7,10 +7,10 @@
 // recent history is searched for them, so an activity retried after a crash that followed a successful push
 // returns that commit instead of making a second one. Pushes are compare-and-swap; when someone else moved the
 // branch in between, the render is redone on the new head.
-import { heartbeat, asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { Artifact } from '../pipeline/schema';
+import { activityContext, heartbeatIfActivity } from './context';
 import { createGitWorkspaces } from './git';
 import type { Author, GitWorkspace, TreeEntry } from './git';
 import { renderEngines } from './render/engine';
@@ -80,7 +80,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
     };
     // A first clone of a large repository can take minutes: keep heartbeating while a step runs. (A heartbeat
     // only throws once the activity is done for; the step in flight reports that.)
-    const ticker = asyncLocalStorage.getStore()
+    const ticker = activityContext()
       ? setInterval(() => {
           try {
             heartbeatIfActivity(lastProgress);
@@ -292,9 +292,4 @@ function commitMessage(input: RenderAndPushInput, source: string): string {
 function normalizeDir(path: string): string {
   const trimmed = path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
   return trimmed === '.' ? '' : trimmed;
-}
-
-/** Heartbeats between steps when running as an activity (so cancellation arrives); a no-op in plain calls. */
-function heartbeatIfActivity(details: Record<string, unknown>): void {
-  if (asyncLocalStorage.getStore()) heartbeat(details);
 }

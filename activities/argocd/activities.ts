@@ -1,10 +1,10 @@
 // Argo CD activities: ask Argo CD to sync an app to the head of the stage branch, then wait until it is Synced and
 // Healthy at exactly that commit (argocd-api.md §2.4). Failures are ApplicationFailures whose message starts with
 // the app and server and says what to do; the ones a retry cannot fix are non-retryable.
-import { activityInfo, cancellationSignal, Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { isDeepStrictEqual } from 'node:util';
 import type { ArgoCdSpec } from '../../pipeline/schema';
+import { activityContext, heartbeatIfActivity } from '../context';
 import type { SecretResolver } from '../secrets';
 import type { SyncArgoAppInput, SyncArgoAppResult, WaitArgoAppHealthyInput, WaitArgoAppHealthyResult } from '../types';
 import {
@@ -52,28 +52,9 @@ export interface ArgoCdActivitiesOptions {
   operationWaitTimeoutMs?: number;
 }
 
-// ---- activity context, safe outside one (plain calls, scripts) --------------------------------------------------
-
-function inActivity(): boolean {
-  try {
-    Context.current();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function beat(details: Record<string, unknown>): void {
-  if (inActivity()) heartbeat(details);
-}
-
-function activitySignal(): AbortSignal | undefined {
-  return inActivity() ? cancellationSignal() : undefined;
-}
-
+/** The last heartbeat of the previous attempt, when this is a retry. */
 function previousHeartbeat(): { startedAt?: unknown } | undefined {
-  if (!inActivity()) return undefined;
-  const details: unknown = activityInfo().heartbeatDetails;
+  const details: unknown = activityContext()?.info.heartbeatDetails;
   return typeof details === 'object' && details !== null ? details : undefined;
 }
 
@@ -347,7 +328,7 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
     if (!token) {
       throw fail(`credential "${spec.credentials}" has no token; Argo CD needs a bearer token (an account or project role token)`, ArgoCdFailureType.Unauthorized, true);
     }
-    const signal = activitySignal();
+    const signal = activityContext()?.cancellationSignal;
     const client = createArgoCdClient({ server: spec.server, token, requestTimeoutMs, signal, redact: (text) => secrets.redact(text) });
     const ref: AppRef = { name: spec.app, project: spec.project, appNamespace: spec.appNamespace };
     return { client, ref, spec, signal, fail };
@@ -390,14 +371,14 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
   async function syncArgoApp(input: SyncArgoAppInput): Promise<SyncArgoAppResult> {
     const t = connect(input.argocd);
     return guarded(t, async (step) => {
-      beat({ step: 'reading the app' });
+      heartbeatIfActivity({ step: 'reading the app' });
       const app = await t.client.getApplication(t.ref);
       const tracked = trackedSourceIndex(app, input.repoUrl, input.branch);
       if (typeof tracked === 'string') throw t.fail(tracked, ArgoCdFailureType.Invalid, true);
 
       // A hard refresh makes Argo CD resolve the branch head again, so the sync below picks up the new commit.
       step('refreshing the app (hard)');
-      beat({ step: 'refreshing' });
+      heartbeatIfActivity({ step: 'refreshing' });
       let refreshed: Application;
       try {
         refreshed = await t.client.getApplication(t.ref, { refresh: 'hard' });
@@ -427,9 +408,9 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
         // Someone else's operation is running (Kargo does the same): wait for it to finish, then ask again.
         step('waiting for another operation to finish');
         for (;;) {
-          beat({ step: 'waiting for another operation' });
+          heartbeatIfActivity({ step: 'waiting for another operation' });
           await pause(pollIntervalMs, t.signal);
-          beat({ step: 'waiting for another operation' });
+          heartbeatIfActivity({ step: 'waiting for another operation' });
           const current = await t.client.getApplication(t.ref);
           // Our earlier request may have landed after all (a lost response).
           if (taggedFor(current, input.tag)) return { started: false, automated: false };
@@ -462,7 +443,7 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
       for (;;) {
         const remaining = deadline - Date.now();
         // Before every request and every sleep: together they must stay within the heartbeat timeout.
-        beat({ startedAt, state: secrets.redact(lastState).slice(0, 200) });
+        heartbeatIfActivity({ startedAt, state: secrets.redact(lastState).slice(0, 200) });
         let app: Application | undefined;
         try {
           step(refresh ? 'refreshing the app' : 'reading the app');
@@ -505,7 +486,7 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
             true,
           );
         }
-        beat({ startedAt, state: secrets.redact(lastState).slice(0, 200) });
+        heartbeatIfActivity({ startedAt, state: secrets.redact(lastState).slice(0, 200) });
         await pause(Math.min(pollIntervalMs, deadline - now), t.signal);
       }
     });

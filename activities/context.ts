@@ -1,0 +1,13 @@
+// Activities also run as plain function calls (tests, scripts, the git benchmark). These use the Temporal activity
+// context when there is one and do nothing otherwise: the one way Ferry's activities ask "am I in an activity?".
+import { asyncLocalStorage, type Context } from '@temporalio/activity';
+
+/** The context of the running activity; undefined in a plain call. */
+export function activityContext(): Context | undefined {
+  return asyncLocalStorage.getStore();
+}
+
+/** Heartbeats (which is how cancellation arrives) when running as an activity; a no-op in a plain call. */
+export function heartbeatIfActivity(details: unknown): void {
+  activityContext()?.heartbeat(details);
+}
