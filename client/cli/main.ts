@@ -181,10 +181,15 @@ interface Api {
 
 function apiFromEnv(env: NodeJS.ProcessEnv): Api {
   const raw = (env.FERRY_URL || DEFAULT_URL).replace(/\/+$/, '');
+  let url: URL;
   try {
-    new URL(raw);
+    url = new URL(raw);
   } catch {
     throw new CliError(`FERRY_URL is not a URL: "${raw}"`);
+  }
+  // fetch refuses such URLs, and every error message would repeat the password; say so without echoing it.
+  if (url.username !== '' || url.password !== '') {
+    throw new CliError('FERRY_URL must not contain a user name or password', [], 'the API takes a bearer token: set FERRY_TOKEN');
   }
   if (env.FERRY_TOKEN) return { baseUrl: raw, token: env.FERRY_TOKEN.trim(), tokenSource: 'FERRY_TOKEN' };
   const tokenFile = path.join(resolveFerryHome(env), 'token');

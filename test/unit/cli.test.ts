@@ -240,6 +240,14 @@ describe('ferry CLI', { concurrency: true }, () => {
     assert.match(run.stderr, /^error: cannot reach the Ferry API at http:\/\/127.0.0.1:9 /);
   });
 
+  test('a FERRY_URL with a password is refused without printing the password, exit 1', async (t) => {
+    const { cli } = await world(t);
+    const run = await cli(['status', 'guestbook'], { FERRY_URL: 'http://ci:s3cret-pw@127.0.0.1:9' });
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /^error: FERRY_URL must not contain a user name or password\nhint: .*FERRY_TOKEN/);
+    assert.ok(!run.stderr.includes('s3cret-pw'), run.stderr);
+  });
+
   test('usage errors exit 2: unknown command, missing arguments, unknown option, a bad NAME=VERSION', async (t) => {
     const { cli } = await world(t);
     for (const args of [['deploy'], ['promote', 'guestbook', 'dev'], ['status', 'guestbook', '--force'], ['freight', 'add', 'guestbook', 'guestbook'], []]) {
