@@ -320,11 +320,19 @@ function requestError(err: unknown): { status: number; error: FerryError } | und
   }
 }
 
+const INTERNAL_ERROR = new FerryError('Internal', 'internal error; the API log has the details');
+
 function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let status: number;
     let error: FerryError;
-    if (err instanceof FerryError) {
+    if (err instanceof FerryError && err.code === 'Internal') {
+      // The typed client wraps whatever Temporal or the workflow threw as Internal, raw message included: that
+      // message goes to the log like any other unexpected failure, not to the caller.
+      log.error('request failed', { method: req.method, path: pathOf(req), code: err.code, error: err });
+      status = 500;
+      error = INTERNAL_ERROR;
+    } else if (err instanceof FerryError) {
       status = err.status;
       error = err;
       if (status >= 500) log.error('request failed', { method: req.method, path: pathOf(req), code: err.code, error: err });
@@ -336,7 +344,7 @@ function errorHandler(log: Logger) {
         // Unexpected: the details (and the stack) go to the log, never to the caller.
         log.error('unexpected error', { method: req.method, path: pathOf(req), error: err });
         status = 500;
-        error = new FerryError('Internal', 'internal error; the API log has the details');
+        error = INTERNAL_ERROR;
       }
     }
     if (res.headersSent) {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { createTokenStore, ensureLocalToken } from '../../client/auth';
 import { startApiServer, type ApiServer } from '../../client/api/server';
+import { FerryError } from '../../client/errors';
 import { createLogger, silentLogger } from '../../client/log';
 import type { FerryApi } from '../../client/types';
 import { freightId } from '../../pipeline/freight';
@@ -438,6 +439,16 @@ describe('errors', () => {
     assert.equal(reply.status, 500);
     assert.equal(errorOf(reply).code, 'Internal');
     assert.ok(!reply.text.includes('hunter2') && !reply.text.includes('at '), reply.text);
+  });
+
+  test('an Internal FerryError from the typed client is 500 without its message, which goes to the log', async () => {
+    // FerryClient turns any Temporal failure it does not recognise into Internal with the raw message.
+    ferry.listFailure = new FerryError('Internal', 'pipelines: connection to postgres://admin:hunter2@db failed');
+    const reply = await http('GET', '/api/v1/pipelines');
+    assert.equal(reply.status, 500);
+    assert.equal(errorOf(reply).code, 'Internal');
+    assert.ok(!reply.text.includes('hunter2'), reply.text);
+    assert.ok(logLines.some((line) => line.includes('"level":"error"') && line.includes('"code":"Internal"')), logLines.join(''));
   });
 
   test('malformed percent-encoding in the path is 400, not 500', async () => {
