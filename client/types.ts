@@ -33,6 +33,4 @@ export interface FerryApi {
   approve(id: string, decision: Decision): Promise<PromotionStatus>;
   reject(id: string, decision: Decision): Promise<PromotionStatus>;
   abort(id: string, decision: Decision): Promise<PromotionStatus>;
-  /** Resolves once the promotion reaches a terminal phase (or the timeout passes, returning the last status). */
-  waitForPromotion(id: string, options?: { timeoutMs?: number }): Promise<PromotionStatus>;
 }

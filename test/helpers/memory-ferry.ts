@@ -19,7 +19,7 @@ import {
 export interface MemoryFerryOptions {
   /**
    * Per stage, the phases a new promotion into it goes through: it starts at the first and moves one further each time
-   * it is read (getPromotion, waitForPromotion), then stays at the last; a decision (approve, reject, abort) ends the
+   * it is read (getPromotion), then stays at the last; a decision (approve, reject, abort) ends the
    * script. A promotion into a stage not named here starts AwaitingApproval when the stage has an approval gate, else
    * Pending, and changes only by a decision.
    */
@@ -154,10 +154,6 @@ class MemoryFerry implements FerryApi {
     status.phase = 'Aborted';
     status.abortedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
     return status;
-  }
-
-  async waitForPromotion(id: string): Promise<PromotionStatus> {
-    return this.getPromotion(id);
   }
 
   /** The promotion as it stands, without reading it (which would move a scripted one on). */

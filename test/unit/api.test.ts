@@ -78,7 +78,6 @@ function delegate(current: () => MemoryFerry): FerryApi {
     'approve',
     'reject',
     'abort',
-    'waitForPromotion',
   ];
   return Object.fromEntries(
     names.map((name) => [name, (...args: unknown[]) => (current()[name] as (...a: unknown[]) => unknown).apply(current(), args)]),
