@@ -9,6 +9,7 @@
 // branch in between, the render is redone on the new head.
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import { formatPath } from '../pipeline/load';
 import type { Artifact } from '../pipeline/schema';
 import { activityContext, heartbeatIfActivity } from './context';
 import { createGitWorkspaces } from './git';
@@ -251,7 +252,7 @@ async function readRenderedState(workspace: GitWorkspace, commit: string, branch
   }
   const result = RenderedStateSchema.safeParse(parsed);
   if (!result.success) {
-    const why = parsed instanceof Error ? parsed.message : result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const why = parsed instanceof Error ? parsed.message : result.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ');
     throw ApplicationFailure.nonRetryable(
       `${workspace.displayUrl} branch ${branch}: ${RENDERED_STATE_PATH} at ${commit.slice(0, 12)} is not Ferry's record of the files it wrote (${why}); restore or delete it`,
       'InvalidRenderedState',

@@ -3,6 +3,7 @@
 // body when there is one and from the status line when a proxy answered with HTML. The token goes into the
 // Authorization header only; it is scrubbed from every message this module produces.
 import { z } from 'zod';
+import { formatPath } from '../../pipeline/load';
 
 // ---- the fields Ferry reads -------------------------------------------------------------------------------------
 
@@ -273,7 +274,7 @@ export function createArgoCdClient(options: ArgoCdClientOptions): ArgoCdClient {
       throw new ArgoCdError(
         response.status,
         GrpcCode.Internal,
-        scrub(`${what} returned an unexpected body: ${issue.path.join('.') || '(root)'}: ${issue.message}`),
+        scrub(`${what} returned an unexpected body: ${formatPath(issue.path)}: ${issue.message}`),
         false,
       );
     }

@@ -445,7 +445,7 @@ describe('renderAndPush: failures', () => {
     await assertFailure(activities(fx).renderAndPush(promotion(fx, { version: '1.0.1' })), {
       type: 'InvalidRenderedState',
       nonRetryable: true,
-      message: [/env\/dev/, /restore or delete it/],
+      message: [/env\/dev/, /restore or delete it/, /\bfiles: /],
     });
   });
 });
