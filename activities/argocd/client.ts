@@ -113,7 +113,6 @@ const ResourceTreeSchema = z.object({
 export type ApplicationSource = z.infer<typeof SourceSchema>;
 export type Application = z.infer<typeof ApplicationSchema>;
 export type Operation = z.infer<typeof OperationSchema>;
-export type OperationState = z.infer<typeof OperationStateSchema>;
 export type ResourceTree = z.infer<typeof ResourceTreeSchema>;
 
 // ---- errors -----------------------------------------------------------------------------------------------------
