@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { apiAddressFromEnv } from '../client/api/server';
 import { ensureLocalToken, resolveFerryHome } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
 import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
@@ -70,8 +71,8 @@ async function main(): Promise<void> {
   mkdirSync(home, { recursive: true });
   const temporalPort = Number(process.env.TEMPORAL_PORT ?? 7233);
   const uiPort = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
-  const apiPort = Number(process.env.FERRY_PORT ?? 8234);
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const listen = apiAddressFromEnv();
+  const apiUrl = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
 
   const cli = ensureTemporalCli();
   process.on('SIGINT', () => void stopAll(0));
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
   if (!existsSync(pipelineFile)) writeFileSync(pipelineFile, examplePipelineYaml(repo.url, [LOCAL_USER, 'bob']));
   const token = ensureLocalToken(home, LOCAL_USER);
 
-  const env: NodeJS.ProcessEnv = { ...process.env, FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(apiPort) };
+  const env: NodeJS.ProcessEnv = { ...process.env, FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
   const worker = spawnEntry('worker', 'worker/main.ts', env);
   const api = spawnEntry('api', 'client/api/main.ts', env);
   children.push(worker, api);

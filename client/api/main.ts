@@ -3,22 +3,12 @@
 import { createTokenStore, resolveTokensFile } from '../auth';
 import { FerryClient } from '../ferry-client';
 import { createLogger } from '../log';
-import { DEFAULT_API_HOST, DEFAULT_API_PORT, startApiServer } from './server';
+import { apiAddressFromEnv, startApiServer } from './server';
 
 const log = createLogger({ base: { component: 'api' } });
 
-function portFromEnv(value: string | undefined): number {
-  if (value === undefined || value === '') return DEFAULT_API_PORT;
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`FERRY_PORT must be a port number (0-65535), got "${value}"`);
-  }
-  return port;
-}
-
 async function main(): Promise<void> {
-  const port = portFromEnv(process.env.FERRY_PORT);
-  const host = process.env.FERRY_HOST || DEFAULT_API_HOST;
+  const { host, port } = apiAddressFromEnv();
   const tokens = createTokenStore({ logger: log });
   if (tokens.size() === 0) {
     log.warn('no API tokens are configured; every request but /healthz will get 401', {

@@ -9,6 +9,16 @@ import { createApiApp } from './app';
 export const DEFAULT_API_HOST = '127.0.0.1';
 export const DEFAULT_API_PORT = 8234;
 
+/** Where the API listens: FERRY_HOST (default 127.0.0.1) and FERRY_PORT (default 8234), validated. */
+export function apiAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host: string; port: number } {
+  const value = env.FERRY_PORT;
+  const port = value === undefined || value === '' ? DEFAULT_API_PORT : Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`FERRY_PORT must be a port number (0-65535), got "${value}"`);
+  }
+  return { host: env.FERRY_HOST || DEFAULT_API_HOST, port };
+}
+
 export interface ApiServerOptions {
   ferry: FerryApi;
   tokens: TokenStore;
