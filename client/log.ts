@@ -1,4 +1,4 @@
-// The one logger of Ferry's client-side processes (HTTP API, stack): JSON lines on stderr, so stdout stays free for
+// The one logger of Ferry's HTTP API process: JSON lines on stderr, so stdout stays free for
 // what a user or a script reads (the API's "listening on" line, the CLI's output). Callers pass fields, never
 // secrets: no tokens, no Authorization headers, no credential values.
 
