@@ -471,6 +471,9 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
             return { revision: input.revision, health: 'Healthy', syncStatus: 'Synced', waitedMs: Date.now() - startedAt };
           }
           if (assessment.verdict === 'fail') {
+            // A second request after the read: heartbeat first, or the two together may outlast the heartbeat timeout
+            // and turn this non-retryable failure into a timed-out attempt that starts the grace period over.
+            if (assessment.collectResourceReasons) heartbeatIfActivity({ startedAt, state: secrets.redact(assessment.message).slice(0, 200) });
             const reasons = assessment.collectResourceReasons ? await resourceReasons(t.client, t.ref, app) : [];
             throw t.fail(`${assessment.message}${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`, assessment.type, true);
           }
