@@ -20,7 +20,10 @@ const credentialName = z
 const repoUrl = z
   .string()
   .regex(/^(https:\/\/|http:\/\/|ssh:\/\/|file:\/\/)\S+$/, 'must be an https://, http://, ssh:// or file:// URL')
-  .refine((u) => !/^[a-z]+:\/\/[^/@]*:[^/@]*@/.test(u), 'must not contain a password; name a credential in spec.repo.credentials');
+  // A user name in an https URL is usually a token (`https://TOKEN@host/…`): it would land in git config and in
+  // workflow history. ssh:// keeps its user (`ssh://git@host/…`), never a password.
+  .refine((u) => !/^[a-z]+:\/\/[^/@]*:[^/@]*@/.test(u), 'must not contain a password; name a credential in spec.repo.credentials')
+  .refine((u) => !/^https?:\/\/[^/:@]*@/.test(u), 'must not contain a user name or token; name a credential in spec.repo.credentials');
 
 /** A git branch name as `git check-ref-format --branch` would accept it (the common subset). */
 const branchName = z

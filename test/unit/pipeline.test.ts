@@ -186,6 +186,16 @@ spec:
     assert.equal(error.path, 'spec.repo.url');
     assert.match(error.message, /must not contain a password/);
   });
+
+  test('a token as the user of an https repository URL is refused; an ssh user is not', () => {
+    const value = guestbook();
+    value.spec.repo.url = 'https://ghp_0123456789abcdef@git.example.com/org/gitops.git';
+    const [error] = errorsOf(validatePipeline(value));
+    assert.equal(error.path, 'spec.repo.url');
+    assert.match(error.message, /must not contain a user name or token/);
+    value.spec.repo.url = 'ssh://git@git.example.com/org/gitops.git';
+    assert.equal(validatePipeline(value).ok, true);
+  });
 });
 
 describe('YAML text', () => {
