@@ -340,6 +340,10 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
       case 401:
         return t.fail(`${said}; check the token in credential "${t.spec.credentials}"`, ArgoCdFailureType.Unauthorized, true);
       case 403:
+        // A sync window that blocks manual syncs closes again: retry (with backoff) rather than fail for good.
+        if (/blocked by sync window/i.test(err.message)) {
+          return t.fail(`${said}; waiting for the sync window to open`, ArgoCdFailureType.Unavailable, false);
+        }
         return t.fail(
           t.spec.project === undefined
             ? `${said}; the token may lack access, or the app may not exist (Argo CD answers 403 for both unless argocd.project is set)`
