@@ -42,7 +42,9 @@ import {
 import { FerryPhase } from './search-attributes';
 
 const git = proxyActivities<FerryActivities>({
-  startToCloseTimeout: '5 minutes',
+  // Above the git step's own 10-minute network timeout, so a slow first clone can finish; the heartbeat timeout
+  // still notices a dead worker within a minute.
+  startToCloseTimeout: '15 minutes',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
 });
