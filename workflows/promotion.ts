@@ -10,6 +10,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -163,6 +164,16 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     showDetails();
   };
 
+  // A promotion tells its pipeline that it finished before its terminal phase becomes visible, so whoever sees
+  // `Succeeded` and promotes the freight onward finds the pipeline already knowing it (no 409 race). Runs
+  // started before this change showed the phase first; they replay that way.
+  const reportBeforeTerminalPhase = patched('report-to-pipeline-before-terminal-phase');
+  let ending: PromotionPhase | undefined;
+  const finish = (phase: PromotionPhase): void => {
+    ending = phase;
+    if (!reportBeforeTerminalPhase) setPhase(phase);
+  };
+
   // --- message handlers: registered before the first await so no update is ever refused for want of a handler
   let granted = false;
   const scope = new CancellationScope();
@@ -222,8 +233,8 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     },
     {
       validator: (_decision) => {
-        if (TERMINAL_PHASES.includes(status.phase) || status.abortedBy || status.rejectedBy) {
-          throw refusal(RefusalType.Conflict, `promotion ${status.id} has already finished (phase: ${status.phase})`);
+        if (ending || TERMINAL_PHASES.includes(status.phase) || status.abortedBy || status.rejectedBy) {
+          throw refusal(RefusalType.Conflict, `promotion ${status.id} has already finished (phase: ${ending ?? status.phase})`);
         }
       },
       description: 'Abort the promotion at any step; running activities are cancelled.',
@@ -305,7 +316,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         const healthy = await health.waitArgoAppHealthy({ ...ref, timeoutMs });
         endStep('health', 'Succeeded', `Synced and Healthy at ${healthy.revision.slice(0, 12)} after ${Math.round(healthy.waitedMs / 1000)}s`);
       }
-      setPhase('Succeeded');
+      finish('Succeeded');
     });
   } catch (err) {
     const running = status.steps.find((s) => s.status === 'Running');
@@ -313,17 +324,17 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       if (status.rejectedBy) {
         status.error = `rejected by ${status.rejectedBy.user}${status.rejectedBy.comment ? `: ${status.rejectedBy.comment}` : ''}`;
         if (running) endStep(running.name, 'Failed', status.error);
-        setPhase('Rejected');
+        finish('Rejected');
       } else {
         const by = status.abortedBy ? `aborted by ${status.abortedBy.user}` : 'cancelled';
         status.error = `${by}${status.abortedBy?.comment ? `: ${status.abortedBy.comment}` : ''}`;
         if (running) endStep(running.name, 'Cancelled', status.error);
-        setPhase('Aborted');
+        finish('Aborted');
       }
     } else {
       status.error = failureMessage(err);
       if (running) endStep(running.name, 'Failed', status.error);
-      setPhase('Failed');
+      finish('Failed');
     }
   } finally {
     const finishedAt = now();
@@ -337,7 +348,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       runId,
       stage: stage.name,
       freight: freight.id,
-      phase: status.phase,
+      phase: ending ?? status.phase,
       ...(status.commit ? { commit: status.commit } : {}),
       finishedAt,
     };
@@ -348,6 +359,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         log.warn('could not tell the pipeline workflow that this promotion finished', { error: failureMessage(err) });
       }
     });
+    if (reportBeforeTerminalPhase && ending) setPhase(ending);
   }
 
   await CancellationScope.nonCancellable(() => condition(allHandlersFinished));

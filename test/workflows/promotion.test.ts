@@ -213,7 +213,11 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     assert.equal((await refusal(ferry.abort(promotionId, { user: 'carol' }))).code, 'Conflict');
     assert.equal(git('rev-parse', 'env/prod'), prodBefore);
 
-    const prod = (await ferry.getPipeline('guestbook')).stages.find((s) => s.name === 'prod');
+    // The pipeline learns of the end by a signal the promotion sends as it closes: give it a moment.
+    const prod = await until('the pipeline to record the aborted promotion', async () => {
+      const stage = (await ferry.getPipeline('guestbook')).stages.find((s) => s.name === 'prod');
+      return stage?.history[0]?.phase === 'Aborted' ? stage : undefined;
+    }, 10_000);
     assert.deepEqual(prod?.active, []);
     assert.equal(prod?.running, undefined);
     assert.deepEqual(
