@@ -15,17 +15,21 @@ const LOCAL_USER = 'alice';
 
 const children: ChildProcess[] = [];
 let server: DevServer | undefined;
-let stopping = false;
+let stopping: Promise<never> | undefined;
 
-/** Stops the API, the worker and the dev server (in that order of urgency), then exits. */
-async function stopAll(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+/**
+ * Stops the API, the worker and the dev server, then exits. Ctrl-C signals the whole process group, so this runs
+ * more than once: every call waits for the one stop in progress instead of exiting halfway and orphaning the
+ * dev server.
+ */
+function stopAll(code: number): Promise<never> {
+  stopping ??= (async () => {
     say('\nStopping Ferry …');
     await Promise.all(children.map((c) => stopProcess(c)));
     await server?.stop();
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return stopping;
 }
 
 function say(line = ''): void {
@@ -92,7 +96,7 @@ async function main(): Promise<void> {
   children.push(worker, api);
   for (const child of children) {
     child.once('exit', (code) => {
-      if (!stopping) {
+      if (stopping === undefined) {
         process.stderr.write(`a Ferry process exited unexpectedly (code ${code}); stopping\n`);
         void stopAll(1);
       }
