@@ -8,6 +8,7 @@ import {
   getExternalWorkflowHandle,
   log,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -197,6 +198,20 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     return start;
   };
 
+  /** Starts the auto-promotions decided so far (from the main loop, or from the freight update itself). */
+  const startPendingAutoPromotions = async (): Promise<void> => {
+    while (pendingAutoPromotions.length > 0) {
+      const next = pendingAutoPromotions.shift() as { stage: string; freight: string };
+      const request = { ...next, requestedBy: AUTO_PROMOTER };
+      try {
+        validatePromotionRequest(request);
+        await startPromotion(request);
+      } catch (err) {
+        log.warn('auto-promotion not started', { ...next, error: String(err) });
+      }
+    }
+  };
+
   // --- handlers
 
   setHandler(pipelineStatusQuery, () => state);
@@ -229,7 +244,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
 
   setHandler(
     addFreightUpdate,
-    (freight: Freight) => {
+    async (freight: Freight) => {
       const existing = findFreight(freight.id);
       if (existing) return { id: existing.id, created: false };
       const entry: FreightEntry = { ...freight, createdAt: now(), verifiedIn: [] };
@@ -243,6 +258,9 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
       }
       queueAutoPromotions(entry);
       showDetails();
+      // The auto-promotions this freight triggers exist by the time the caller hears back, so it can look them
+      // up at once. Pipelines that ran before this started them from the main loop, a moment later.
+      if (patched('start-auto-promotions-before-freight-answer')) await startPendingAutoPromotions();
       return { id: entry.id, created: true };
     },
     {
@@ -346,16 +364,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
         }
       }
     }
-    while (pendingAutoPromotions.length > 0) {
-      const next = pendingAutoPromotions.shift() as { stage: string; freight: string };
-      const request = { ...next, requestedBy: AUTO_PROMOTER };
-      try {
-        validatePromotionRequest(request);
-        await startPromotion(request);
-      } catch (err) {
-        log.warn('auto-promotion not started', { ...next, error: String(err) });
-      }
-    }
+    await startPendingAutoPromotions();
     if (workflowInfo().continueAsNewSuggested && pendingGrants.length === 0 && pendingAutoPromotions.length === 0) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof pipelineWorkflow>({ spec: state.spec, carried: state });

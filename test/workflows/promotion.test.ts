@@ -79,6 +79,8 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     assert.deepEqual(await ferry.addFreight('guestbook', { guestbook: '1.4.2' }), { id, created: false });
 
     const promotionId = `promotion/guestbook/dev/${id}`;
+    // The auto-promotion exists as soon as the freight is registered: a caller can look it up at once.
+    assert.equal((await ferry.getPromotion(promotionId)).requestedBy, 'ferry/auto-promotion');
     const done = await until('dev promotion to finish', async () => {
       const s = await ferry.getPromotion(promotionId);
       return ['Succeeded', 'Failed'].includes(s.phase) ? s : undefined;
