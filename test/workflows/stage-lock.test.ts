@@ -71,8 +71,11 @@ describe('stage lock (real dev server, real git, Argo CD stand-in)', () => {
       await until('queued or running', async () => (['Queued', 'Rendering', 'Syncing', 'WaitingHealthy'].includes((await ferry.getPromotion(ids[ids.length - 1])).phase) ? true : undefined));
     }
 
-    const pipeline = await ferry.getPipeline('guestbook');
-    const dev = pipeline.stages[0];
+    // A promotion shows Queued as it asks the pipeline for the stage; the pipeline lists it once the ask arrives.
+    const dev = await until('both later promotions in the queue', async () => {
+      const stage = (await ferry.getPipeline('guestbook')).stages[0];
+      return stage.queue.length === 2 ? stage : undefined;
+    }, 10_000);
     assert.equal(dev.running?.id, ids[0]);
     assert.deepEqual(dev.queue.map((q) => q.id), [ids[1], ids[2]]);
     assert.equal((await ferry.getPromotion(ids[1])).phase, 'Queued');
