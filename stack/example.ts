@@ -1,10 +1,11 @@
 // The example GitOps repository and pipeline that `npm start` sets up (once) and the tests reuse: a guestbook app
 // with one overlay per stage, in a bare repository on disk that plays the git remote.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseDocument, type YAMLMap, type YAMLSeq } from 'yaml';
 
 export const EXAMPLE_IMAGE = 'registry.example.com/team/guestbook';
 export const EXAMPLE_STAGES = ['dev', 'staging', 'prod'] as const;
@@ -102,41 +103,29 @@ export function createExampleRepo(path: string, files: Record<string, string> = 
   return { path, url };
 }
 
-/** The example three-stage pipeline (dev auto, staging manual, prod with approval) as YAML text. */
+/** The documented example pipeline; `npm start` and the tests use it over a local repository. */
+export const EXAMPLE_PIPELINE_FILE = join(__dirname, '..', 'examples', 'guestbook', 'pipeline.yaml');
+
+/**
+ * The example three-stage pipeline (dev auto, staging manual, prod with approval) from
+ * examples/guestbook/pipeline.yaml, pointed at `repoUrl` (a local repository needs no credential) and with the
+ * given approvers. Comments are kept, so the file `npm start` writes still explains itself.
+ */
 export function examplePipelineYaml(repoUrl: string, approvers: string[]): string {
-  return `# The example pipeline that \`npm start\` applies. Edit it and re-apply with: npx ferry apply -f <this file>
-apiVersion: ferry.dev/v1alpha1
-kind: Pipeline
-metadata:
-  name: guestbook
-spec:
-  repo:
-    url: ${repoUrl}
-    branch: main
-  artifacts:
-    - name: guestbook
-      image: ${EXAMPLE_IMAGE}
-  stages:
-    - name: dev
-      promotion: auto
-      render:
-        strategy: branch
-        from: apps/guestbook/overlays/dev
-        to: env/dev
-    - name: staging
-      after: [dev]
-      render:
-        strategy: branch
-        from: apps/guestbook/overlays/staging
-        to: env/staging
-    - name: prod
-      after: [staging]
-      approval:
-        required: 1
-        approvers: [${approvers.join(', ')}]
-      render:
-        strategy: branch
-        from: apps/guestbook/overlays/prod
-        to: env/prod
-`;
+  // The file's header points at the schema by a relative path that would not hold where the copy is written.
+  const body = readFileSync(EXAMPLE_PIPELINE_FILE, 'utf8').replace(/^(#.*\n)+\n?/, '');
+  const doc = parseDocument(body);
+  const schema = join(__dirname, '..', 'docs', 'reference', 'pipeline.schema.json');
+  doc.commentBefore = [
+    ` yaml-language-server: $schema=${schema}`,
+    '',
+    ' The example pipeline that `npm start` applies. Edit it and re-apply with: npx ferry apply -f <this file>',
+  ].join('\n');
+  doc.setIn(['spec', 'repo', 'url'], repoUrl);
+  doc.deleteIn(['spec', 'repo', 'credentials']);
+  const prod = (doc.get('spec') as YAMLMap).getIn(['stages', 2]) as YAMLMap;
+  const list = doc.createNode(approvers) as YAMLSeq;
+  list.flow = true;
+  prod.setIn(['approval', 'approvers'], list);
+  return doc.toString();
 }
