@@ -42,7 +42,7 @@ export default tseslint.config(
           })),
           patterns: [
             {
-              group: ['../pipeline/*', '../activities/*', '../client/*', '../worker/*', '../stack/*'],
+              group: ['../pipeline/*', '../activities/*', '../client/*', '../worker/*', '../dev/*', '../api/*', '../cli/*'],
               message: 'Workflows may only `import type` from pipeline/ and activities/ (their values pull zod, git, fs).',
               allowTypeImports: true,
             },

@@ -1,4 +1,4 @@
 #!/usr/bin/env node
 // The CLI is TypeScript run through tsx, so a fresh `npm ci` needs no build step before `npx ferry`.
 require('tsx/cjs');
-require('../client/cli/main.ts');
+require('../cli/main.ts');

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { ensureTemporalCli, PROJECT_ROOT } from '../stack/temporal';
+import { ensureTemporalCli, PROJECT_ROOT } from '../dev/temporal';
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir)

@@ -1,5 +1,5 @@
 // Keyword search attributes on every Ferry workflow, so `FerryStage = "prod" AND FerryPhase = "AwaitingApproval"`
-// works in the Temporal UI and CLI. The dev server registers them at start (stack/temporal.ts).
+// works in the Temporal UI and CLI. The dev server registers them at start (dev/temporal.ts).
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const FerryPipeline = defineSearchAttributeKey('FerryPipeline', SearchAttributeType.KEYWORD);

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PromotionStatus } from '../../workflows/messages';
-import { createExampleRepo } from '../../stack/example';
-import { ensureTemporalCli, PROJECT_ROOT, startDevServer, type DevServer } from '../../stack/temporal';
+import { createExampleRepo } from '../../dev/example';
+import { ensureTemporalCli, PROJECT_ROOT, startDevServer, type DevServer } from '../../dev/temporal';
 import { makeToken } from '../standin/argocd/server';
 import { freePort, spawnProcess, stopGroup, until, type Spawned } from '../helpers/processes';
 

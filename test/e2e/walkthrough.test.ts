@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PROJECT_ROOT } from '../../stack/temporal';
+import { PROJECT_ROOT } from '../../dev/temporal';
 import { freePort, spawnProcess, stopGroup, until, type Spawned } from '../helpers/processes';
 
 /** The shell lines of the README's walkthrough block. */

@@ -1,7 +1,7 @@
 // A real Temporal dev server for a test file: the CLI found (or installed) by the project, Ferry's search attributes.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { ensureTemporalCli } from '../../stack/temporal';
+import { ensureTemporalCli } from '../../dev/temporal';
 import { FERRY_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
 let runtimeInstalled = false;

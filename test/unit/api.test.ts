@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { createTokenStore, ensureLocalToken } from '../../client/auth';
-import { startApiServer, type ApiServer } from '../../client/api/server';
+import { startApiServer, type ApiServer } from '../../api/server';
 import { FerryError } from '../../client/errors';
 import { createLogger, silentLogger } from '../../client/log';
 import type { FerryApi } from '../../client/types';

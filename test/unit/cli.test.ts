@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { createTokenStore } from '../../client/auth';
-import { startApiServer } from '../../client/api/server';
+import { startApiServer } from '../../api/server';
 import { silentLogger } from '../../client/log';
 import { freightId } from '../../pipeline/freight';
 import type { PipelineStatus, PromotionPhase } from '../../workflows/messages';

@@ -9,7 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { FerryClient } from '../../client/ferry-client';
 import { parsePipelineText } from '../../pipeline/load';
-import { createExampleRepo, examplePipelineYaml } from '../../stack/example';
+import { createExampleRepo, examplePipelineYaml } from '../../dev/example';
 import { createFerryWorker } from '../../worker/create-worker';
 import { until } from '../helpers/processes';
 import { createTemporalTestEnv } from '../helpers/temporal';

@@ -12,7 +12,7 @@ import { FerryClient } from '../../client/ferry-client';
 import { FerryError } from '../../client/errors';
 import { parsePipelineText } from '../../pipeline/load';
 import type { Pipeline } from '../../pipeline/schema';
-import { createExampleRepo, examplePipelineYaml } from '../../stack/example';
+import { createExampleRepo, examplePipelineYaml } from '../../dev/example';
 import { approveSignal } from '../../workflows/messages';
 import { createFerryWorker } from '../../worker/create-worker';
 import { until } from '../helpers/processes';

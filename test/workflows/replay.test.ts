@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
-import { PROJECT_ROOT } from '../../stack/temporal';
+import { PROJECT_ROOT } from '../../dev/temporal';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
 
 const dir = join(PROJECT_ROOT, 'test', 'histories');

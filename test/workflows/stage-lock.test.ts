@@ -11,7 +11,7 @@ import type { Worker } from '@temporalio/worker';
 import { createSecretResolver } from '../../activities/secrets';
 import { FerryClient } from '../../client/ferry-client';
 import { validatePipeline } from '../../pipeline/load';
-import { createExampleRepo } from '../../stack/example';
+import { createExampleRepo } from '../../dev/example';
 import { createFerryWorker } from '../../worker/create-worker';
 import { oneArgoCdStagePipeline } from '../helpers/fixtures';
 import { until } from '../helpers/processes';

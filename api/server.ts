@@ -1,9 +1,9 @@
 // Starts the HTTP API on a host and port and hands back its URL and a way to stop it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { TokenStore } from '../auth';
-import type { Logger } from '../log';
-import type { FerryApi } from '../types';
+import type { TokenStore } from '../client/auth';
+import type { Logger } from '../client/log';
+import type { FerryApi } from '../client/types';
 import { createApiApp } from './app';
 
 export const DEFAULT_API_HOST = '127.0.0.1';

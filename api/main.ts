@@ -1,8 +1,8 @@
 // The HTTP API process: one Temporal client, the token store, the server. `npm run api`, or started by `npm start`.
 // Stdout carries one line (where it listens) for people and scripts; everything else is the JSON log on stderr.
-import { createTokenStore, resolveTokensFile } from '../auth';
-import { FerryClient } from '../ferry-client';
-import { createLogger } from '../log';
+import { createTokenStore, resolveTokensFile } from '../client/auth';
+import { FerryClient } from '../client/ferry-client';
+import { createLogger } from '../client/log';
 import { apiAddressFromEnv, startApiServer } from './server';
 
 const log = createLogger({ base: { component: 'api' } });

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { apiAddressFromEnv } from '../client/api/server';
+import { apiAddressFromEnv } from '../api/server';
 import { ensureLocalToken, resolveFerryHome } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
 import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
 
   const env: NodeJS.ProcessEnv = { ...process.env, FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
   const worker = spawnEntry('worker', 'worker/main.ts', env);
-  const api = spawnEntry('api', 'client/api/main.ts', env);
+  const api = spawnEntry('api', 'api/main.ts', env);
   children.push(worker, api);
   for (const child of children) {
     child.once('exit', (code) => {

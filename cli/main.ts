@@ -5,9 +5,9 @@
 // Exit codes: 0 done, 1 the API refused or the promotion did not succeed, 2 the command line is wrong.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PipelineStatus, PromotionPhase, PromotionStatus } from '../../workflows/messages';
-import { resolveFerryHome } from '../auth';
-import type { FieldError } from '../errors';
+import type { PipelineStatus, PromotionPhase, PromotionStatus } from '../workflows/messages';
+import { resolveFerryHome } from '../client/auth';
+import type { FieldError } from '../client/errors';
 
 const DEFAULT_URL = 'http://127.0.0.1:8234';
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -291,7 +291,7 @@ async function apply(args: Args, api: Api): Promise<number> {
   // The URL names the pipeline, so the CLI needs metadata.name before the API can check the rest. Required here,
   // not imported at the top: the other commands start faster without YAML and zod. (require, not import():
   // bin/ferry.js registers tsx for CommonJS only.)
-  const { parsePipelineDocument, pipelineNameOf, validatePipeline } = require('../../pipeline/load') as typeof import('../../pipeline/load');
+  const { parsePipelineDocument, pipelineNameOf, validatePipeline } = require('../pipeline/load') as typeof import('../pipeline/load');
   const parsed = parsePipelineDocument(text, { source });
   if (!parsed.ok) throw new CliError(`${source} is not a valid pipeline`, parsed.errors);
   const name = pipelineNameOf(parsed.value);

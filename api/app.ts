@@ -3,13 +3,13 @@
 // one error body of client/errors.ts. The user behind a decision is always the bearer token's user.
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
-import { parsePipelineDocument, pipelineNameOf, specErrorsFromZod, validatePipeline } from '../../pipeline/load';
-import type { Pipeline } from '../../pipeline/schema';
-import type { Decision } from '../../workflows/messages';
-import type { TokenStore } from '../auth';
-import { FerryError, type FieldError } from '../errors';
-import { logger as defaultLogger, type Logger } from '../log';
-import type { FerryApi } from '../types';
+import { parsePipelineDocument, pipelineNameOf, specErrorsFromZod, validatePipeline } from '../pipeline/load';
+import type { Pipeline } from '../pipeline/schema';
+import type { Decision } from '../workflows/messages';
+import type { TokenStore } from '../client/auth';
+import { FerryError, type FieldError } from '../client/errors';
+import { logger as defaultLogger, type Logger } from '../client/log';
+import type { FerryApi } from '../client/types';
 
 export interface ApiAppOptions {
   ferry: FerryApi;
