@@ -18,7 +18,24 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly', fetch: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', require: 'readonly', module: 'readonly', __dirname: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        URL: 'readonly',
+        fetch: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        require: 'readonly',
+        module: 'readonly',
+        __dirname: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-require-imports': 'off',
@@ -37,13 +54,23 @@ export default tseslint.config(
         {
           paths: forbiddenInWorkflows.map((name) => ({
             name,
-            message: 'Workflow code runs in the deterministic sandbox: do I/O in activities/ and validate at the edges.',
+            message:
+              'Workflow code runs in the deterministic sandbox: do I/O in activities/ and validate at the edges.',
             allowTypeImports: true,
           })),
           patterns: [
             {
-              group: ['../pipeline/*', '../activities/*', '../client/*', '../worker/*', '../dev/*', '../api/*', '../cli/*'],
-              message: 'Workflows may only `import type` from pipeline/ and activities/ (their values pull zod, git, fs).',
+              group: [
+                '../pipeline/*',
+                '../activities/*',
+                '../client/*',
+                '../worker/*',
+                '../dev/*',
+                '../api/*',
+                '../cli/*',
+              ],
+              message:
+                'Workflows may only `import type` from pipeline/ and activities/ (their values pull zod, git, fs).',
               allowTypeImports: true,
             },
           ],

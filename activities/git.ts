@@ -53,7 +53,9 @@ const STALE_INDEX_MS = 60 * 60_000;
 
 /** The workspace directory for a remote URL: readable prefix, hash for uniqueness. */
 export function workspaceDirName(url: string): string {
-  const slug = (basename(url.replace(/\/+$/, '')).replace(/\.git$/, '') || 'repo').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40);
+  const slug = (basename(url.replace(/\/+$/, '')).replace(/\.git$/, '') || 'repo')
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(0, 40);
   return `${slug}-${createHash('sha256').update(url).digest('hex').slice(0, 16)}.git`;
 }
 
@@ -89,10 +91,14 @@ async function initWorkspace(root: string, dir: string, url: string): Promise<vo
   const building = `${dir}.init-${randomUUID()}`;
   try {
     await runGit(['init', '--bare', '--quiet', '--template=', building], { env: baseEnv() });
-    const config = (key: string, value: string) => runGit(['--git-dir', building, 'config', key, value], { env: baseEnv() });
+    const config = (key: string, value: string) =>
+      runGit(['--git-dir', building, 'config', key, value], { env: baseEnv() });
     await config('remote.origin.url', url);
     await config('remote.origin.fetch', '+refs/heads/*:refs/remotes/origin/*');
-    await writeFile(join(building, 'ferry-workspace.json'), `${JSON.stringify({ url, createdAt: new Date().toISOString() }, null, 2)}\n`);
+    await writeFile(
+      join(building, 'ferry-workspace.json'),
+      `${JSON.stringify({ url, createdAt: new Date().toISOString() }, null, 2)}\n`,
+    );
     await rename(building, dir).catch((err: NodeJS.ErrnoException) => {
       if (!existsSync(join(dir, 'HEAD'))) throw err;
     });
@@ -133,16 +139,20 @@ export class GitWorkspace {
    */
   async fetch(source: string, target: string): Promise<void> {
     await withRepoLock(this.dir, () =>
-      this.network('fetch', [
+      this.network(
         'fetch',
-        '--prune',
-        '--no-tags',
-        '--no-write-fetch-head',
-        '--quiet',
-        'origin',
-        `+refs/heads/${source}:${REMOTE_TRACKING}${source}`,
-        `+refs/heads/${target}*:${REMOTE_TRACKING}${target}*`,
-      ], { branch: source }),
+        [
+          'fetch',
+          '--prune',
+          '--no-tags',
+          '--no-write-fetch-head',
+          '--quiet',
+          'origin',
+          `+refs/heads/${source}:${REMOTE_TRACKING}${source}`,
+          `+refs/heads/${target}*:${REMOTE_TRACKING}${target}*`,
+        ],
+        { branch: source },
+      ),
     );
   }
 
@@ -190,7 +200,8 @@ export class GitWorkspace {
       at = eol + 1;
       const size = /^\S+ \S+ (\d+)$/.exec(header)?.[1];
       if (size === undefined) {
-        if (!header.endsWith(' missing') && !header.endsWith(' ambiguous')) throw new Error(`git cat-file: unexpected answer for ${name}: ${header}`);
+        if (!header.endsWith(' missing') && !header.endsWith(' ambiguous'))
+          throw new Error(`git cat-file: unexpected answer for ${name}: ${header}`);
         results.push(undefined);
         continue;
       }
@@ -228,12 +239,17 @@ export class GitWorkspace {
   async writeBlobs(contents: readonly Buffer[]): Promise<string[]> {
     if (contents.length === 0) return [];
     const input: Buffer[] = [];
-    contents.forEach((content, i) => input.push(Buffer.from(`blob\nmark :${i + 1}\ndata ${content.length}\n`), content, Buffer.from('\n')));
+    contents.forEach((content, i) =>
+      input.push(Buffer.from(`blob\nmark :${i + 1}\ndata ${content.length}\n`), content, Buffer.from('\n')),
+    );
     contents.forEach((_, i) => input.push(Buffer.from(`get-mark :${i + 1}\n`)));
     input.push(Buffer.from('done\n'));
-    const out = await this.git(['-c', 'fastimport.unpackLimit=0', 'fast-import', '--quiet', '--done'], { input: Buffer.concat(input) });
+    const out = await this.git(['-c', 'fastimport.unpackLimit=0', 'fast-import', '--quiet', '--done'], {
+      input: Buffer.concat(input),
+    });
     const ids = out.toString('utf8').trim().split('\n');
-    if (ids.length !== contents.length) throw new Error(`git fast-import returned ${ids.length} ids for ${contents.length} blobs`);
+    if (ids.length !== contents.length)
+      throw new Error(`git fast-import returned ${ids.length} ids for ${contents.length} blobs`);
     return ids;
   }
 
@@ -249,15 +265,18 @@ export class GitWorkspace {
   }
 
   async commitTree(tree: string, parents: readonly string[], message: string, author: Author): Promise<string> {
-    const out = await this.git(['commit-tree', '--no-gpg-sign', ...parents.flatMap((p) => ['-p', p]), '-F', '-', tree], {
-      input: message,
-      env: {
-        GIT_AUTHOR_NAME: author.name,
-        GIT_AUTHOR_EMAIL: author.email,
-        GIT_COMMITTER_NAME: author.name,
-        GIT_COMMITTER_EMAIL: author.email,
+    const out = await this.git(
+      ['commit-tree', '--no-gpg-sign', ...parents.flatMap((p) => ['-p', p]), '-F', '-', tree],
+      {
+        input: message,
+        env: {
+          GIT_AUTHOR_NAME: author.name,
+          GIT_AUTHOR_EMAIL: author.email,
+          GIT_COMMITTER_NAME: author.name,
+          GIT_COMMITTER_EMAIL: author.email,
+        },
       },
-    });
+    );
     return out.toString('utf8').trim();
   }
 
@@ -285,7 +304,11 @@ export class GitWorkspace {
           .find((line) => line.startsWith('!') && line.includes(`:refs/heads/${branch}\t`));
         if (!rejected) throw this.failure('push', err, { branch });
         const reason = /\(([^)]*)\)\s*$/.exec(rejected)?.[1] ?? rejected;
-        if (/stale info|fetch first|non-fast-forward|incorrect old value|failed to update ref|cannot lock ref|already exists/i.test(reason)) {
+        if (
+          /stale info|fetch first|non-fast-forward|incorrect old value|failed to update ref|cannot lock ref|already exists/i.test(
+            reason,
+          )
+        ) {
           return 'moved';
         }
         throw ApplicationFailure.nonRetryable(
@@ -297,9 +320,15 @@ export class GitWorkspace {
   }
 
   /** @internal Runs a local git command in this workspace (no credentials). */
-  async git(args: readonly string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Buffer> {
+  async git(
+    args: readonly string[],
+    options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<Buffer> {
     try {
-      const { stdout } = await runGit(['--git-dir', this.dir, ...args], { input: options.input, env: { ...baseEnv(), ...options.env } });
+      const { stdout } = await runGit(['--git-dir', this.dir, ...args], {
+        input: options.input,
+        env: { ...baseEnv(), ...options.env },
+      });
       return stdout;
     } catch (err) {
       if (err instanceof GitCommandError) {
@@ -340,7 +369,10 @@ export class GitWorkspace {
     }
     const header = authorizationHeader(credential);
     if (!header) {
-      throw ApplicationFailure.nonRetryable(`credential "${name}" for ${this.displayUrl} has neither a token nor a password`, 'CredentialNotFound');
+      throw ApplicationFailure.nonRetryable(
+        `credential "${name}" for ${this.displayUrl} has neither a token nor a password`,
+        'CredentialNotFound',
+      );
     }
     // Scoped to this remote's URL, so the header is never sent to another host.
     return gitConfigEnv([[`http.${this.url}.extraHeader`, header]]);
@@ -363,12 +395,22 @@ export class GitWorkspace {
     const where = `git ${action} ${this.displayUrl} (branch ${context.branch})`;
     const text = err.stderr;
     if (err.timedOut) {
-      return ApplicationFailure.retryable(`${where}: no answer within ${Math.round(this.networkTimeoutMs / 1000)}s; the git process was stopped`, 'GitNetworkError');
+      return ApplicationFailure.retryable(
+        `${where}: no answer within ${Math.round(this.networkTimeoutMs / 1000)}s; the git process was stopped`,
+        'GitNetworkError',
+      );
     }
     if (action === 'fetch' && /couldn't find remote ref/i.test(text)) {
-      return ApplicationFailure.nonRetryable(`${where}: branch ${context.branch} does not exist on the remote`, 'SourceBranchNotFound');
+      return ApplicationFailure.nonRetryable(
+        `${where}: branch ${context.branch} does not exist on the remote`,
+        'SourceBranchNotFound',
+      );
     }
-    if (/Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP Basic: Access denied|Invalid username or password|Permission denied \(publickey|Host key verification failed|returned error: 40[13]/i.test(text)) {
+    if (
+      /Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP Basic: Access denied|Invalid username or password|Permission denied \(publickey|Host key verification failed|returned error: 40[13]/i.test(
+        text,
+      )
+    ) {
       const hint = this.credentials
         ? `check credential "${this.credentials}"`
         : 'the repository needs credentials: name one in spec.repo.credentials';
@@ -377,7 +419,11 @@ export class GitWorkspace {
     if (/Repository not found|does not appear to be a git repository|returned error: 404/i.test(text)) {
       return ApplicationFailure.nonRetryable(`${where}: repository not found: ${detail}`, 'GitRepositoryNotFound');
     }
-    if (/Could not resolve host|Connection refused|Connection timed out|Operation timed out|Connection reset|early EOF|RPC failed|remote end hung up|Failed to connect|Empty reply|unable to access|SSL|TLS/i.test(text)) {
+    if (
+      /Could not resolve host|Connection refused|Connection timed out|Operation timed out|Connection reset|early EOF|RPC failed|remote end hung up|Failed to connect|Empty reply|unable to access|SSL|TLS/i.test(
+        text,
+      )
+    ) {
       return ApplicationFailure.retryable(`${where}: network error: ${detail}`, 'GitNetworkError');
     }
     return ApplicationFailure.retryable(`${where} failed: ${detail}`, 'GitError');
@@ -400,7 +446,10 @@ export class TemporaryIndex {
   async update(remove: readonly string[], set: readonly TreeEntry[]): Promise<void> {
     if (remove.length === 0 && set.length === 0) return;
     const zero = '0'.repeat(set[0]?.object.length ?? 40);
-    const records = [...remove.map((path) => `0 ${zero}\t${path}`), ...set.map((e) => `${e.mode} ${e.object}\t${e.path}`)];
+    const records = [
+      ...remove.map((path) => `0 ${zero}\t${path}`),
+      ...set.map((e) => `${e.mode} ${e.object}\t${e.path}`),
+    ];
     await this.run(['update-index', '-z', '--index-info'], `${records.join('\0')}\0`);
   }
 
@@ -521,7 +570,8 @@ function runGit(
       const err = Buffer.concat(stderr).toString('utf8');
       const command = (args[0] === '--git-dir' ? args[2] : args[0]) ?? '';
       if (code === 0) resolvePromise({ stdout: out, stderr: err });
-      else if (signal?.aborted) reject(signal.reason instanceof Error ? signal.reason : new Error(`git ${command} cancelled`));
+      else if (signal?.aborted)
+        reject(signal.reason instanceof Error ? signal.reason : new Error(`git ${command} cancelled`));
       else reject(new GitCommandError(command, code, out.toString('utf8'), err, timedOut));
     });
     child.stdin.end(options.input ?? '');

@@ -51,7 +51,10 @@ const DEFAULT_AUTHOR: Author = { name: 'Ferry', email: 'ferry@localhost' };
 const branchPath = z
   .string()
   .min(1)
-  .refine((p) => !p.startsWith('/') && !p.split('/').some((part) => part === '..' || part === '' || part === '.git'), 'must be a relative path');
+  .refine(
+    (p) => !p.startsWith('/') && !p.split('/').some((part) => part === '..' || part === '' || part === '.git'),
+    'must be a relative path',
+  );
 
 const RenderedStateSchema = z.object({
   pipeline: z.string(),
@@ -97,12 +100,18 @@ export function createGitActivities(options: GitActivitiesOptions) {
     }
   }
 
-  async function renderAndPushOnce(input: RenderAndPushInput, progress: (details: Record<string, unknown>) => void): Promise<RenderAndPushResult> {
+  async function renderAndPushOnce(
+    input: RenderAndPushInput,
+    progress: (details: Record<string, unknown>) => void,
+  ): Promise<RenderAndPushResult> {
     const { repo, render } = input;
     const from = normalizeDir(render.from);
     const engine = renderEngines[render.engine];
     if (!engine) {
-      throw ApplicationFailure.nonRetryable(`stage ${input.stage}: render engine "${render.engine}" is not available in this worker`, 'InvalidArgument');
+      throw ApplicationFailure.nonRetryable(
+        `stage ${input.stage}: render engine "${render.engine}" is not available in this worker`,
+        'InvalidArgument',
+      );
     }
     if (render.to === repo.branch) {
       throw ApplicationFailure.nonRetryable(
@@ -118,19 +127,32 @@ export function createGitActivities(options: GitActivitiesOptions) {
       progress({ step: 'fetched', attempt });
       const [source, target] = await workspace.heads(repo.branch, render.to);
       if (!source) {
-        throw ApplicationFailure.nonRetryable(`${workspace.displayUrl}: branch ${repo.branch} does not exist`, 'SourceBranchNotFound');
+        throw ApplicationFailure.nonRetryable(
+          `${workspace.displayUrl}: branch ${repo.branch} does not exist`,
+          'SourceBranchNotFound',
+        );
       }
 
       const [history, previous] = target
-        ? await Promise.all([workspace.recentCommits(target, idempotencyDepth), readRenderedState(workspace, target, render.to)])
+        ? await Promise.all([
+            workspace.recentCommits(target, idempotencyDepth),
+            readRenderedState(workspace, target, render.to),
+          ])
         : [[], undefined];
       const earlier = history.find(
-        (c) => c.trailers[TRAILERS.promotion]?.includes(oneLine(input.promotionId)) && c.trailers[TRAILERS.run]?.includes(oneLine(input.runId)),
+        (c) =>
+          c.trailers[TRAILERS.promotion]?.includes(oneLine(input.promotionId)) &&
+          c.trailers[TRAILERS.run]?.includes(oneLine(input.runId)),
       );
       if (earlier) {
         // This promotion's commit is already on the branch: an earlier attempt pushed it and then died.
         const state = earlier.sha === target ? previous : await readRenderedState(workspace, earlier.sha, render.to);
-        return { commit: earlier.sha, sourceCommit: earlier.trailers[TRAILERS.source]?.[0] ?? source, created: false, files: state?.files.length ?? 0 };
+        return {
+          commit: earlier.sha,
+          sourceCommit: earlier.trailers[TRAILERS.source]?.[0] ?? source,
+          created: false,
+          files: state?.files.length ?? 0,
+        };
       }
 
       if (rendered?.source !== source) {
@@ -145,7 +167,12 @@ export function createGitActivities(options: GitActivitiesOptions) {
         // Unchanged manifests make no commit, even though the record (freight, source commit) would differ.
         if (previous && history[0] && (await index.writeTree()) === history[0].tree) return undefined;
         await index.update([], [{ mode: '100644', object: stateBlob, path: RENDERED_STATE_PATH }]);
-        return workspace.commitTree(await index.writeTree(), target ? [target] : [], commitMessage(input, source), author);
+        return workspace.commitTree(
+          await index.writeTree(),
+          target ? [target] : [],
+          commitMessage(input, source),
+          author,
+        );
       });
       if (!commit) return { commit: target!, sourceCommit: source, created: false, files: files.length };
 
@@ -175,7 +202,13 @@ interface Rendered {
 }
 
 /** Reads `from` at `source`, renders it, and stores the result and its record as blobs. */
-async function renderFiles(workspace: GitWorkspace, input: RenderAndPushInput, from: string, source: string, engine: RenderEngine): Promise<Rendered> {
+async function renderFiles(
+  workspace: GitWorkspace,
+  input: RenderAndPushInput,
+  from: string,
+  source: string,
+  engine: RenderEngine,
+): Promise<Rendered> {
   const where = `${workspace.displayUrl} branch ${input.repo.branch} at ${source.slice(0, 12)}`;
   const listed = await workspace.listFiles(source, from);
   if (listed === 'missing' || listed === 'not-a-directory') {
@@ -218,7 +251,10 @@ async function renderFiles(workspace: GitWorkspace, input: RenderAndPushInput, f
   const unchanged = new Map(sources.map(({ entry, content }) => [content, entry] as const));
   const modes = new Map(listed.map((e) => [e.path, e.mode] as const));
   const toWrite = output.filter((file) => !unchanged.has(file.content));
-  const written = await workspace.writeBlobs([...toWrite.map((f) => f.content), Buffer.from(`${JSON.stringify(state, null, 2)}\n`)]);
+  const written = await workspace.writeBlobs([
+    ...toWrite.map((f) => f.content),
+    Buffer.from(`${JSON.stringify(state, null, 2)}\n`),
+  ]);
   const ids = new Map(toWrite.map((file, i) => [file, written[i]!] as const));
   return {
     source,
@@ -241,7 +277,11 @@ function checkOutputPath(path: string, stage: string): void {
   }
 }
 
-async function readRenderedState(workspace: GitWorkspace, commit: string, branch: string): Promise<RenderedState | undefined> {
+async function readRenderedState(
+  workspace: GitWorkspace,
+  commit: string,
+  branch: string,
+): Promise<RenderedState | undefined> {
   const [content] = await workspace.readObjects([`${commit}:${RENDERED_STATE_PATH}`]);
   if (!content) return undefined;
   let parsed: unknown;
@@ -252,7 +292,10 @@ async function readRenderedState(workspace: GitWorkspace, commit: string, branch
   }
   const result = RenderedStateSchema.safeParse(parsed);
   if (!result.success) {
-    const why = parsed instanceof Error ? parsed.message : result.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ');
+    const why =
+      parsed instanceof Error
+        ? parsed.message
+        : result.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ');
     throw ApplicationFailure.nonRetryable(
       `${workspace.displayUrl} branch ${branch}: ${RENDERED_STATE_PATH} at ${commit.slice(0, 12)} is not Ferry's record of the files it wrote (${why}); restore or delete it`,
       'InvalidRenderedState',
@@ -272,7 +315,9 @@ function commitMessage(input: RenderAndPushInput, source: string): string {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, version]) => {
       const artifact = artifacts.get(name);
-      return artifact ? `- ${name}: ${formatImageReference(artifact.image, parseVersion(name, version))}` : `- ${name}: ${version}`;
+      return artifact
+        ? `- ${name}: ${formatImageReference(artifact.image, parseVersion(name, version))}`
+        : `- ${name}: ${version}`;
     });
   return [
     `ferry: promote ${input.freight.id} to ${input.stage}`,

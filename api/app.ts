@@ -88,15 +88,25 @@ export function createApiApp(options: ApiAppOptions): Express {
     res.json(await ferry.getPromotion(promotionId(req)));
   });
 
-  const decide = (act: (id: string, decision: Decision) => Promise<unknown>): RequestHandler =>
+  const decide =
+    (act: (id: string, decision: Decision) => Promise<unknown>): RequestHandler =>
     async (req, res) => {
       const body = parseBody(req, DecisionBody, { optional: true });
       const decision: Decision = { user: authenticatedUser(res), ...(body?.comment ? { comment: body.comment } : {}) };
       res.json(await act(promotionId(req), decision));
     };
-  api.post('/promotions/*id/approve', decide((id, d) => ferry.approve(id, d)));
-  api.post('/promotions/*id/reject', decide((id, d) => ferry.reject(id, d)));
-  api.post('/promotions/*id/abort', decide((id, d) => ferry.abort(id, d)));
+  api.post(
+    '/promotions/*id/approve',
+    decide((id, d) => ferry.approve(id, d)),
+  );
+  api.post(
+    '/promotions/*id/reject',
+    decide((id, d) => ferry.reject(id, d)),
+  );
+  api.post(
+    '/promotions/*id/abort',
+    decide((id, d) => ferry.abort(id, d)),
+  );
 
   app.use('/api/v1', api);
 
@@ -175,14 +185,21 @@ function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new FerryError('InvalidArgument', `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+    throw new FerryError(
+      'InvalidArgument',
+      `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
 }
 
 /** A JSON body validated by a strict zod object; every problem comes back with its path. */
 function parseBody<T extends z.ZodType>(req: Request, schema: T, options?: { optional?: false }): z.output<T>;
 function parseBody<T extends z.ZodType>(req: Request, schema: T, options: { optional: true }): z.output<T> | undefined;
-function parseBody<T extends z.ZodType>(req: Request, schema: T, options: { optional?: boolean } = {}): z.output<T> | undefined {
+function parseBody<T extends z.ZodType>(
+  req: Request,
+  schema: T,
+  options: { optional?: boolean } = {},
+): z.output<T> | undefined {
   const text = bodyText(req);
   if (text.trim() === '') {
     if (options.optional) return undefined;
@@ -195,7 +212,9 @@ function parseBody<T extends z.ZodType>(req: Request, schema: T, options: { opti
   }
   const result = schema.safeParse(value);
   if (!result.success) {
-    throw new FerryError('InvalidArgument', 'request body is invalid', { errors: bodyFieldErrors(result.error, value) });
+    throw new FerryError('InvalidArgument', 'request body is invalid', {
+      errors: bodyFieldErrors(result.error, value),
+    });
   }
   return result.data;
 }
@@ -203,7 +222,9 @@ function parseBody<T extends z.ZodType>(req: Request, schema: T, options: { opti
 /** The loader's messages and paths (`unknown field`, `Required`), so bodies and pipeline files read alike. */
 function bodyFieldErrors(error: z.ZodError, input: unknown): FieldError[] {
   return specErrorsFromZod(error, input).map((e) =>
-    IDENTITY_FIELDS.includes(e.path) ? { path: e.path, message: 'must not be set: the user is the one the bearer token belongs to' } : e,
+    IDENTITY_FIELDS.includes(e.path)
+      ? { path: e.path, message: 'must not be set: the user is the one the bearer token belongs to' }
+      : e,
   );
 }
 
@@ -309,7 +330,10 @@ function requestError(err: unknown): { status: number; error: FerryError } | und
   if (status === undefined || status < 400 || status >= 500) return undefined;
   switch (e.type) {
     case 'entity.too.large':
-      return { status: 413, error: new FerryError('InvalidArgument', `request body is larger than ${BODY_LIMIT_BYTES / 1024 / 1024} MB`) };
+      return {
+        status: 413,
+        error: new FerryError('InvalidArgument', `request body is larger than ${BODY_LIMIT_BYTES / 1024 / 1024} MB`),
+      };
     case 'charset.unsupported':
     case 'encoding.unsupported':
       return { status: 415, error: new FerryError('InvalidArgument', 'unsupported body encoding: send UTF-8 text') };
@@ -335,7 +359,8 @@ function errorHandler(log: Logger) {
     } else if (err instanceof FerryError) {
       status = err.status;
       error = err;
-      if (status >= 500) log.error('request failed', { method: req.method, path: pathOf(req), code: err.code, error: err });
+      if (status >= 500)
+        log.error('request failed', { method: req.method, path: pathOf(req), code: err.code, error: err });
     } else {
       const known = requestError(err);
       if (known) {

@@ -38,7 +38,8 @@ const env = {
   GIT_COMMITTER_NAME: 'Bench',
   GIT_COMMITTER_EMAIL: 'bench@example.com',
 };
-const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env, stdio: 'pipe', encoding: 'utf8' }).trim();
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', args, { cwd, env, stdio: 'pipe', encoding: 'utf8' }).trim();
 
 function manifest(i: number, tag: string): string {
   if (i % 4 === 0) {
@@ -100,7 +101,10 @@ function renderByRegex(work: string, tag: string): void {
   const source = join(work, FROM);
   for (const name of readdirSync(source)) {
     const text = readFileSync(join(source, name), 'utf8');
-    writeFileSync(join(work, '..', 'out', name), text.replace(new RegExp(`(image: ${IMAGE.replace(/\./g, '\\.')}):[^\\s]+`, 'g'), `$1:${tag}`));
+    writeFileSync(
+      join(work, '..', 'out', name),
+      text.replace(new RegExp(`(image: ${IMAGE.replace(/\./g, '\\.')}):[^\\s]+`, 'g'), `$1:${tag}`),
+    );
   }
 }
 
@@ -140,7 +144,10 @@ async function main(): Promise<void> {
     const url = `file://${remote}`;
     const rows: Row[] = [];
 
-    const ferry = createGitActivities({ workspaceRoot: join(dir, 'workspaces'), secrets: createSecretResolver({ env: {} }) });
+    const ferry = createGitActivities({
+      workspaceRoot: join(dir, 'workspaces'),
+      secrets: createSecretResolver({ env: {} }),
+    });
     const ferryRow: Row = { name: 'ferry renderAndPush', timings: [] };
     for (let i = 1; i <= PROMOTIONS; i++) {
       const version = `1.0.${i}`;
@@ -210,10 +217,18 @@ function print(rows: Row[]): void {
   const header = ['', 'first (ms)', 'mean (ms)', 'p50 (ms)', 'p95 (ms)', 'vs ferry'];
   const lines = rows.map((r) => {
     const xs = steady(r).length > 0 ? steady(r) : r.timings;
-    return [r.name, r.timings[0]!.toFixed(1), mean(xs).toFixed(1), percentile(xs, 50).toFixed(1), percentile(xs, 95).toFixed(1), `${(mean(xs) / ferryMean).toFixed(2)}x`];
+    return [
+      r.name,
+      r.timings[0]!.toFixed(1),
+      mean(xs).toFixed(1),
+      percentile(xs, 50).toFixed(1),
+      percentile(xs, 95).toFixed(1),
+      `${(mean(xs) / ferryMean).toFixed(2)}x`,
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const format = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   process.stdout.write(
     `git promotion: ${PROMOTIONS} promotions, ${FILES} manifests under ${FROM}, ${HISTORY} commits of history, node ${process.version}, ${git(tmpdir(), '--version')}\n` +
       `"first" includes the initial clone; mean/p50/p95 are over promotions 2..${PROMOTIONS}.\n\n` +

@@ -158,10 +158,15 @@ function parseArgs(argv: string[]): Args {
 }
 
 /** Refuses options that do not belong to the command, and wrong numbers of arguments. */
-function expect(args: Args, options: { count: number | [number, number]; allow?: Array<'file' | 'message' | 'wait' | 'json'> }): void {
+function expect(
+  args: Args,
+  options: { count: number | [number, number]; allow?: Array<'file' | 'message' | 'wait' | 'json'> },
+): void {
   const allow = new Set(options.allow ?? []);
-  if (args.file !== undefined && !allow.has('file')) throw new UsageError(`${args.command} does not take -f`, args.command);
-  if (args.message !== undefined && !allow.has('message')) throw new UsageError(`${args.command} does not take -m`, args.command);
+  if (args.file !== undefined && !allow.has('file'))
+    throw new UsageError(`${args.command} does not take -f`, args.command);
+  if (args.message !== undefined && !allow.has('message'))
+    throw new UsageError(`${args.command} does not take -m`, args.command);
   if (args.wait && !allow.has('wait')) throw new UsageError(`${args.command} does not take --wait`, args.command);
   if (args.json && !allow.has('json')) throw new UsageError(`${args.command} does not take --json`, args.command);
   const [min, max] = Array.isArray(options.count) ? options.count : [options.count, options.count];
@@ -189,7 +194,11 @@ function apiFromEnv(env: NodeJS.ProcessEnv): Api {
   }
   // fetch refuses such URLs, and every error message would repeat the password; say so without echoing it.
   if (url.username !== '' || url.password !== '') {
-    throw new CliError('FERRY_URL must not contain a user name or password', [], 'the API takes a bearer token: set FERRY_TOKEN');
+    throw new CliError(
+      'FERRY_URL must not contain a user name or password',
+      [],
+      'the API takes a bearer token: set FERRY_TOKEN',
+    );
   }
   if (env.FERRY_TOKEN) return { baseUrl: raw, token: env.FERRY_TOKEN.trim(), tokenSource: 'FERRY_TOKEN' };
   const tokenFile = path.join(resolveFerryHome(env), 'token');
@@ -219,7 +228,8 @@ class ApiError extends CliError {
 
 /** Errors a waiting CLI should ride out: the API restarting, or a proxy in front of it. */
 const isTransient = (error: unknown): boolean =>
-  (error instanceof ApiError && [502, 503, 504].includes(error.status)) || (error instanceof CliError && error.message.startsWith('cannot reach'));
+  (error instanceof ApiError && [502, 503, 504].includes(error.status)) ||
+  (error instanceof CliError && error.message.startsWith('cannot reach'));
 
 async function call<T>(
   api: Api,
@@ -265,7 +275,8 @@ async function call<T>(
     }
     throw new ApiError(response.status, message, Array.isArray(detail?.errors) ? detail.errors : [], hint);
   }
-  if (data === undefined) throw new CliError(`${method} ${urlPath}: the API answered HTTP ${response.status} without JSON`);
+  if (data === undefined)
+    throw new CliError(`${method} ${urlPath}: the API answered HTTP ${response.status} without JSON`);
   return { status: response.status, data: data as T };
 }
 
@@ -291,7 +302,8 @@ async function apply(args: Args, api: Api): Promise<number> {
   // The URL names the pipeline, so the CLI needs metadata.name before the API can check the rest. Required here,
   // not imported at the top: the other commands start faster without YAML and zod. (require, not import():
   // bin/ferry.js registers tsx for CommonJS only.)
-  const { parsePipelineDocument, pipelineNameOf, validatePipeline } = require('../pipeline/load') as typeof import('../pipeline/load');
+  const { parsePipelineDocument, pipelineNameOf, validatePipeline } =
+    require('../pipeline/load') as typeof import('../pipeline/load');
   const parsed = parsePipelineDocument(text, { source });
   if (!parsed.ok) throw new CliError(`${source} is not a valid pipeline`, parsed.errors);
   const name = pipelineNameOf(parsed.value);
@@ -302,7 +314,10 @@ async function apply(args: Args, api: Api): Promise<number> {
     throw new CliError(`${source} is not a valid pipeline`, errors);
   }
   const type = /\.json$/i.test(file) ? 'application/json' : 'application/yaml';
-  const { data } = await call<PipelineStatus>(api, 'PUT', `/api/v1/pipelines/${encodeURIComponent(name)}`, { text, type });
+  const { data } = await call<PipelineStatus>(api, 'PUT', `/api/v1/pipelines/${encodeURIComponent(name)}`, {
+    text,
+    type,
+  });
   if (args.json) printJson(data);
   else out(`pipeline ${data.name} applied (stages: ${data.stages.map((s) => s.name).join(', ')})`);
   return 0;
@@ -311,7 +326,10 @@ async function apply(args: Args, api: Api): Promise<number> {
 async function freight(args: Args, api: Api): Promise<number> {
   const sub = args.positionals[0];
   if (sub !== 'add') {
-    throw new UsageError(sub === undefined ? 'freight needs a subcommand: add' : `unknown freight subcommand "${sub}"`, 'freight');
+    throw new UsageError(
+      sub === undefined ? 'freight needs a subcommand: add' : `unknown freight subcommand "${sub}"`,
+      'freight',
+    );
   }
   args.positionals = args.positionals.slice(1);
   expect(args, { count: [2, Infinity], allow: ['json'] });
@@ -321,7 +339,8 @@ async function freight(args: Args, api: Api): Promise<number> {
     const eq = pair.indexOf('=');
     if (eq <= 0 || eq === pair.length - 1) throw new UsageError(`"${pair}" is not NAME=VERSION`, 'freight');
     const name = pair.slice(0, eq);
-    if (Object.prototype.hasOwnProperty.call(artifacts, name)) throw new UsageError(`artifact "${name}" is given twice`, 'freight');
+    if (Object.prototype.hasOwnProperty.call(artifacts, name))
+      throw new UsageError(`artifact "${name}" is given twice`, 'freight');
     artifacts[name] = pair.slice(eq + 1);
   }
   const { data } = await call<{ id: string; created: boolean }>(
@@ -356,13 +375,19 @@ async function promote(args: Args, api: Api): Promise<number> {
   });
   if (args.json) printJson(final);
   if (final.phase === 'Succeeded') return 0;
-  const why = final.error ?? decisionText(final.rejectedBy ?? final.abortedBy, final.phase === 'Rejected' ? 'rejected' : 'aborted');
+  const why =
+    final.error ??
+    decisionText(final.rejectedBy ?? final.abortedBy, final.phase === 'Rejected' ? 'rejected' : 'aborted');
   err(`error: promotion ${final.id} ended ${final.phase}${why ? `: ${why}` : ''}`);
   return 1;
 }
 
 /** Polls until a terminal phase, reporting each phase once; quick at first and after a change, then slower. */
-async function waitForPromotion(api: Api, id: string, onPhase: (phase: PromotionPhase) => void): Promise<PromotionStatus> {
+async function waitForPromotion(
+  api: Api,
+  id: string,
+  onPhase: (phase: PromotionPhase) => void,
+): Promise<PromotionStatus> {
   let lastPhase: PromotionPhase | undefined;
   let delay = 200;
   let unreachableSince: number | undefined;
@@ -408,7 +433,8 @@ async function decide(args: Args, api: Api, action: 'approve' | 'reject' | 'abor
     return 0;
   }
   const verb = { approve: 'approved', reject: 'rejected', abort: 'aborted' }[action];
-  const approvals = data.approval && action === 'approve' ? `, ${data.approvals.length} of ${data.approval.required} approvals` : '';
+  const approvals =
+    data.approval && action === 'approve' ? `, ${data.approvals.length} of ${data.approval.required} approvals` : '';
   out(`${verb} ${data.id}: phase ${data.phase}${approvals}`);
   return 0;
 }
@@ -431,7 +457,12 @@ async function status(args: Args, api: Api): Promise<number> {
       orDash(stage.running?.freight),
       orDash(stage.queue.map((q) => q.freight).join(',')),
       // Started but not holding or waiting for the stage lock: at a gate (approval, deploy window).
-      orDash(stage.active.filter((a) => !busy.has(a.id)).map((a) => a.freight).join(',')),
+      orDash(
+        stage.active
+          .filter((a) => !busy.has(a.id))
+          .map((a) => a.freight)
+          .join(','),
+      ),
     ];
   });
   for (const line of table([['STAGE', 'CURRENT', 'RUNNING', 'QUEUED', 'WAITING'], ...stageRows])) out(line);
@@ -448,7 +479,8 @@ async function status(args: Args, api: Api): Promise<number> {
       f.createdAt,
     ]);
     for (const line of table([['FREIGHT', 'ARTIFACTS', 'VERIFIED IN', 'CREATED'], ...freightRows])) out(line);
-    if (data.freight.length > shown.length) out(`(${data.freight.length - shown.length} older freight not shown; --json lists all)`);
+    if (data.freight.length > shown.length)
+      out(`(${data.freight.length - shown.length} older freight not shown; --json lists all)`);
   }
   return 0;
 }
@@ -483,7 +515,9 @@ async function get(args: Args, api: Api): Promise<number> {
   } else if (data.approvals.length > 0) {
     fields.push(['approvals', String(data.approvals.length)]);
   }
-  const approvalLines = data.approvals.map((a) => `${a.user} at ${a.at}${a.comment ? ` ${JSON.stringify(a.comment)}` : ''}`);
+  const approvalLines = data.approvals.map(
+    (a) => `${a.user} at ${a.at}${a.comment ? ` ${JSON.stringify(a.comment)}` : ''}`,
+  );
   if (data.rejectedBy) fields.push(['rejected', decisionLine(data.rejectedBy)]);
   if (data.abortedBy) fields.push(['aborted', decisionLine(data.abortedBy)]);
   if (data.error) fields.push(['error', data.error]);
@@ -514,7 +548,8 @@ async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 0;
   }
   if (args.command === '') throw new UsageError('missing command');
-  if (!Object.prototype.hasOwnProperty.call(COMMANDS, args.command)) throw new UsageError(`unknown command "${args.command}"`);
+  if (!Object.prototype.hasOwnProperty.call(COMMANDS, args.command))
+    throw new UsageError(`unknown command "${args.command}"`);
   if (args.help) {
     out(`usage: ${COMMANDS[args.command]}`);
     return 0;

@@ -127,7 +127,10 @@ function readTokensFile(file: string): Record<string, string> {
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    const reason = err instanceof SyntaxError ? 'is not valid JSON' : `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    const reason =
+      err instanceof SyntaxError
+        ? 'is not valid JSON'
+        : `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
     throw new Error(`tokens file ${file} ${reason}`);
   }
   const tokens = (parsed as { tokens?: unknown } | null)?.tokens;

@@ -41,6 +41,12 @@ export class FerryError extends Error {
 
   /** The API's one error body shape. */
   toJSON(): { error: { code: FerryErrorCode; message: string; errors?: FieldError[] } } {
-    return { error: { code: this.code, message: this.message, ...(this.details?.errors ? { errors: this.details.errors } : {}) } };
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details?.errors ? { errors: this.details.errors } : {}),
+      },
+    };
   }
 }

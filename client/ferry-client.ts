@@ -63,7 +63,8 @@ export function toFerryError(err: unknown, what: string): FerryError {
   if (/workflow execution already completed/i.test(message)) {
     return new FerryError('Conflict', `${what} has already finished`);
   }
-  if (/not found/i.test(message) && !(err instanceof TemporalFailure)) return new FerryError('NotFound', `${what} not found`);
+  if (/not found/i.test(message) && !(err instanceof TemporalFailure))
+    return new FerryError('NotFound', `${what} not found`);
   if (/UNAVAILABLE|ECONNREFUSED|Failed to connect/i.test(message)) {
     return new FerryError('Unavailable', `Temporal is not reachable: ${message}`);
   }
@@ -82,7 +83,10 @@ export class FerryClient implements FerryApi {
   static async connect(options: FerryClientOptions = {}): Promise<FerryClient> {
     const address = options.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
     const connection = await Connection.connect({ address });
-    const client = new Client({ connection, namespace: options.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default' });
+    const client = new Client({
+      connection,
+      namespace: options.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default',
+    });
     return new FerryClient(client, connection, options.taskQueue ?? TASK_QUEUE);
   }
 
@@ -119,7 +123,10 @@ export class FerryClient implements FerryApi {
       staticDetails: `Repository ${spec.spec.repo.url} (${spec.spec.repo.branch}); artifacts ${spec.spec.artifacts.map((a) => a.image).join(', ')}`,
     });
     try {
-      return await this.temporal.workflow.executeUpdateWithStart(applySpecUpdate, { args: [spec], startWorkflowOperation });
+      return await this.temporal.workflow.executeUpdateWithStart(applySpecUpdate, {
+        args: [spec],
+        startWorkflowOperation,
+      });
     } catch (err) {
       throw toFerryError(err, `pipeline "${name}"`);
     }
@@ -157,7 +164,9 @@ export class FerryClient implements FerryApi {
     const status = await this.getPipeline(pipeline);
     const errors = validateFreight(status.spec, artifacts);
     if (errors.length > 0) {
-      throw new FerryError('InvalidArgument', `freight does not match the artifacts of pipeline "${pipeline}"`, { errors });
+      throw new FerryError('InvalidArgument', `freight does not match the artifacts of pipeline "${pipeline}"`, {
+        errors,
+      });
     }
     try {
       return await this.pipelineHandle(pipeline).executeUpdate(addFreightUpdate, {
@@ -180,7 +189,10 @@ export class FerryClient implements FerryApi {
 
   private promotionHandle(id: string): WorkflowHandle {
     if (!PROMOTION_ID.test(id)) {
-      throw new FerryError('NotFound', `promotion "${id}" not found (ids look like promotion/<pipeline>/<stage>/<freight>)`);
+      throw new FerryError(
+        'NotFound',
+        `promotion "${id}" not found (ids look like promotion/<pipeline>/<stage>/<freight>)`,
+      );
     }
     return this.temporal.workflow.getHandle(id);
   }
@@ -222,7 +234,10 @@ export class FerryClient implements FerryApi {
           () => false,
         );
         if (closed) {
-          const phase = await handle.query(promotionStatusQuery).then((s) => s.phase, () => 'closed');
+          const phase = await handle.query(promotionStatusQuery).then(
+            (s) => s.phase,
+            () => 'closed',
+          );
           throw new FerryError('Conflict', `promotion "${id}" has already finished (phase: ${phase})`);
         }
       }

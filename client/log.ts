@@ -41,7 +41,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...base, ...fields }, errorReplacer);
     } catch {
       // A field that cannot be serialized (a cycle) must not take the process down with it.
-      line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...base, note: 'fields not serializable' });
+      line = JSON.stringify({
+        time: new Date().toISOString(),
+        level,
+        msg: message,
+        ...base,
+        note: 'fields not serializable',
+      });
     }
     write(line + '\n');
   };

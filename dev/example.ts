@@ -53,7 +53,8 @@ spec:
 /** Files of the example repository's main branch, by path. */
 export function exampleSources(): Record<string, string> {
   const files: Record<string, string> = {
-    'README.md': '# gitops\n\nDry manifests live on `main` under `apps/`; Ferry renders each stage into `env/<stage>`.\n',
+    'README.md':
+      '# gitops\n\nDry manifests live on `main` under `apps/`; Ferry renders each stage into `env/<stage>`.\n',
   };
   EXAMPLE_STAGES.forEach((stage, i) => {
     files[`apps/guestbook/overlays/${stage}/deployment.yaml`] = deployment(stage, i + 1);

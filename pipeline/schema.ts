@@ -9,12 +9,18 @@ export const API_VERSION = 'ferry.dev/v1alpha1';
 const dnsLabel = z
   .string()
   .max(63, 'must be at most 63 characters')
-  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be lowercase letters, digits and "-", starting and ending with a letter or digit');
+  .regex(
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+    'must be lowercase letters, digits and "-", starting and ending with a letter or digit',
+  );
 
 /** A credential is referenced by name; the worker resolves it at run time. Never the secret itself. */
 const credentialName = z
   .string()
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/, 'must be a credential name (letters, digits, "-", "_", "."), not a secret value')
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/,
+    'must be a credential name (letters, digits, "-", "_", "."), not a secret value',
+  )
   .max(128, 'must be at most 128 characters');
 
 const repoUrl = z
@@ -22,8 +28,14 @@ const repoUrl = z
   .regex(/^(https:\/\/|http:\/\/|ssh:\/\/|file:\/\/)\S+$/, 'must be an https://, http://, ssh:// or file:// URL')
   // A user name in an https URL is usually a token (`https://TOKEN@host/…`): it would land in git config and in
   // workflow history. ssh:// keeps its user (`ssh://git@host/…`), never a password.
-  .refine((u) => !/^[a-z]+:\/\/[^/@]*:[^/@]*@/.test(u), 'must not contain a password; name a credential in spec.repo.credentials')
-  .refine((u) => !/^https?:\/\/[^/:@]*@/.test(u), 'must not contain a user name or token; name a credential in spec.repo.credentials');
+  .refine(
+    (u) => !/^[a-z]+:\/\/[^/@]*:[^/@]*@/.test(u),
+    'must not contain a password; name a credential in spec.repo.credentials',
+  )
+  .refine(
+    (u) => !/^https?:\/\/[^/:@]*@/.test(u),
+    'must not contain a user name or token; name a credential in spec.repo.credentials',
+  );
 
 /** A git branch name as `git check-ref-format --branch` would accept it (the common subset). */
 const branchName = z
@@ -39,11 +51,12 @@ const repoPath = z
 
 const imageRepository = z
   .string()
-  .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._/-][a-z0-9]+)*)*$/, 'must be an image repository without tag or digest, e.g. registry.example.com/team/app');
+  .regex(
+    /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._/-][a-z0-9]+)*)*$/,
+    'must be an image repository without tag or digest, e.g. registry.example.com/team/app',
+  );
 
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h)$/, 'must be a duration such as 90s, 10m or 1h');
+const duration = z.string().regex(/^\d+(ms|s|m|h)$/, 'must be a duration such as 90s, 10m or 1h');
 
 export const ArtifactSchema = z
   .object({
@@ -70,11 +83,13 @@ export const RenderSchema = z
       .literal('plain', { error: 'only "plain" is supported in this version' })
       .default('plain')
       .describe(
-        "How manifests are rendered. `plain`: the files under `from` are written as they are, except that " +
+        'How manifests are rendered. `plain`: the files under `from` are written as they are, except that ' +
           "references to the pipeline's images (and `images:` entries of kustomization.yaml) are set to the freight's " +
           'versions; comments are kept.',
       ),
-    from: repoPath.describe('Directory on `spec.repo.branch` holding the stage\'s source manifests, relative to the repository root.'),
+    from: repoPath.describe(
+      "Directory on `spec.repo.branch` holding the stage's source manifests, relative to the repository root.",
+    ),
     to: branchName.describe(
       "Branch the stage's rendered manifests are written to (the branch its Argo CD application tracks). " +
         'Each stage needs its own, different from `spec.repo.branch`.',
@@ -92,24 +107,27 @@ export const ArgoCdSchema = z
     app: z
       .string()
       .max(253, 'must be at most 253 characters')
-      .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'must be an Argo CD application name (lowercase letters, digits, "-" and ".")')
+      .regex(
+        /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/,
+        'must be an Argo CD application name (lowercase letters, digits, "-" and ".")',
+      )
       .describe("Name of the Argo CD application that deploys the stage's branch."),
-    project: z
-      .string()
-      .min(1, 'must not be empty')
-      .optional()
-      .describe('Argo CD project the application belongs to.'),
+    project: z.string().min(1, 'must not be empty').optional().describe('Argo CD project the application belongs to.'),
     appNamespace: z
       .string()
       .min(1, 'must not be empty')
       .optional()
-      .describe("Namespace of the Application resource, for Argo CD's applications-in-any-namespace. Omit for the default."),
+      .describe(
+        "Namespace of the Application resource, for Argo CD's applications-in-any-namespace. Omit for the default.",
+      ),
     credentials: credentialName.describe(
       'Name of the credential holding the Argo CD API token, resolved on the worker (never the token itself).',
     ),
     timeout: duration
       .default('10m')
-      .describe('How long to wait for the application to be synced and healthy at the new commit before the promotion fails.'),
+      .describe(
+        'How long to wait for the application to be synced and healthy at the new commit before the promotion fails.',
+      ),
   })
   .strict()
   .describe(
@@ -180,11 +198,15 @@ export const RepoSchema = z
 
 export const PipelineSchema = z
   .object({
-    apiVersion: z.literal(API_VERSION, { error: `must be "${API_VERSION}"` }).describe('Version of the pipeline file format.'),
+    apiVersion: z
+      .literal(API_VERSION, { error: `must be "${API_VERSION}"` })
+      .describe('Version of the pipeline file format.'),
     kind: z.literal('Pipeline', { error: 'must be "Pipeline"' }).describe('Always `Pipeline`.'),
     metadata: z
       .object({
-        name: dnsLabel.describe('Name of the pipeline, unique per Ferry installation; applying a file with the same name replaces it.'),
+        name: dnsLabel.describe(
+          'Name of the pipeline, unique per Ferry installation; applying a file with the same name replaces it.',
+        ),
       })
       .strict()
       .describe('Identifies the pipeline.'),

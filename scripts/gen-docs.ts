@@ -113,7 +113,11 @@ function collectSections(schema: JsonSchema, path: string, sections: Section[]):
   for (const field of section.fields) {
     if (isObject(field.schema)) collectSections(field.schema, field.path, sections);
     else if (field.schema.type === 'array' && isObject(field.schema.items)) {
-      collectSections({ ...(field.schema.items as JsonSchema), description: field.schema.items?.description }, `${field.path}[]`, sections);
+      collectSections(
+        { ...(field.schema.items as JsonSchema), description: field.schema.items?.description },
+        `${field.path}[]`,
+        sections,
+      );
     }
   }
 }

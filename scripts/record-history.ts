@@ -30,7 +30,14 @@ async function main(): Promise<void> {
   const argocd = await startArgoCdStandIn({ tokens: { [token]: true } });
   try {
     const repo = createExampleRepo(join(dir, 'gitops.git'));
-    await argocd.control.addApp({ name: 'guestbook-prod', project: 'default', repoURL: repo.url, path: '.', targetRevision: 'env/prod', deployedRevision: null });
+    await argocd.control.addApp({
+      name: 'guestbook-prod',
+      project: 'default',
+      repoURL: repo.url,
+      path: '.',
+      targetRevision: 'env/prod',
+      deployedRevision: null,
+    });
     const worker = await createFerryWorker({
       connection: env.nativeConnection,
       taskQueue: 'ferry',
@@ -41,7 +48,12 @@ async function main(): Promise<void> {
     const ferry = FerryClient.fromClient(env.client);
     await worker.runUntil(async () => {
       const loaded = validatePipeline(
-        oneArgoCdStagePipeline({ repoUrl: repo.url, argocdUrl: argocd.url, stage: 'prod', approval: { required: 1, approvers: ['alice'] } }),
+        oneArgoCdStagePipeline({
+          repoUrl: repo.url,
+          argocdUrl: argocd.url,
+          stage: 'prod',
+          approval: { required: 1, approvers: ['alice'] },
+        }),
       );
       if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
       await ferry.applyPipeline(loaded.pipeline);

@@ -14,7 +14,9 @@ export interface FerryWorkerOptions {
   secrets?: SecretResolver;
   argoPollIntervalMs?: number;
   /** Extra worker options (tests tune caching and shutdown). */
-  tuning?: Partial<Pick<WorkerOptions, 'maxCachedWorkflows' | 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions'>>;
+  tuning?: Partial<
+    Pick<WorkerOptions, 'maxCachedWorkflows' | 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions'>
+  >;
 }
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');

@@ -198,8 +198,19 @@ export const applySpecUpdate = defineUpdate<PipelineStatus, [Pipeline]>('applySp
 export const addFreightUpdate = defineUpdate<AddFreightResult, [Freight]>('addFreight');
 export const requestPromotionUpdate = defineUpdate<PromotionRequested, [RequestPromotion]>('requestPromotion');
 /** Child → pipeline: the promotion passed its gates and asks for the stage lock. */
-export const stageLockRequestedSignal = defineSignal<[{ id: string; runId: string; stage: string }]>('stageLockRequested');
+export const stageLockRequestedSignal =
+  defineSignal<[{ id: string; runId: string; stage: string }]>('stageLockRequested');
 /** Child → pipeline: the promotion finished (any terminal phase); releases the stage lock. */
 export const promotionFinishedSignal = defineSignal<
-  [{ id: string; runId: string; stage: string; freight: string; phase: PromotionPhase; commit?: string; finishedAt: string }]
+  [
+    {
+      id: string;
+      runId: string;
+      stage: string;
+      freight: string;
+      phase: PromotionPhase;
+      commit?: string;
+      finishedAt: string;
+    },
+  ]
 >('promotionFinished');

@@ -137,7 +137,8 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
 
     const spec = stageSpec(request.stage);
     const freight = findFreight(request.freight);
-    if (!spec || !freight) refuse(RefusalType.NotFound, `stage "${request.stage}" or freight "${request.freight}" vanished`);
+    if (!spec || !freight)
+      refuse(RefusalType.NotFound, `stage "${request.stage}" or freight "${request.freight}" vanished`);
     const versions = Object.entries(freight.artifacts)
       .map(([artifact, version]) => `${artifact}:${version}`)
       .join(', ');
@@ -236,7 +237,10 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     {
       validator: (spec) => {
         if (spec.metadata.name !== name) {
-          refuse(RefusalType.InvalidArgument, `metadata.name "${spec.metadata.name}" does not match pipeline "${name}"`);
+          refuse(
+            RefusalType.InvalidArgument,
+            `metadata.name "${spec.metadata.name}" does not match pipeline "${name}"`,
+          );
         }
       },
     },
@@ -273,7 +277,8 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
             `freight must give a version for exactly the artifacts ${expected.join(', ')} (got ${given.join(', ') || 'none'})`,
           );
         }
-        if (!/^[0-9a-f]{6,64}$/.test(freight.id)) refuse(RefusalType.InvalidArgument, `freight id "${freight.id}" is not a content hash`);
+        if (!/^[0-9a-f]{6,64}$/.test(freight.id))
+          refuse(RefusalType.InvalidArgument, `freight id "${freight.id}" is not a content hash`);
       },
     },
   );
@@ -286,13 +291,15 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     const s = stageState(stage);
     if (sameRun(s.running, id, runId) || s.queue.some((p) => sameRun(p, id, runId))) return; // a repeated request
     const known = s.active.find((p) => p.id === id);
-    const ref: PromotionRef = known ? { ...known, runId } : {
-      id,
-      runId,
-      freight: id.split('/').pop() ?? '',
-      requestedBy: 'unknown',
-      requestedAt: now(),
-    };
+    const ref: PromotionRef = known
+      ? { ...known, runId }
+      : {
+          id,
+          runId,
+          freight: id.split('/').pop() ?? '',
+          requestedBy: 'unknown',
+          requestedAt: now(),
+        };
     if (!s.running) {
       s.running = ref;
       pendingGrants.push(id);

@@ -75,7 +75,10 @@ export function approvalRefusal(
 ): ApplicationFailure | undefined {
   if (status.phase !== 'AwaitingApproval') {
     const hint = action === 'reject' ? '; use abort to stop it' : '';
-    return refusal(RefusalType.Conflict, `promotion ${status.id} is not awaiting approval (phase: ${status.phase})${hint}`);
+    return refusal(
+      RefusalType.Conflict,
+      `promotion ${status.id} is not awaiting approval (phase: ${status.phase})${hint}`,
+    );
   }
   const approvers = status.approval?.approvers ?? [];
   if (!approvers.includes(decision.user)) {
@@ -156,7 +159,11 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     if (message) s.message = message;
     showDetails();
   };
-  const endStep = (name: StepName, result: 'Succeeded' | 'Failed' | 'Cancelled' | 'Skipped', message?: string): void => {
+  const endStep = (
+    name: StepName,
+    result: 'Succeeded' | 'Failed' | 'Cancelled' | 'Skipped',
+    message?: string,
+  ): void => {
     const s = step(name);
     s.status = result;
     s.finishedAt = now();
@@ -234,7 +241,10 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     {
       validator: (_decision) => {
         if (ending || TERMINAL_PHASES.includes(status.phase) || status.abortedBy || status.rejectedBy) {
-          throw refusal(RefusalType.Conflict, `promotion ${status.id} has already finished (phase: ${ending ?? status.phase})`);
+          throw refusal(
+            RefusalType.Conflict,
+            `promotion ${status.id} has already finished (phase: ${ending ?? status.phase})`,
+          );
         }
       },
       description: 'Abort the promotion at any step; running activities are cancelled.',
@@ -307,14 +317,21 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         );
 
         setPhase('WaitingHealthy');
-        startStep('health', `waiting for ${stage.argocd.app} to be Synced and Healthy at ${written.commit.slice(0, 12)}`);
+        startStep(
+          'health',
+          `waiting for ${stage.argocd.app} to be Synced and Healthy at ${written.commit.slice(0, 12)}`,
+        );
         const health = proxyActivities<FerryActivities>({
           startToCloseTimeout: timeoutMs + 120_000,
           heartbeatTimeout: '10s',
           retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 20 },
         });
         const healthy = await health.waitArgoAppHealthy({ ...ref, timeoutMs });
-        endStep('health', 'Succeeded', `Synced and Healthy at ${healthy.revision.slice(0, 12)} after ${Math.round(healthy.waitedMs / 1000)}s`);
+        endStep(
+          'health',
+          'Succeeded',
+          `Synced and Healthy at ${healthy.revision.slice(0, 12)} after ${Math.round(healthy.waitedMs / 1000)}s`,
+        );
       }
       finish('Succeeded');
     });

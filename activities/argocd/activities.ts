@@ -81,7 +81,12 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
 
 /** Like Argo CD's NormalizeGitURL: case, surrounding space, trailing slash and `.git` do not matter. */
 export function normalizeRepoUrl(url: string): string {
-  return url.trim().toLowerCase().replace(/\/+$/, '').replace(/\.git$/, '').replace(/\/+$/, '');
+  return url
+    .trim()
+    .toLowerCase()
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '')
+    .replace(/\/+$/, '');
 }
 
 function sourcesOf(app: Application): { sources: ApplicationSource[]; multi: boolean } {
@@ -146,7 +151,12 @@ export function trackedSourceIndex(app: Application, repoUrl: string, branch: st
   );
 }
 
-function revisionAt(revision: string | undefined, revisions: string[] | undefined, index: number, multi: boolean): string | undefined {
+function revisionAt(
+  revision: string | undefined,
+  revisions: string[] | undefined,
+  index: number,
+  multi: boolean,
+): string | undefined {
   return multi ? revisions?.[index] : revision;
 }
 
@@ -183,14 +193,29 @@ export function assessApplication(app: Application, expect: Expectation, memory:
 
   // 1. An operation requested or in flight (ours or not): nothing below is settled yet.
   if (app.operation) {
-    const by = carriesTag(app.operation, expect.tag) ? 'ours' : app.operation.initiatedBy?.automated ? 'automated' : `by ${app.operation.initiatedBy?.username ?? 'someone else'}`;
+    const by = carriesTag(app.operation, expect.tag)
+      ? 'ours'
+      : app.operation.initiatedBy?.automated
+        ? 'automated'
+        : `by ${app.operation.initiatedBy?.username ?? 'someone else'}`;
     const phase = operationState?.phase ?? 'requested';
-    return { verdict: 'wait', state: `operation (${by}) ${phase}${operationState?.message ? `: ${operationState.message}` : ''}`, refresh: false };
+    return {
+      verdict: 'wait',
+      state: `operation (${by}) ${phase}${operationState?.message ? `: ${operationState.message}` : ''}`,
+      refresh: false,
+    };
   }
 
   // 2. Correlate the last operation: our tag, or, with auto-sync, the revision it synced.
-  const syncedRevision = revisionAt(operationState?.syncResult?.revision, operationState?.syncResult?.revisions, expect.sourceIndex, multi);
-  const correlated = operationState !== undefined && (carriesTag(operationState.operation, expect.tag) || (automated && syncedRevision === desired));
+  const syncedRevision = revisionAt(
+    operationState?.syncResult?.revision,
+    operationState?.syncResult?.revisions,
+    expect.sourceIndex,
+    multi,
+  );
+  const correlated =
+    operationState !== undefined &&
+    (carriesTag(operationState.operation, expect.tag) || (automated && syncedRevision === desired));
   const sync = status.sync ?? {};
   const comparedRevision = revisionAt(sync.revision, sync.revisions, expect.sourceIndex, multi);
 
@@ -209,7 +234,11 @@ export function assessApplication(app: Application, expect: Expectation, memory:
     }
     if (phase !== 'Succeeded') {
       const retrying = operationState.finishedAt ? ' (retry pending)' : '';
-      return { verdict: 'wait', state: `operation ${phase}${retrying}${operationState.message ? `: ${operationState.message}` : ''}`, refresh: false };
+      return {
+        verdict: 'wait',
+        state: `operation ${phase}${retrying}${operationState.message ? `: ${operationState.message}` : ''}`,
+        refresh: false,
+      };
     }
     if (syncedRevision !== undefined && syncedRevision !== desired) {
       return {
@@ -220,15 +249,25 @@ export function assessApplication(app: Application, expect: Expectation, memory:
     }
   } else if (!(sync.status === 'Synced' && comparedRevision === desired)) {
     // No operation of ours (auto-sync not started yet, or none needed): wait for Argo CD to get there.
-    const waitingFor = automated ? `the automated sync to ${short(desired)}` : `an operation tagged ${PROMOTION_INFO}=${expect.tag}`;
-    return { verdict: 'wait', state: `waiting for ${waitingFor}; sync ${sync.status ?? 'Unknown'} at ${short(comparedRevision)}`, refresh: true };
+    const waitingFor = automated
+      ? `the automated sync to ${short(desired)}`
+      : `an operation tagged ${PROMOTION_INFO}=${expect.tag}`;
+    return {
+      verdict: 'wait',
+      state: `waiting for ${waitingFor}; sync ${sync.status ?? 'Unknown'} at ${short(comparedRevision)}`,
+      refresh: true,
+    };
   }
 
   // 4. Fresh status: reconciled no earlier than the operation finished (second precision) and against this spec.
   const reconciledAt = seconds(status.reconciledAt);
   const finishedAt = seconds(operationState?.finishedAt);
   if (finishedAt !== undefined && (reconciledAt === undefined || reconciledAt < finishedAt)) {
-    return { verdict: 'wait', state: `status not reconciled since the operation finished at ${operationState?.finishedAt}`, refresh: true };
+    return {
+      verdict: 'wait',
+      state: `status not reconciled since the operation finished at ${operationState?.finishedAt}`,
+      refresh: true,
+    };
   }
   const compared = multi ? sync.comparedTo?.sources : sync.comparedTo?.source ? [sync.comparedTo.source] : undefined;
   if (!isDeepStrictEqual(compared, sources)) {
@@ -241,7 +280,11 @@ export function assessApplication(app: Application, expect: Expectation, memory:
     memory.degradedSince = undefined;
     memory.unhealthySince ??= now;
     if (now - memory.unhealthySince >= expect.unhealthyGraceMs) {
-      return { verdict: 'fail', type: ArgoCdFailureType.Unhealthy, message: `${why} for more than ${formatDuration(expect.unhealthyGraceMs)}` };
+      return {
+        verdict: 'fail',
+        type: ArgoCdFailureType.Unhealthy,
+        message: `${why} for more than ${formatDuration(expect.unhealthyGraceMs)}`,
+      };
     }
     return { verdict: 'wait', state, refresh: false };
   };
@@ -253,7 +296,11 @@ export function assessApplication(app: Application, expect: Expectation, memory:
   // 5. At the revision: compares against the desired commit and is Synced.
   if (comparedRevision !== desired || sync.status !== 'Synced') {
     // Same revision but OutOfSync: the reconcile may predate the deploy within the same second; ask for another.
-    return { verdict: 'wait', state: `sync ${sync.status ?? 'Unknown'} at ${short(comparedRevision)}, health ${health || 'none'}`, refresh: comparedRevision === desired };
+    return {
+      verdict: 'wait',
+      state: `sync ${sync.status ?? 'Unknown'} at ${short(comparedRevision)}, health ${health || 'none'}`,
+      refresh: comparedRevision === desired,
+    };
   }
 
   // 6. Health.
@@ -275,7 +322,12 @@ export function assessApplication(app: Application, expect: Expectation, memory:
       memory.unhealthySince = undefined;
       memory.degradedSince ??= now;
       if (memory.sawProgress || now - memory.degradedSince >= expect.degradedGraceMs) {
-        return { verdict: 'fail', type: ArgoCdFailureType.Degraded, message: `Degraded at ${desired}`, collectResourceReasons: true };
+        return {
+          verdict: 'fail',
+          type: ArgoCdFailureType.Degraded,
+          message: `Degraded at ${desired}`,
+          collectResourceReasons: true,
+        };
       }
       return { verdict: 'wait', state: `Synced, Degraded${detail} (within the grace period)`, refresh: false };
     }
@@ -286,9 +338,18 @@ export function assessApplication(app: Application, expect: Expectation, memory:
 
 /** Why resources are unhealthy: conditions, then per-resource health from the app, else from the resource tree. */
 async function resourceReasons(client: ArgoCdClient, ref: AppRef, app: Application): Promise<string[]> {
-  const conditions = (app.status?.conditions ?? []).filter((c) => c.type.endsWith('Error') && c.message).map((c) => `${c.type}: ${c.message}`);
-  const bad = (h: { status?: string; message?: string } | undefined): boolean => h?.status === 'Degraded' || h?.status === 'Missing';
-  const describe = (r: { group?: string; kind: string; namespace?: string; name: string; health?: { status?: string; message?: string } }): string =>
+  const conditions = (app.status?.conditions ?? [])
+    .filter((c) => c.type.endsWith('Error') && c.message)
+    .map((c) => `${c.type}: ${c.message}`);
+  const bad = (h: { status?: string; message?: string } | undefined): boolean =>
+    h?.status === 'Degraded' || h?.status === 'Missing';
+  const describe = (r: {
+    group?: string;
+    kind: string;
+    namespace?: string;
+    name: string;
+    health?: { status?: string; message?: string };
+  }): string =>
     `${r.group ? `${r.group}/` : ''}${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}: ${r.health?.message ?? r.health?.status}`;
   let resources = (app.status?.resources ?? []).filter((r) => bad(r.health) && r.health?.message).map(describe);
   if (resources.length === 0) {
@@ -326,10 +387,20 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
       ApplicationFailure.create({ message: secrets.redact(`${prefix}: ${message}`), type, nonRetryable });
     const token = secrets.resolve(spec.credentials).token;
     if (!token) {
-      throw fail(`credential "${spec.credentials}" has no token; Argo CD needs a bearer token (an account or project role token)`, ArgoCdFailureType.Unauthorized, true);
+      throw fail(
+        `credential "${spec.credentials}" has no token; Argo CD needs a bearer token (an account or project role token)`,
+        ArgoCdFailureType.Unauthorized,
+        true,
+      );
     }
     const signal = activityContext()?.cancellationSignal;
-    const client = createArgoCdClient({ server: spec.server, token, requestTimeoutMs, signal, redact: (text) => secrets.redact(text) });
+    const client = createArgoCdClient({
+      server: spec.server,
+      token,
+      requestTimeoutMs,
+      signal,
+      redact: (text) => secrets.redact(text),
+    });
     const ref: AppRef = { name: spec.app, project: spec.project, appNamespace: spec.appNamespace };
     return { client, ref, spec, signal, fail };
   }
@@ -338,7 +409,11 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
     const said = `${doing}: ${err.message}`;
     switch (err.status) {
       case 401:
-        return t.fail(`${said}; check the token in credential "${t.spec.credentials}"`, ArgoCdFailureType.Unauthorized, true);
+        return t.fail(
+          `${said}; check the token in credential "${t.spec.credentials}"`,
+          ArgoCdFailureType.Unauthorized,
+          true,
+        );
       case 403:
         // A sync window that blocks manual syncs closes again: retry (with backoff) rather than fail for good.
         if (/blocked by sync window/i.test(err.message)) {
@@ -352,9 +427,15 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
           true,
         );
       case 404:
-        return t.fail(`${said}; no such app in project "${t.spec.project ?? '(any)'}"${t.spec.appNamespace ? ` and namespace "${t.spec.appNamespace}"` : ''}`, ArgoCdFailureType.NotFound, true);
+        return t.fail(
+          `${said}; no such app in project "${t.spec.project ?? '(any)'}"${t.spec.appNamespace ? ` and namespace "${t.spec.appNamespace}"` : ''}`,
+          ArgoCdFailureType.NotFound,
+          true,
+        );
       default:
-        return err.retryable ? t.fail(said, ArgoCdFailureType.Unavailable, false) : t.fail(said, ArgoCdFailureType.Invalid, true);
+        return err.retryable
+          ? t.fail(said, ArgoCdFailureType.Unavailable, false)
+          : t.fail(said, ArgoCdFailureType.Invalid, true);
     }
   }
 
@@ -366,7 +447,12 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
         doing = next;
       });
     } catch (err) {
-      if (err instanceof ApplicationFailure || err instanceof CancelledFailure || (t.signal?.aborted && err === t.signal.reason)) throw err;
+      if (
+        err instanceof ApplicationFailure ||
+        err instanceof CancelledFailure ||
+        (t.signal?.aborted && err === t.signal.reason)
+      )
+        throw err;
       if (err instanceof ArgoCdError) throw fromArgoCdError(t, err, doing);
       throw t.fail(`${doing}: ${(err as Error).message}`, ArgoCdFailureType.Unavailable, false);
     }
@@ -407,7 +493,12 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
           await t.client.syncApplication(t.ref, { infos: [{ name: PROMOTION_INFO, value: input.tag }] });
           return { started: true, automated: false };
         } catch (err) {
-          if (!(err instanceof ArgoCdError && err.status === 400 && err.message.includes('another operation is already in progress'))) throw err;
+          if (!(
+            err instanceof ArgoCdError &&
+            err.status === 400 &&
+            err.message.includes('another operation is already in progress')
+          ))
+            throw err;
         }
         // Someone else's operation is running (Kargo does the same): wait for it to finish, then ask again.
         step('waiting for another operation to finish');
@@ -451,7 +542,10 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
         let app: Application | undefined;
         try {
           step(refresh ? 'refreshing the app' : 'reading the app');
-          app = await t.client.getApplication(t.ref, refresh ? { refresh: 'normal', timeoutMs: Math.max(100, Math.min(requestTimeoutMs, remaining)) } : {});
+          app = await t.client.getApplication(
+            t.ref,
+            refresh ? { refresh: 'normal', timeoutMs: Math.max(100, Math.min(requestTimeoutMs, remaining)) } : {},
+          );
         } catch (err) {
           // Argo CD or a proxy hiccuping is not the app being unhealthy: keep polling until the deadline.
           if (!(err instanceof ArgoCdError && err.retryable) || t.signal?.aborted) throw err;
@@ -472,14 +566,24 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
             Date.now(),
           );
           if (assessment.verdict === 'healthy') {
-            return { revision: input.revision, health: 'Healthy', syncStatus: 'Synced', waitedMs: Date.now() - startedAt };
+            return {
+              revision: input.revision,
+              health: 'Healthy',
+              syncStatus: 'Synced',
+              waitedMs: Date.now() - startedAt,
+            };
           }
           if (assessment.verdict === 'fail') {
             // A second request after the read: heartbeat first, or the two together may outlast the heartbeat timeout
             // and turn this non-retryable failure into a timed-out attempt that starts the grace period over.
-            if (assessment.collectResourceReasons) heartbeatIfActivity({ startedAt, state: secrets.redact(assessment.message).slice(0, 200) });
+            if (assessment.collectResourceReasons)
+              heartbeatIfActivity({ startedAt, state: secrets.redact(assessment.message).slice(0, 200) });
             const reasons = assessment.collectResourceReasons ? await resourceReasons(t.client, t.ref, app) : [];
-            throw t.fail(`${assessment.message}${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`, assessment.type, true);
+            throw t.fail(
+              `${assessment.message}${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`,
+              assessment.type,
+              true,
+            );
           }
           lastState = assessment.state;
           refresh = assessment.refresh;

@@ -70,9 +70,7 @@ const ApplicationSchema = z.object({
     project: z.string().optional(),
     source: SourceSchema.optional(),
     sources: z.array(SourceSchema).optional(),
-    syncPolicy: z
-      .object({ automated: z.object({ enabled: z.boolean().optional() }).nullish() })
-      .nullish(),
+    syncPolicy: z.object({ automated: z.object({ enabled: z.boolean().optional() }).nullish() }).nullish(),
   }),
   operation: OperationSchema.optional(),
   status: z
@@ -204,7 +202,10 @@ export function createArgoCdClient(options: ArgoCdClientOptions): ArgoCdClient {
   };
 
   const appPath = (app: AppRef, suffix = ''): string => `/api/v1/applications/${encodeURIComponent(app.name)}${suffix}`;
-  const appQuery = (app: AppRef, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> => ({
+  const appQuery = (
+    app: AppRef,
+    extra: Record<string, string | undefined> = {},
+  ): Record<string, string | undefined> => ({
     project: app.project,
     appNamespace: app.appNamespace,
     ...extra,
@@ -246,7 +247,11 @@ export function createArgoCdClient(options: ArgoCdClientOptions): ArgoCdClient {
         throw new ArgoCdError(0, GrpcCode.DeadlineExceeded, `${what}: no answer within ${limit} ms`);
       }
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new ArgoCdError(0, GrpcCode.Unavailable, scrub(`${what}: ${cause?.code ?? cause?.message ?? (err as Error).message}`));
+      throw new ArgoCdError(
+        0,
+        GrpcCode.Unavailable,
+        scrub(`${what}: ${cause?.code ?? cause?.message ?? (err as Error).message}`),
+      );
     }
 
     let json: unknown;
@@ -258,14 +263,26 @@ export function createArgoCdClient(options: ArgoCdClientOptions): ArgoCdClient {
 
     if (!response.ok) {
       const error = json as { message?: unknown; error?: unknown; code?: unknown } | undefined;
-      const message = typeof error?.message === 'string' ? error.message : typeof error?.error === 'string' ? error.error : undefined;
+      const message =
+        typeof error?.message === 'string' ? error.message : typeof error?.error === 'string' ? error.error : undefined;
       const code = typeof error?.code === 'number' ? error.code : undefined;
       const detail = message ?? (plainText(text) || response.statusText);
-      throw new ArgoCdError(response.status, code, scrub(`${detail} (HTTP ${response.status}${message === undefined ? ` from ${what}, not an Argo CD error body` : ''})`));
+      throw new ArgoCdError(
+        response.status,
+        code,
+        scrub(
+          `${detail} (HTTP ${response.status}${message === undefined ? ` from ${what}, not an Argo CD error body` : ''})`,
+        ),
+      );
     }
     if (json === undefined) {
       // A proxy or login page answering 2xx with HTML: worth another try, not a contract break.
-      throw new ArgoCdError(response.status, undefined, scrub(`${what} answered HTTP ${response.status} with a non-JSON body: ${plainText(text)}`), true);
+      throw new ArgoCdError(
+        response.status,
+        undefined,
+        scrub(`${what} answered HTTP ${response.status} with a non-JSON body: ${plainText(text)}`),
+        true,
+      );
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
@@ -283,7 +300,14 @@ export function createArgoCdClient(options: ArgoCdClientOptions): ArgoCdClient {
   return {
     server,
     getApplication(app, requestOptions = {}) {
-      return call('GET', appPath(app), ApplicationSchema, appQuery(app, { refresh: requestOptions.refresh }), undefined, requestOptions);
+      return call(
+        'GET',
+        appPath(app),
+        ApplicationSchema,
+        appQuery(app, { refresh: requestOptions.refresh }),
+        undefined,
+        requestOptions,
+      );
     },
     syncApplication(app, sync, requestOptions) {
       // The sync route takes its whole body (`body: "*"`), so project and appNamespace go in the body as well.

@@ -97,12 +97,18 @@ export const plainEngine: RenderEngine = {
   },
 };
 
-function imageTargets(artifacts: readonly Artifact[], versions: Readonly<Record<string, string>>): Map<string, ImageTarget> {
+function imageTargets(
+  artifacts: readonly Artifact[],
+  versions: Readonly<Record<string, string>>,
+): Map<string, ImageTarget> {
   const targets = new Map<string, ImageTarget>();
   for (const artifact of artifacts) {
     const version = versions[artifact.name];
     if (version === undefined) continue;
-    targets.set(normalizeRepository(artifact.image), { artifact: artifact.name, version: parseVersion(artifact.name, version) });
+    targets.set(normalizeRepository(artifact.image), {
+      artifact: artifact.name,
+      version: parseVersion(artifact.name, version),
+    });
   }
   return targets;
 }
@@ -114,7 +120,9 @@ function setImagesInYaml(path: string, content: Buffer, targets: Map<string, Ima
     // ignoreBOM keeps a byte-order mark in the text, so the CST writes it back.
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(content);
   } catch {
-    throw ApplicationFailure.nonRetryable(`${path}: invalid YAML: the file is not UTF-8 text`, 'InvalidManifest', { file: path });
+    throw ApplicationFailure.nonRetryable(`${path}: invalid YAML: the file is not UTF-8 text`, 'InvalidManifest', {
+      file: path,
+    });
   }
   const lineCounter = new LineCounter();
   const tokens = Array.from(new Parser(lineCounter.addNewLine).parse(text));
@@ -149,7 +157,11 @@ function setContainerImages(doc: Document.Parsed, targets: Map<string, ImageTarg
       for (const container of pair.value.items) {
         if (!isMap(container)) continue;
         const image = container.get('image', true);
-        if (isScalar(image) && typeof image.value === 'string' && setImage(image as Scalar<string>, container.flow === true, targets)) {
+        if (
+          isScalar(image) &&
+          typeof image.value === 'string' &&
+          setImage(image as Scalar<string>, container.flow === true, targets)
+        ) {
           changed = true;
         }
       }
@@ -184,7 +196,11 @@ function setScalarToken(token: CST.Token, value: string, inFlow: boolean, previo
   }
   const plainIsSafe = readsBackAsString(value, inFlow);
   const keepsStyle = token.type === 'single-quoted-scalar' || token.type === 'double-quoted-scalar' || plainIsSafe;
-  CST.setScalarValue(token, value, { afterKey: true, inFlow, ...(keepsStyle ? {} : { type: 'QUOTE_DOUBLE' as const }) });
+  CST.setScalarValue(token, value, {
+    afterKey: true,
+    inFlow,
+    ...(keepsStyle ? {} : { type: 'QUOTE_DOUBLE' as const }),
+  });
 }
 
 function readsBackAsString(value: string, inFlow: boolean): boolean {
@@ -211,7 +227,9 @@ function setKustomizationImages(doc: Document.Parsed, targets: Map<string, Image
   for (const entry of images.items) {
     if (!isMap(entry)) continue;
     const target = [stringAt(entry, 'name'), stringAt(entry, 'newName')]
-      .map((name) => (name === undefined ? undefined : targets.get(normalizeRepository(parseImageReference(name).repository))))
+      .map((name) =>
+        name === undefined ? undefined : targets.get(normalizeRepository(parseImageReference(name).repository)),
+      )
       .find((t) => t !== undefined);
     if (!target) continue;
     const token = entry.srcToken;
@@ -229,7 +247,9 @@ function stringAt(map: YAMLMap, key: string): string | undefined {
 /** A tag sets `newTag` and drops `digest`; a digest sets `digest` and drops `newTag` (kustomize takes either). */
 function setKustomizationImage(map: MapToken, version: ImageVersion): boolean {
   const [field, other, value] =
-    version.kind === 'tag' ? (['newTag', 'digest', version.tag] as const) : (['digest', 'newTag', version.digest] as const);
+    version.kind === 'tag'
+      ? (['newTag', 'digest', version.tag] as const)
+      : (['digest', 'newTag', version.digest] as const);
   const inFlow = map.type === 'flow-collection';
   if (map.type === 'block-map') attachLinesToTheirItems(map);
   const fieldIndex = map.items.findIndex((item) => keyOf(item) === field);
@@ -296,14 +316,19 @@ function setItemValue(item: MapItem, value: string, inFlow: boolean, indent: num
     return true;
   }
   if (item.value) {
-    CST.setScalarValue(item.value, value, { afterKey: true, inFlow, ...(readsBackAsString(value, inFlow) ? {} : { type: 'QUOTE_DOUBLE' as const }) });
+    CST.setScalarValue(item.value, value, {
+      afterKey: true,
+      inFlow,
+      ...(readsBackAsString(value, inFlow) ? {} : { type: 'QUOTE_DOUBLE' as const }),
+    });
     return true;
   }
   // `newTag:` with no value: the line break and any comment after the colon move behind the new value.
   const sep = item.sep ?? [];
   const indicator = sep.findIndex((t) => t.type === 'map-value-ind');
   const after = sep.slice(indicator + 1);
-  const end = after[0]?.type === 'space' && (after.length === 1 || after[1]?.type === 'newline') ? after.slice(1) : after;
+  const end =
+    after[0]?.type === 'space' && (after.length === 1 || after[1]?.type === 'newline') ? after.slice(1) : after;
   item.sep = [...sep.slice(0, indicator + 1), sourceToken('space', ' ', indent)];
   item.value = newScalar(value, indent, inFlow, end);
   return true;
@@ -346,13 +371,26 @@ function addItem(map: MapToken, key: string, value: string): void {
   const last = map.items[map.items.length - 1];
   // A map at the end of a file without a final newline: the new line goes before the new key instead.
   const endsLine = last === undefined || CST.stringify(last).endsWith('\n');
-  const start = [...(endsLine ? [] : [sourceToken('newline', '\n', indent)]), sourceToken('space', ' '.repeat(indent), 0)];
+  const start = [
+    ...(endsLine ? [] : [sourceToken('newline', '\n', indent)]),
+    sourceToken('space', ' '.repeat(indent), 0),
+  ];
   const end = endsLine ? [sourceToken('newline', '\n', indent)] : [];
   map.items.push({ start, key: keyToken, sep, value: newScalar(value, indent, inFlow, end) });
 }
 
-function newScalar(value: string, indent: number, inFlow: boolean, end: CST.SourceToken[]): CST.FlowScalar | CST.BlockScalar {
-  return CST.createScalarToken(value, { indent, inFlow, end, type: readsBackAsString(value, inFlow) ? 'PLAIN' : 'QUOTE_DOUBLE' });
+function newScalar(
+  value: string,
+  indent: number,
+  inFlow: boolean,
+  end: CST.SourceToken[],
+): CST.FlowScalar | CST.BlockScalar {
+  return CST.createScalarToken(value, {
+    indent,
+    inFlow,
+    end,
+    type: readsBackAsString(value, inFlow) ? 'PLAIN' : 'QUOTE_DOUBLE',
+  });
 }
 
 function sourceToken(type: CST.SourceToken['type'], source: string, indent: number): CST.SourceToken {

@@ -16,14 +16,27 @@ const REPO = 'https://git.example.com/org/gitops.git';
 const OLD = 'a'.repeat(40);
 const NEW = 'b'.repeat(40);
 const TAG = 'promotion/guestbook/dev/3f9a2c/run-1';
-const TIMING = { reconcileDelayMs: 10, pickupDelayMs: 20, syncDurationMs: 60, postOpReconcileDelayMs: 150, progressingMs: 300 };
+const TIMING = {
+  reconcileDelayMs: 10,
+  pickupDelayMs: 20,
+  syncDurationMs: 60,
+  postOpReconcileDelayMs: 150,
+  progressingMs: 300,
+};
 
 const token = makeToken('ferry');
 let standIn: ArgoCdStandIn;
 
 function activities(options: Partial<ArgoCdActivitiesOptions> = {}, secretToken = token) {
   const secrets = createSecretResolver({ env: { FERRY_SECRET_ARGOCD_TOKEN: secretToken } });
-  return createArgoCdActivities({ secrets, pollIntervalMs: 40, requestTimeoutMs: 1000, degradedGraceMs: 300, unhealthyGraceMs: 500, ...options });
+  return createArgoCdActivities({
+    secrets,
+    pollIntervalMs: 40,
+    requestTimeoutMs: 1000,
+    degradedGraceMs: 300,
+    unhealthyGraceMs: 500,
+    ...options,
+  });
 }
 
 function argocd(overrides: Partial<ArgoCdSpec> = {}): ArgoCdSpec {
@@ -106,7 +119,16 @@ describe('syncArgoApp and waitArgoAppHealthy', () => {
     const events = standIn.control.events('guestbook-dev');
     const completed = events.find((e) => e.type === 'operationCompleted');
     assert.ok(completed);
-    assert.ok(events.some((e) => e.type === 'reconciled' && e.at < completed.at && e.revision === NEW && e.health === 'Healthy' && e.syncStatus === 'OutOfSync'));
+    assert.ok(
+      events.some(
+        (e) =>
+          e.type === 'reconciled' &&
+          e.at < completed.at &&
+          e.revision === NEW &&
+          e.health === 'Healthy' &&
+          e.syncStatus === 'OutOfSync',
+      ),
+    );
     // ... and the wait did not fall into it: it returned only once a reconcile after the deploy reported Healthy,
     // having seen Progressing in between.
     const fresh = events.filter((e) => e.type === 'reconciled' && e.at >= completed.at);
@@ -136,7 +158,10 @@ describe('syncArgoApp and waitArgoAppHealthy', () => {
     assert.ok(completed && postOp);
     assert.ok(postOp.at - completed.at >= 1150, 'the stale window was long');
     assert.ok(returnedAt >= postOp.at, 'success came only after the post-op reconcile');
-    assert.ok(standIn.control.requests({ method: 'GET' }).some((r) => r.query.refresh === 'normal'), 'the wait asked for refreshes meanwhile');
+    assert.ok(
+      standIn.control.requests({ method: 'GET' }).some((r) => r.query.refresh === 'normal'),
+      'the wait asked for refreshes meanwhile',
+    );
   });
 
   test('a retried syncArgoApp with the same tag starts no second operation, in flight or after it finished', async () => {
@@ -149,7 +174,10 @@ describe('syncArgoApp and waitArgoAppHealthy', () => {
     assert.deepEqual(await run(env, syncArgoApp, syncInput()), { started: false, automated: false });
     assert.equal(syncRequests().length, 1);
     // Another promotion (another tag) does get its own operation.
-    assert.equal((await run(env, syncArgoApp, syncInput({ tag: 'promotion/guestbook/dev/other/run-1' }))).started, true);
+    assert.equal(
+      (await run(env, syncArgoApp, syncInput({ tag: 'promotion/guestbook/dev/other/run-1' }))).started,
+      true,
+    );
     assert.equal(syncRequests().length, 2);
   });
 
@@ -161,7 +189,9 @@ describe('syncArgoApp and waitArgoAppHealthy', () => {
     assert.equal(syncRequests().length, 0);
     const result = await run(env, waitArgoAppHealthy, waitInput());
     assert.equal(result.revision, NEW);
-    assert.deepEqual(standIn.control.getApp('guestbook-dev')?.status.operationState?.operation.initiatedBy, { automated: true });
+    assert.deepEqual(standIn.control.getApp('guestbook-dev')?.status.operationState?.operation.initiatedBy, {
+      automated: true,
+    });
   });
 
   test('a foreign operation in progress is waited out (with heartbeats), then our sync is requested', async () => {
@@ -187,23 +217,32 @@ describe('syncArgoApp and waitArgoAppHealthy', () => {
     const err = await failure(run(newEnv(), syncArgoApp, syncInput()));
     assert.equal(err.type, 'ArgoCdInvalid');
     assert.equal(err.nonRetryable, true);
-    assert.match(err.message, /^argocd app "guestbook-dev" at http:\/\/127\.0\.0\.1:\d+: tracks .* at targetRevision "main", not the stage branch "env\/dev": set spec\.source\.targetRevision to "env\/dev"$/);
+    assert.match(
+      err.message,
+      /^argocd app "guestbook-dev" at http:\/\/127\.0\.0\.1:\d+: tracks .* at targetRevision "main", not the stage branch "env\/dev": set spec\.source\.targetRevision to "env\/dev"$/,
+    );
     assert.equal(syncRequests().length, 0);
 
     await seedPushed({ repoURL: 'https://git.example.com/org/other.git' });
     const other = await failure(run(newEnv(), syncArgoApp, syncInput()));
-    assert.match(other.message, /tracks https:\/\/git\.example\.com\/org\/other\.git@env\/dev, not https:\/\/git\.example\.com\/org\/gitops\.git: set spec\.source\.repoURL/);
+    assert.match(
+      other.message,
+      /tracks https:\/\/git\.example\.com\/org\/other\.git@env\/dev, not https:\/\/git\.example\.com\/org\/gitops\.git: set spec\.source\.repoURL/,
+    );
   });
 });
 
 describe('failures', () => {
-  test('401: an unknown token and a non-JWT token fail at once, non-retryable, with Argo CD\'s message and without the token', async () => {
+  test("401: an unknown token and a non-JWT token fail at once, non-retryable, with Argo CD's message and without the token", async () => {
     await seedPushed();
     const unknown = makeToken('revoked');
     const err = await failure(run(newEnv(), activities({}, unknown).syncArgoApp, syncInput()));
     assert.equal(err.type, 'ArgoCdUnauthorized');
     assert.equal(err.nonRetryable, true);
-    assert.match(err.message, /^argocd app "guestbook-dev" at http:\/\/127\.0\.0\.1:\d+: reading the app: invalid session: .*\(HTTP 401\); check the token in credential "argocd"$/);
+    assert.match(
+      err.message,
+      /^argocd app "guestbook-dev" at http:\/\/127\.0\.0\.1:\d+: reading the app: invalid session: .*\(HTTP 401\); check the token in credential "argocd"$/,
+    );
     assert.ok(!err.message.includes(unknown));
 
     const plain = 'plain-secret-token-value';
@@ -221,24 +260,32 @@ describe('failures', () => {
     const err = await failure(run(newEnv(), activities({}, nobody).syncArgoApp, syncInput()));
     assert.equal(err.type, 'ArgoCdForbidden');
     assert.equal(err.nonRetryable, true);
-    assert.match(err.message, /permission denied \(HTTP 403\); the token may lack access, or the app may not exist .*argocd\.project/);
+    assert.match(
+      err.message,
+      /permission denied \(HTTP 403\); the token may lack access, or the app may not exist .*argocd\.project/,
+    );
     assert.ok(!err.message.includes(nobody));
   });
 
   test('404: a missing app with argocd.project set fails non-retryable as not found; without project it is a 403', async () => {
     await seedPushed();
     const { syncArgoApp } = activities();
-    const err = await failure(run(newEnv(), syncArgoApp, syncInput({ argocd: argocd({ app: 'nope', project: 'default' }) })));
+    const err = await failure(
+      run(newEnv(), syncArgoApp, syncInput({ argocd: argocd({ app: 'nope', project: 'default' }) })),
+    );
     assert.equal(err.type, 'ArgoCdNotFound');
     assert.equal(err.nonRetryable, true);
-    assert.match(err.message, /^argocd app "nope" at .*: reading the app: applications\.argoproj\.io "nope" not found \(HTTP 404\)/);
+    assert.match(
+      err.message,
+      /^argocd app "nope" at .*: reading the app: applications\.argoproj\.io "nope" not found \(HTTP 404\)/,
+    );
     const hidden = await failure(run(newEnv(), syncArgoApp, syncInput({ argocd: argocd({ app: 'nope' }) })));
     assert.equal(hidden.type, 'ArgoCdForbidden');
     assert.ok(standIn.control.requests().every((r) => r.path === '/api/v1/applications/nope'));
     assert.equal(standIn.control.requests()[0].query.project, 'default');
   });
 
-  test('5xx and a proxy\'s HTML 502 are retryable failures carrying the reason', async () => {
+  test("5xx and a proxy's HTML 502 are retryable failures carrying the reason", async () => {
     await seedPushed();
     const { syncArgoApp } = activities();
     await standIn.control.inject({ kind: 'serverError', status: 503, app: 'guestbook-dev', times: 1 });
@@ -250,12 +297,15 @@ describe('failures', () => {
     await standIn.control.inject({ kind: 'serverError', status: 502, app: 'guestbook-dev', times: 1 });
     const proxy = await failure(run(newEnv(), syncArgoApp, syncInput()));
     assert.equal(proxy.nonRetryable, false);
-    assert.match(proxy.message, /502 Bad Gateway \(HTTP 502 from GET \/api\/v1\/applications\/guestbook-dev, not an Argo CD error body\)/);
+    assert.match(
+      proxy.message,
+      /502 Bad Gateway \(HTTP 502 from GET \/api\/v1\/applications\/guestbook-dev, not an Argo CD error body\)/,
+    );
     // Once Argo CD answers again, the retry goes through.
     assert.equal((await run(newEnv(), syncArgoApp, syncInput())).started, true);
   });
 
-  test('a Degraded rollout fails non-retryable with the resource\'s health message', async () => {
+  test("a Degraded rollout fails non-retryable with the resource's health message", async () => {
     await seedPushed();
     await standIn.control.inject({ kind: 'degraded', app: 'guestbook-dev', afterMs: 350 });
     const { syncArgoApp, waitArgoAppHealthy } = activities();
@@ -265,23 +315,40 @@ describe('failures', () => {
     const err = await failure(run(env, waitArgoAppHealthy, waitInput()));
     assert.equal(err.type, 'ArgoCdDegraded');
     assert.equal(err.nonRetryable, true);
-    assert.match(err.message, new RegExp(`^argocd app "guestbook-dev" at .*: Degraded at ${NEW}: apps/Deployment guestbook-dev/guestbook: Deployment "guestbook" exceeded its progress deadline$`));
+    assert.match(
+      err.message,
+      new RegExp(
+        `^argocd app "guestbook-dev" at .*: Degraded at ${NEW}: apps/Deployment guestbook-dev/guestbook: Deployment "guestbook" exceeded its progress deadline$`,
+      ),
+    );
     // Progressing was seen first, so the regression fails at once rather than after the grace period.
-    const degradedAt = standIn.control.events('guestbook-dev').find((e) => e.type === 'reconciled' && e.health === 'Degraded');
-    assert.ok(degradedAt && Date.now() - degradedAt.at < 250, `failed ${Date.now() - (degradedAt?.at ?? 0)} ms after Degraded`);
+    const degradedAt = standIn.control
+      .events('guestbook-dev')
+      .find((e) => e.type === 'reconciled' && e.health === 'Degraded');
+    assert.ok(
+      degradedAt && Date.now() - degradedAt.at < 250,
+      `failed ${Date.now() - (degradedAt?.at ?? 0)} ms after Degraded`,
+    );
     assert.ok(Date.now() - started < 2000);
   });
 
   test('a failed sync operation fails non-retryable with the operation and resource messages', async () => {
     await seedPushed();
-    await standIn.control.inject({ kind: 'syncFailed', app: 'guestbook-dev', message: 'admission webhook "policy" denied the request' });
+    await standIn.control.inject({
+      kind: 'syncFailed',
+      app: 'guestbook-dev',
+      message: 'admission webhook "policy" denied the request',
+    });
     const { syncArgoApp, waitArgoAppHealthy } = activities();
     const env = newEnv();
     await run(env, syncArgoApp, syncInput());
     const err = await failure(run(env, waitArgoAppHealthy, waitInput()));
     assert.equal(err.type, 'ArgoCdSyncFailed');
     assert.equal(err.nonRetryable, true);
-    assert.match(err.message, /sync operation Failed: one or more objects failed to apply, reason: admission webhook "policy" denied the request; Deployment guestbook-dev\/guestbook: admission webhook/);
+    assert.match(
+      err.message,
+      /sync operation Failed: one or more objects failed to apply, reason: admission webhook "policy" denied the request; Deployment guestbook-dev\/guestbook: admission webhook/,
+    );
   });
 
   test('a branch that moved before Argo CD resolved it fails as "synced X, expected Y"', async () => {
@@ -308,7 +375,12 @@ describe('failures', () => {
     const took = Date.now() - started;
     assert.equal(err.type, 'ArgoCdTimeout');
     assert.equal(err.nonRetryable, true);
-    assert.match(err.message, new RegExp(`: not healthy at ${NEW} after 800ms: last state Synced, Progressing \\(Deployment guestbook: Waiting for rollout to finish`));
+    assert.match(
+      err.message,
+      new RegExp(
+        `: not healthy at ${NEW} after 800ms: last state Synced, Progressing \\(Deployment guestbook: Waiting for rollout to finish`,
+      ),
+    );
     assert.ok(took >= 800 && took < 1500, `took ${took} ms`);
   });
 

@@ -121,7 +121,10 @@ function createFixture(t: { after: (fn: () => void) => void }): Fixture {
   };
 }
 
-function promotion(fx: { remote: string }, overrides: Partial<RenderAndPushInput> & { version?: string } = {}): RenderAndPushInput {
+function promotion(
+  fx: { remote: string },
+  overrides: Partial<RenderAndPushInput> & { version?: string } = {},
+): RenderAndPushInput {
   const { version = '1.0.0', ...rest } = overrides;
   return {
     pipeline: 'guestbook',
@@ -141,12 +144,20 @@ function activityEnvironment(attempt = 1): MockActivityEnvironment {
   return new MockActivityEnvironment({ attempt }, { logger: new DefaultLogger('ERROR') });
 }
 
-function runAsActivity(env: MockActivityEnvironment, ferry: ReturnType<typeof activities>, input: RenderAndPushInput): Promise<RenderAndPushResult> {
+function runAsActivity(
+  env: MockActivityEnvironment,
+  ferry: ReturnType<typeof activities>,
+  input: RenderAndPushInput,
+): Promise<RenderAndPushResult> {
   return env.run<[RenderAndPushInput], RenderAndPushResult, typeof ferry.renderAndPush>(ferry.renderAndPush, input);
 }
 
 function activities(fx: Fixture, options: Partial<GitActivitiesOptions> = {}) {
-  return createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: createSecretResolver({ env: {} }), ...options });
+  return createGitActivities({
+    workspaceRoot: fx.workspaceRoot,
+    secrets: createSecretResolver({ env: {} }),
+    ...options,
+  });
 }
 
 /** Files on a branch of the remote, path -> content. */
@@ -162,7 +173,10 @@ function ferryCommits(fx: Fixture, ref: string): string[] {
   return fx.remoteGit('log', '--format=%H', '--grep=^ferry: promote', ref).split('\n').filter(Boolean);
 }
 
-async function assertFailure(promise: Promise<unknown>, expected: { type: string; nonRetryable: boolean; message: RegExp[] }): Promise<ApplicationFailure> {
+async function assertFailure(
+  promise: Promise<unknown>,
+  expected: { type: string; nonRetryable: boolean; message: RegExp[] },
+): Promise<ApplicationFailure> {
   let failure: ApplicationFailure | undefined;
   await assert.rejects(promise, (err: unknown) => {
     assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
@@ -182,11 +196,25 @@ describe('renderAndPush: writing the stage branch', () => {
     const result = await activities(fx).renderAndPush(input);
 
     const sourceHead = git(fx.dev, 'rev-parse', 'HEAD');
-    assert.deepEqual(result, { commit: fx.remoteGit('rev-parse', 'env/dev'), sourceCommit: sourceHead, created: true, files: 3 });
-    assert.equal(fx.remoteGit('rev-list', '--parents', '-n1', 'env/dev'), result.commit, 'the first commit is an orphan');
+    assert.deepEqual(result, {
+      commit: fx.remoteGit('rev-parse', 'env/dev'),
+      sourceCommit: sourceHead,
+      created: true,
+      files: 3,
+    });
+    assert.equal(
+      fx.remoteGit('rev-list', '--parents', '-n1', 'env/dev'),
+      result.commit,
+      'the first commit is an orphan',
+    );
 
     const files = filesAt(fx, 'env/dev');
-    assert.deepEqual(Object.keys(files).sort(), ['.ferry/rendered.json', 'config/settings.json', 'deployment.yaml', 'service.yaml']);
+    assert.deepEqual(Object.keys(files).sort(), [
+      '.ferry/rendered.json',
+      'config/settings.json',
+      'deployment.yaml',
+      'service.yaml',
+    ]);
     assert.equal(files['deployment.yaml'], deployment('1.4.2').trimEnd());
     assert.equal(files['config/settings.json'], SOURCES[`${FROM}/config/settings.json`]!.trimEnd());
     assert.deepEqual(JSON.parse(files[RENDERED_STATE_PATH]!), {
@@ -219,7 +247,10 @@ describe('renderAndPush: writing the stage branch', () => {
     const fx = createFixture(t);
     const ferry = activities(fx, { author: { name: 'Ferry Bot', email: 'bot@example.com' } });
     await ferry.renderAndPush(promotion(fx, { version: '1.0.0' }));
-    fx.pushToBranch('env/dev', { 'README.md': '# dev environment, rendered by Ferry\n', '.github/CODEOWNERS': '* @ops\n' });
+    fx.pushToBranch('env/dev', {
+      'README.md': '# dev environment, rendered by Ferry\n',
+      '.github/CODEOWNERS': '* @ops\n',
+    });
     fx.pushSources({}, [`${FROM}/service.yaml`]);
 
     const result = await ferry.renderAndPush(promotion(fx, { version: '1.1.0' }));
@@ -227,12 +258,22 @@ describe('renderAndPush: writing the stage branch', () => {
     assert.equal(result.created, true);
     assert.equal(result.files, 2);
     const files = filesAt(fx, 'env/dev');
-    assert.deepEqual(Object.keys(files).sort(), ['.ferry/rendered.json', '.github/CODEOWNERS', 'README.md', 'config/settings.json', 'deployment.yaml']);
+    assert.deepEqual(Object.keys(files).sort(), [
+      '.ferry/rendered.json',
+      '.github/CODEOWNERS',
+      'README.md',
+      'config/settings.json',
+      'deployment.yaml',
+    ]);
     assert.equal(files['README.md'], '# dev environment, rendered by Ferry');
     assert.equal(files['deployment.yaml'], deployment('1.1.0').trimEnd());
     assert.deepEqual(JSON.parse(files[RENDERED_STATE_PATH]!).files, ['config/settings.json', 'deployment.yaml']);
     assert.equal(fx.remoteGit('log', '-1', '--format=%an <%ae>', 'env/dev'), 'Ferry Bot <bot@example.com>');
-    assert.equal(fx.remoteGit('rev-list', '--count', 'env/dev'), '3', 'first render, the README commit, the second render');
+    assert.equal(
+      fx.remoteGit('rev-list', '--count', 'env/dev'),
+      '3',
+      'first render, the README commit, the second render',
+    );
   });
 
   it('makes no commit when the render would not change the branch', async (t) => {
@@ -242,9 +283,18 @@ describe('renderAndPush: writing the stage branch', () => {
     // A change on main outside `from` and a new promotion of the same versions: nothing to write.
     fx.pushSources({ 'apps/guestbook/prod/deployment.yaml': deployment('9.9.9') });
 
-    const again = await ferry.renderAndPush({ ...promotion(fx, { version: '1.0.0' }), promotionId: 'promotion/guestbook/dev/again', runId: 'run-again' });
+    const again = await ferry.renderAndPush({
+      ...promotion(fx, { version: '1.0.0' }),
+      promotionId: 'promotion/guestbook/dev/again',
+      runId: 'run-again',
+    });
 
-    assert.deepEqual(again, { commit: first.commit, sourceCommit: git(fx.dev, 'rev-parse', 'HEAD'), created: false, files: 3 });
+    assert.deepEqual(again, {
+      commit: first.commit,
+      sourceCommit: git(fx.dev, 'rev-parse', 'HEAD'),
+      created: false,
+      files: 3,
+    });
     assert.equal(fx.remoteGit('rev-parse', 'env/dev'), first.commit);
   });
 
@@ -256,7 +306,9 @@ describe('renderAndPush: writing the stage branch', () => {
     git(fx.dev, 'commit', '--quiet', '-m', 'script');
     git(fx.dev, 'push', '--quiet', 'origin', 'main');
 
-    await activities(fx).renderAndPush(promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: `./${FROM}/`, to: 'env/dev' } }));
+    await activities(fx).renderAndPush(
+      promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: `./${FROM}/`, to: 'env/dev' } }),
+    );
 
     assert.match(fx.remoteGit('ls-tree', 'env/dev', 'hooks/run.sh'), /^100755 blob /);
   });
@@ -298,7 +350,10 @@ describe('renderAndPush: retries, crashes and races', () => {
     assert.equal(retried.commit, pushed);
     assert.equal(retried.created, false);
     assert.equal(retried.files, 3);
-    assert.equal(retried.sourceCommit, fx.remoteGit('log', '-1', '--format=%(trailers:key=Ferry-Source,valueonly)', pushed));
+    assert.equal(
+      retried.sourceCommit,
+      fx.remoteGit('log', '-1', '--format=%(trailers:key=Ferry-Source,valueonly)', pushed),
+    );
     assert.deepEqual(ferryCommits(fx, 'env/dev'), [pushed]);
   });
 
@@ -310,7 +365,10 @@ describe('renderAndPush: retries, crashes and races', () => {
       if (details.step === 'rendered') env.cancel();
     });
 
-    await assert.rejects(runAsActivity(env, activities(fx), promotion(fx)), (err: unknown) => !(err instanceof ApplicationFailure));
+    await assert.rejects(
+      runAsActivity(env, activities(fx), promotion(fx)),
+      (err: unknown) => !(err instanceof ApplicationFailure),
+    );
 
     assert.equal(fx.remoteGit('branch', '--list', 'env/dev'), '', 'the stage branch was not written');
   });
@@ -349,7 +407,8 @@ describe('renderAndPush: retries, crashes and races', () => {
     let theirs = '';
     env.on('heartbeat', (details: { step: string; attempt: number }) => {
       steps.push(`${details.step}#${details.attempt}`);
-      if (details.step === 'pushing' && details.attempt === 1) theirs = fx.pushToBranch('env/dev', { 'NOTES.md': 'hotfix notes\n' });
+      if (details.step === 'pushing' && details.attempt === 1)
+        theirs = fx.pushToBranch('env/dev', { 'NOTES.md': 'hotfix notes\n' });
     });
 
     const result = await runAsActivity(env, ferry, promotion(fx, { version: '1.1.0' }));
@@ -360,7 +419,15 @@ describe('renderAndPush: retries, crashes and races', () => {
     const files = filesAt(fx, 'env/dev');
     assert.equal(files['NOTES.md'], 'hotfix notes');
     assert.equal(files['deployment.yaml'], deployment('1.1.0').trimEnd());
-    assert.deepEqual(steps, ['fetched#1', 'rendered#1', 'pushing#1', 'branch-moved#1', 'fetched#2', 'pushing#2', 'pushed#2']);
+    assert.deepEqual(steps, [
+      'fetched#1',
+      'rendered#1',
+      'pushing#1',
+      'branch-moved#1',
+      'fetched#2',
+      'pushing#2',
+      'pushed#2',
+    ]);
   });
 
   it('gives up with a retryable failure when the branch keeps moving', async (t) => {
@@ -387,7 +454,12 @@ describe('renderAndPush: retries, crashes and races', () => {
     const prod = { strategy: 'branch' as const, engine: 'plain' as const, from: 'apps/guestbook/prod', to: 'env/prod' };
     const results = await Promise.all([
       ferry.renderAndPush(promotion(fx, { version: '1.0.0' })),
-      ferry.renderAndPush({ ...promotion(fx, { version: '1.0.0' }), stage: 'prod', promotionId: 'p-prod', render: prod }),
+      ferry.renderAndPush({
+        ...promotion(fx, { version: '1.0.0' }),
+        stage: 'prod',
+        promotionId: 'p-prod',
+        render: prod,
+      }),
       ferry.renderAndPush(promotion(fx, { version: '1.0.1' })),
     ]);
 
@@ -404,11 +476,19 @@ describe('renderAndPush: failures', () => {
   it('fails for good, naming repository, branch and path, when `from` does not exist', async (t) => {
     const fx = createFixture(t);
     await assertFailure(
-      activities(fx).renderAndPush(promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: 'apps/nope', to: 'env/dev' } })),
-      { type: 'SourcePathNotFound', nonRetryable: true, message: [/"apps\/nope" does not exist/, new RegExp(`file://${fx.remote}`), /branch main at [0-9a-f]{12}/] },
+      activities(fx).renderAndPush(
+        promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: 'apps/nope', to: 'env/dev' } }),
+      ),
+      {
+        type: 'SourcePathNotFound',
+        nonRetryable: true,
+        message: [/"apps\/nope" does not exist/, new RegExp(`file://${fx.remote}`), /branch main at [0-9a-f]{12}/],
+      },
     );
     await assertFailure(
-      activities(fx).renderAndPush(promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: 'README.md', to: 'env/dev' } })),
+      activities(fx).renderAndPush(
+        promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: 'README.md', to: 'env/dev' } }),
+      ),
       { type: 'SourcePathNotFound', nonRetryable: true, message: [/is a file, not a directory/] },
     );
   });
@@ -419,23 +499,32 @@ describe('renderAndPush: failures', () => {
     await assertFailure(activities(fx).renderAndPush(promotion(fx)), {
       type: 'InvalidManifest',
       nonRetryable: true,
-      message: [new RegExp(`${FROM}/broken\\.yaml:\\d+:\\d+: invalid YAML`), new RegExp(`file://${fx.remote} branch main`)],
+      message: [
+        new RegExp(`${FROM}/broken\\.yaml:\\d+:\\d+: invalid YAML`),
+        new RegExp(`file://${fx.remote} branch main`),
+      ],
     });
     assert.equal(fx.remoteGit('branch', '--list', 'env/dev'), '');
   });
 
   it('fails for good when the source branch or the repository does not exist', async (t) => {
     const fx = createFixture(t);
-    await assertFailure(activities(fx).renderAndPush({ ...promotion(fx), repo: { url: `file://${fx.remote}`, branch: 'trunk' } }), {
-      type: 'SourceBranchNotFound',
-      nonRetryable: true,
-      message: [/branch trunk does not exist/],
-    });
-    await assertFailure(activities(fx).renderAndPush({ ...promotion(fx), repo: { url: `file://${fx.dir}/missing.git`, branch: 'main' } }), {
-      type: 'GitRepositoryNotFound',
-      nonRetryable: true,
-      message: [/missing\.git/],
-    });
+    await assertFailure(
+      activities(fx).renderAndPush({ ...promotion(fx), repo: { url: `file://${fx.remote}`, branch: 'trunk' } }),
+      {
+        type: 'SourceBranchNotFound',
+        nonRetryable: true,
+        message: [/branch trunk does not exist/],
+      },
+    );
+    await assertFailure(
+      activities(fx).renderAndPush({ ...promotion(fx), repo: { url: `file://${fx.dir}/missing.git`, branch: 'main' } }),
+      {
+        type: 'GitRepositoryNotFound',
+        nonRetryable: true,
+        message: [/missing\.git/],
+      },
+    );
   });
 
   it('refuses to guess when .ferry/rendered.json on the branch is not its record', async (t) => {
@@ -495,7 +584,11 @@ async function startGitHttpServer(projectRoot: string, expectedAuthorization: st
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}/gitops.git`, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}/gitops.git`,
+    seen,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 describe('renderAndPush: a remote that does not answer', () => {
@@ -509,11 +602,19 @@ describe('renderAndPush: a remote that does not answer', () => {
       rmSync(dir, { recursive: true, force: true });
     });
     const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/gitops.git`;
-    const ferry = createGitActivities({ workspaceRoot: join(dir, 'workspaces'), secrets: createSecretResolver({ env: {} }), networkTimeoutMs: 300 });
+    const ferry = createGitActivities({
+      workspaceRoot: join(dir, 'workspaces'),
+      secrets: createSecretResolver({ env: {} }),
+      networkTimeoutMs: 300,
+    });
     const input = { ...promotion({ remote: '' }), repo: { url, branch: 'main' } };
 
     for (let i = 0; i < 2; i++) {
-      await assertFailure(ferry.renderAndPush(input), { type: 'GitNetworkError', nonRetryable: false, message: [/no answer within 0s/, /127\.0\.0\.1/] });
+      await assertFailure(ferry.renderAndPush(input), {
+        type: 'GitNetworkError',
+        nonRetryable: false,
+        message: [/no answer within 0s/, /127\.0\.0\.1/],
+      });
     }
   });
 });
@@ -556,11 +657,17 @@ describe('renderAndPush: credentials', () => {
   }
 
   it('sends the resolved credential as an Authorization header and stores it nowhere', async () => {
-    const result = await createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: withSecret(token) }).renderAndPush(overHttp());
+    const result = await createGitActivities({
+      workspaceRoot: fx.workspaceRoot,
+      secrets: withSecret(token),
+    }).renderAndPush(overHttp());
 
     assert.equal(result.created, true);
     assert.ok(seen().length >= 2, 'fetch and push went through the server');
-    assert.ok(seen().every((h) => h === `Basic ${basic}`), 'every request carried the credential');
+    assert.ok(
+      seen().every((h) => h === `Basic ${basic}`),
+      'every request carried the credential',
+    );
     assert.equal(fx.remoteGit('rev-parse', 'env/dev'), result.commit);
     const config = workspaceText();
     assert.match(config, new RegExp(`url = ${server.url.replace(/\./g, '\\.')}`));
@@ -574,8 +681,14 @@ describe('renderAndPush: credentials', () => {
   it('fails for good on a wrong credential, naming the remote and the credential but not the secret', async () => {
     const wrong = 'ghp_wrong-token-value';
     const failure = await assertFailure(
-      createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: withSecret(wrong) }).renderAndPush(overHttp({ promotionId: 'p-wrong' })),
-      { type: 'GitAuthFailed', nonRetryable: true, message: [new RegExp(server.url.replace(/\./g, '\\.')), /credential "gitops"/, /branch main/] },
+      createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: withSecret(wrong) }).renderAndPush(
+        overHttp({ promotionId: 'p-wrong' }),
+      ),
+      {
+        type: 'GitAuthFailed',
+        nonRetryable: true,
+        message: [new RegExp(server.url.replace(/\./g, '\\.')), /credential "gitops"/, /branch main/],
+      },
     );
     const everything = `${failure.message}\n${failure.stack ?? ''}\n${JSON.stringify(failure.details ?? [])}`;
     assert.ok(!everything.includes(wrong));
@@ -585,7 +698,9 @@ describe('renderAndPush: credentials', () => {
 
   it('fails for good, with a hint, when the repository needs a credential and none is named', async () => {
     await assertFailure(
-      createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: withSecret(token) }).renderAndPush(overHttp({ repo: { url: server.url, branch: 'main' } })),
+      createGitActivities({ workspaceRoot: fx.workspaceRoot, secrets: withSecret(token) }).renderAndPush(
+        overHttp({ repo: { url: server.url, branch: 'main' } }),
+      ),
       { type: 'GitAuthFailed', nonRetryable: true, message: [/name one in spec\.repo\.credentials/] },
     );
   });

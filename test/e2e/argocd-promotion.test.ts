@@ -56,7 +56,8 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
   let workerEnv: NodeJS.ProcessEnv;
   const cli = ensureTemporalCli();
 
-  const git = (...args: string[]): string => execFileSync('git', ['--git-dir', remote, ...args], { encoding: 'utf8' }).trim();
+  const git = (...args: string[]): string =>
+    execFileSync('git', ['--git-dir', remote, ...args], { encoding: 'utf8' }).trim();
   const ferry = (...args: string[]): { status: number | null; stdout: string; stderr: string } =>
     spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin', 'ferry.js'), ...args], {
       cwd: dir,
@@ -64,7 +65,12 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
       env: { ...process.env, FERRY_URL: apiUrl, FERRY_TOKEN: ALICE, FERRY_HOME: join(dir, 'cli-home') },
       timeout: 180_000,
     });
-  const http = async (method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> => {
+  const http = async (
+    method: string,
+    path: string,
+    token: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: any }> => {
     const res = await fetch(`${apiUrl}${path}`, {
       method,
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -82,28 +88,45 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
     return res.json();
   };
   const startWorker = (): Spawned =>
-    spawnProcess(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker', 'main.ts')], { cwd: PROJECT_ROOT, env: workerEnv });
+    spawnProcess(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker', 'main.ts')], {
+      cwd: PROJECT_ROOT,
+      env: workerEnv,
+    });
   const promotion = async (id: string): Promise<PromotionStatus> => {
     const res = await http('GET', `/api/v1/promotions/${id}`, ALICE);
     assert.equal(res.status, 200, JSON.stringify(res.body));
     return res.body as PromotionStatus;
   };
   const finished = (id: string, timeoutMs = 120_000): Promise<PromotionStatus> =>
-    until(`${id} to finish`, async () => {
-      const s = await promotion(id);
-      return ['Succeeded', 'Failed', 'Rejected', 'Aborted'].includes(s.phase) ? s : undefined;
-    }, timeoutMs);
+    until(
+      `${id} to finish`,
+      async () => {
+        const s = await promotion(id);
+        return ['Succeeded', 'Failed', 'Rejected', 'Aborted'].includes(s.phase) ? s : undefined;
+      },
+      timeoutMs,
+    );
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-'));
     remote = createExampleRepo(join(dir, 'gitops.git')).path;
     temporal = await startDevServer({ cli, dbFile: join(dir, 'temporal.db'), port: await freePort(), uiPort: false });
 
-    argocd = spawnProcess(process.execPath, [
-      '--import', 'tsx', join(PROJECT_ROOT, 'test', 'standin', 'argocd', 'main.ts'),
-      '--port', '0', '--token', ARGOCD_TOKEN,
-      '--timing', JSON.stringify({ postOpReconcileDelayMs: 600, progressingMs: 1200 }),
-    ], { cwd: PROJECT_ROOT });
+    argocd = spawnProcess(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(PROJECT_ROOT, 'test', 'standin', 'argocd', 'main.ts'),
+        '--port',
+        '0',
+        '--token',
+        ARGOCD_TOKEN,
+        '--timing',
+        JSON.stringify({ postOpReconcileDelayMs: 600, progressingMs: 1200 }),
+      ],
+      { cwd: PROJECT_ROOT },
+    );
     argocdUrl = JSON.parse((await argocd.waitFor(/\{"url":"[^"]+"\}/, 60_000))[0]).url as string;
     for (const stage of ['dev', 'prod']) {
       await control('POST', '/apps', {
@@ -150,18 +173,34 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
         .replace('promotion: auto', 'promotion: sometimes')
         .replace('after: [dev]', 'after: [qa]')
         .replace('to: env/prod }', '}')
-        .replace('credentials: argocd, timeout: 2m }\n    - name: prod', 'credentials: argocd, timeout: soon }\n    - name: prod')
+        .replace(
+          'credentials: argocd, timeout: 2m }\n    - name: prod',
+          'credentials: argocd, timeout: soon }\n    - name: prod',
+        )
         .replace('  artifacts:', '  colour: blue\n  artifacts:'),
     );
     const applied = ferry('apply', '-f', 'broken.yaml');
     assert.equal(applied.status, 1);
-    const lines = applied.stderr.trim().split('\n').filter((l) => /^spec\./.test(l));
+    const lines = applied.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => /^spec\./.test(l));
     assert.deepEqual(
       lines.map((l) => l.split(':')[0]),
-      ['spec.colour', 'spec.stages[0].promotion', 'spec.stages[0].argocd.timeout', 'spec.stages[1].after[0]', 'spec.stages[1].render.to'],
+      [
+        'spec.colour',
+        'spec.stages[0].promotion',
+        'spec.stages[0].argocd.timeout',
+        'spec.stages[1].after[0]',
+        'spec.stages[1].render.to',
+      ],
       applied.stderr,
     );
-    const listed = execFileSync(cli, ['workflow', 'list', '--address', temporal.address, '--query', 'WorkflowId = "pipeline/broken"'], { encoding: 'utf8' });
+    const listed = execFileSync(
+      cli,
+      ['workflow', 'list', '--address', temporal.address, '--query', 'WorkflowId = "pipeline/broken"'],
+      { encoding: 'utf8' },
+    );
     assert.doesNotMatch(listed, /pipeline\/broken/);
   });
 
@@ -186,11 +225,17 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
     assert.equal(app.status.sync.status, 'Synced');
     assert.equal(app.status.health.status, 'Healthy');
     assert.equal(app.status.operationState.syncResult.revision, head);
-    const syncs = (await control('GET', '/requests?method=POST&app=guestbook-dev')) as Array<{ path: string; body: any }>;
+    const syncs = (await control('GET', '/requests?method=POST&app=guestbook-dev')) as Array<{
+      path: string;
+      body: any;
+    }>;
     const sync = syncs.filter((r) => r.path.endsWith('/sync'));
     assert.equal(sync.length, 1);
     assert.equal(sync[0].body.revision, undefined);
-    assert.deepEqual(sync[0].body.infos.map((i: { name: string }) => i.name), ['ferry.dev/promotion']);
+    assert.deepEqual(
+      sync[0].body.infos.map((i: { name: string }) => i.name),
+      ['ferry.dev/promotion'],
+    );
 
     const got = ferry('get', `promotion/shop/dev/${freight}`);
     assert.equal(got.status, 0, got.stderr);
@@ -227,8 +272,15 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
   });
 
   it('fails a promotion whose app goes Degraded, with the reason from the app’s resources', async () => {
-    await control('POST', '/injections', { kind: 'degraded', app: 'guestbook-dev', times: 1, message: 'Deployment "guestbook-dev" exceeded its progress deadline' });
-    const added = await http('POST', '/api/v1/pipelines/shop/freight', ALICE, { artifacts: { guestbook: '1.4.3-rc.1' } });
+    await control('POST', '/injections', {
+      kind: 'degraded',
+      app: 'guestbook-dev',
+      times: 1,
+      message: 'Deployment "guestbook-dev" exceeded its progress deadline',
+    });
+    const added = await http('POST', '/api/v1/pipelines/shop/freight', ALICE, {
+      artifacts: { guestbook: '1.4.3-rc.1' },
+    });
     const done = await finished(`promotion/shop/dev/${added.body.id}`);
     assert.equal(done.phase, 'Failed');
     assert.match(done.error ?? '', /Degraded/);
@@ -237,7 +289,11 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
   });
 
   it('fails at once, without retrying, when Argo CD refuses the token, and never records a credential value', async () => {
-    await control('POST', '/injections', { kind: 'unauthenticated', app: 'guestbook-dev', message: 'invalid session: token has invalid signature' });
+    await control('POST', '/injections', {
+      kind: 'unauthenticated',
+      app: 'guestbook-dev',
+      message: 'invalid session: token has invalid signature',
+    });
     const added = await http('POST', '/api/v1/pipelines/shop/freight', ALICE, { artifacts: { guestbook: '1.4.4' } });
     const id = `promotion/shop/dev/${added.body.id}`;
     const done = await finished(id, 60_000);
@@ -245,10 +301,24 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
     assert.equal(done.phase, 'Failed');
     assert.match(done.error ?? '', /invalid session/);
 
-    for (const workflowId of [id, 'promotion/shop/prod/' + (await http('GET', '/api/v1/pipelines/shop', ALICE)).body.stages[1].current.freight, 'pipeline/shop']) {
-      const shown = execFileSync(cli, ['workflow', 'show', '--address', temporal.address, '-w', workflowId, '--output', 'json'], { encoding: 'utf8' });
+    for (const workflowId of [
+      id,
+      'promotion/shop/prod/' + (await http('GET', '/api/v1/pipelines/shop', ALICE)).body.stages[1].current.freight,
+      'pipeline/shop',
+    ]) {
+      const shown = execFileSync(
+        cli,
+        ['workflow', 'show', '--address', temporal.address, '-w', workflowId, '--output', 'json'],
+        { encoding: 'utf8' },
+      );
       assert.ok(shown.length > 1000, `history of ${workflowId} is recorded`);
-      for (const secret of [ARGOCD_TOKEN, GIT_PASSWORD, ALICE, MALLORY, Buffer.from(`ferry:${GIT_PASSWORD}`).toString('base64')]) {
+      for (const secret of [
+        ARGOCD_TOKEN,
+        GIT_PASSWORD,
+        ALICE,
+        MALLORY,
+        Buffer.from(`ferry:${GIT_PASSWORD}`).toString('base64'),
+      ]) {
         assert.ok(!shown.includes(secret), `${workflowId} history contains a credential value`);
       }
     }

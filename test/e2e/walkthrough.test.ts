@@ -12,7 +12,10 @@ import { freePort, spawnProcess, stopGroup, until, type Spawned } from '../helpe
 /** The shell lines of the README's walkthrough block. */
 export function walkthroughLines(readme: string): string[] {
   const block = /<!-- walkthrough:start[^>]*-->\s*```bash\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(readme);
-  if (!block) throw new Error('README.md has no walkthrough block between <!-- walkthrough:start --> and <!-- walkthrough:end -->');
+  if (!block)
+    throw new Error(
+      'README.md has no walkthrough block between <!-- walkthrough:start --> and <!-- walkthrough:end -->',
+    );
   return block[1].split('\n').filter((l) => l.trim() !== '');
 }
 
@@ -75,16 +78,26 @@ describe('README walkthrough against `npm start`', () => {
   it('lists the promotions in the Temporal UI with their search attributes', async () => {
     const query = encodeURIComponent('FerryPipeline = "guestbook" AND FerryStage = "prod"');
     type Listing = {
-      executions: Array<{ execution: { workflowId: string }; searchAttributes: { indexedFields: Record<string, { data: string }> } }>;
+      executions: Array<{
+        execution: { workflowId: string };
+        searchAttributes: { indexedFields: Record<string, { data: string }> };
+      }>;
     };
     // Visibility trails the workflow by a moment: poll briefly.
-    const prod = await until('the UI to list the prod promotion', async () => {
-      const res = await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/api/v1/namespaces/default/workflows?query=${query}`);
-      assert.equal(res.status, 200);
-      const body = (await res.json()) as Listing;
-      return body.executions.find((e) => e.execution.workflowId.startsWith('promotion/guestbook/prod/'));
-    }, 10_000);
-    const value = (name: string): unknown => JSON.parse(Buffer.from(prod.searchAttributes.indexedFields[name].data, 'base64').toString());
+    const prod = await until(
+      'the UI to list the prod promotion',
+      async () => {
+        const res = await fetch(
+          `http://127.0.0.1:${env.TEMPORAL_UI_PORT}/api/v1/namespaces/default/workflows?query=${query}`,
+        );
+        assert.equal(res.status, 200);
+        const body = (await res.json()) as Listing;
+        return body.executions.find((e) => e.execution.workflowId.startsWith('promotion/guestbook/prod/'));
+      },
+      10_000,
+    );
+    const value = (name: string): unknown =>
+      JSON.parse(Buffer.from(prod.searchAttributes.indexedFields[name].data, 'base64').toString());
     assert.equal(value('FerryStage'), 'prod');
     assert.equal(value('FerryPhase'), 'Succeeded');
     assert.equal(value('FerryFreight'), prod.execution.workflowId.split('/').pop());
@@ -96,7 +109,9 @@ describe('README walkthrough against `npm start`', () => {
     stack = spawnProcess('npm', ['start', '--silent'], { cwd: PROJECT_ROOT, env });
     await stack.waitFor(/Press Ctrl-C to stop\./, 180_000);
     const token = readFileSync(join(dir, '.ferry', 'token'), 'utf8').trim();
-    const res = await fetch(`${env.FERRY_URL}/api/v1/pipelines/guestbook`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${env.FERRY_URL}/api/v1/pipelines/guestbook`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(res.status, 200);
     const body = (await res.json()) as { stages: Array<{ name: string; current?: { freight: string } }> };
     assert.ok(body.stages.find((s) => s.name === 'prod')?.current?.freight, JSON.stringify(body));

@@ -62,7 +62,11 @@ class MemoryFerry implements FerryApi {
 
   async listPipelines(): Promise<PipelineSummary[]> {
     if (this.listFailure) throw this.listFailure;
-    return [...this.pipelines.values()].map((p) => ({ name: p.name, stages: p.stages.map((s) => s.name), status: 'Running' }));
+    return [...this.pipelines.values()].map((p) => ({
+      name: p.name,
+      stages: p.stages.map((s) => s.name),
+      status: 'Running',
+    }));
   }
 
   async getPipeline(name: string): Promise<PipelineStatus> {
@@ -76,7 +80,9 @@ class MemoryFerry implements FerryApi {
     // As the real client does: versions are checked against the pipeline's artifacts.
     const errors = validateFreight(status.spec, artifacts);
     if (errors.length > 0) {
-      throw new FerryError('InvalidArgument', `freight does not match the artifacts of pipeline "${pipeline}"`, { errors });
+      throw new FerryError('InvalidArgument', `freight does not match the artifacts of pipeline "${pipeline}"`, {
+        errors,
+      });
     }
     const id = freightId(artifacts);
     if (status.freight.some((f) => f.id === id)) return { id, created: false };
@@ -104,12 +110,16 @@ class MemoryFerry implements FerryApi {
       freight: { id: entry.id, artifacts: entry.artifacts },
       phase: script ? script[0] : stageSpec.approval ? 'AwaitingApproval' : 'Pending',
       steps: [],
-      ...(stageSpec.approval ? { approval: { required: stageSpec.approval.required, approvers: stageSpec.approval.approvers } } : {}),
+      ...(stageSpec.approval
+        ? { approval: { required: stageSpec.approval.required, approvers: stageSpec.approval.approvers } }
+        : {}),
       approvals: [],
       requestedBy,
       startedAt: '2025-01-01T00:00:02.000Z',
     });
-    status.stages.find((s) => s.name === stage)?.active.push({ id, freight, requestedBy, requestedAt: '2025-01-01T00:00:02.000Z' });
+    status.stages
+      .find((s) => s.name === stage)
+      ?.active.push({ id, freight, requestedBy, requestedAt: '2025-01-01T00:00:02.000Z' });
     return { id, existing: false };
   }
 
@@ -126,14 +136,24 @@ class MemoryFerry implements FerryApi {
   async approve(id: string, decision: Decision): Promise<PromotionStatus> {
     const status = this.promotion(id);
     if (status.phase !== 'AwaitingApproval') {
-      throw new FerryError('Conflict', `promotion ${id} is ${status.phase}; only a promotion awaiting approval takes approvals`);
+      throw new FerryError(
+        'Conflict',
+        `promotion ${id} is ${status.phase}; only a promotion awaiting approval takes approvals`,
+      );
     }
     if (!status.approval?.approvers.includes(decision.user)) {
       const approvers = status.approval?.approvers.join(', ') ?? 'none';
-      throw new FerryError('Forbidden', `${decision.user} is not an approver of stage "${status.stage}" (approvers: ${approvers})`);
+      throw new FerryError(
+        'Forbidden',
+        `${decision.user} is not an approver of stage "${status.stage}" (approvers: ${approvers})`,
+      );
     }
     this.decided('approve', id, decision);
-    status.approvals.push({ user: decision.user, at: '2025-01-01T00:00:03.000Z', ...(decision.comment ? { comment: decision.comment } : {}) });
+    status.approvals.push({
+      user: decision.user,
+      at: '2025-01-01T00:00:03.000Z',
+      ...(decision.comment ? { comment: decision.comment } : {}),
+    });
     if (status.approvals.length >= status.approval.required) status.phase = 'Queued';
     return status;
   }
@@ -149,7 +169,8 @@ class MemoryFerry implements FerryApi {
 
   async abort(id: string, decision: Decision): Promise<PromotionStatus> {
     const status = this.promotion(id);
-    if (TERMINAL_PHASES.includes(status.phase)) throw new FerryError('Conflict', `promotion ${id} has already finished (${status.phase})`);
+    if (TERMINAL_PHASES.includes(status.phase))
+      throw new FerryError('Conflict', `promotion ${id} has already finished (${status.phase})`);
     this.decided('abort', id, decision);
     status.phase = 'Aborted';
     status.abortedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };

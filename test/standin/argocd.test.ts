@@ -13,7 +13,13 @@ const REPO = 'https://git.example.com/org/gitops.git';
 const SHA_A = 'a'.repeat(40);
 const SHA_B = 'b'.repeat(40);
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
-const TIMING = { reconcileDelayMs: 10, pickupDelayMs: 20, syncDurationMs: 60, postOpReconcileDelayMs: 200, progressingMs: 300 };
+const TIMING = {
+  reconcileDelayMs: 10,
+  pickupDelayMs: 20,
+  syncDurationMs: 60,
+  postOpReconcileDelayMs: 200,
+  progressingMs: 300,
+};
 
 interface Answer {
   status: number;
@@ -25,14 +31,30 @@ interface Answer {
 const token = makeToken('ferry');
 let standIn: ArgoCdStandIn;
 
-async function call(method: string, path: string, options: { body?: unknown; raw?: string; headers?: Record<string, string>; auth?: string | null; signal?: AbortSignal } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { ...(options.auth === null ? {} : { Authorization: `Bearer ${options.auth ?? token}` }) };
+async function call(
+  method: string,
+  path: string,
+  options: {
+    body?: unknown;
+    raw?: string;
+    headers?: Record<string, string>;
+    auth?: string | null;
+    signal?: AbortSignal;
+  } = {},
+): Promise<Answer> {
+  const headers: Record<string, string> = {
+    ...(options.auth === null ? {} : { Authorization: `Bearer ${options.auth ?? token}` }),
+  };
   if (method !== 'GET') headers['Content-Type'] = 'application/json';
   Object.assign(headers, options.headers);
   const response = await fetch(standIn.url + path, {
     method,
     headers,
-    ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : options.raw !== undefined ? { body: options.raw } : {}),
+    ...(options.body !== undefined
+      ? { body: JSON.stringify(options.body) }
+      : options.raw !== undefined
+        ? { body: options.raw }
+        : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const text = await response.text();
@@ -80,28 +102,70 @@ argoCdStandInForFile({ tokens: { [token]: true }, timing: TIMING }, (s) => (stan
 
 async function seedGuestbook(extra: Partial<Parameters<ArgoCdStandIn['control']['addApp']>[0]> = {}): Promise<void> {
   standIn.control.setRepo(REPO, { 'env/dev': SHA_A });
-  await standIn.control.addApp({ name: 'guestbook-dev', repoURL: REPO, targetRevision: 'env/dev', resources: [{ kind: 'Deployment', name: 'guestbook' }, { kind: 'Service', name: 'guestbook' }], ...extra });
+  await standIn.control.addApp({
+    name: 'guestbook-dev',
+    repoURL: REPO,
+    targetRevision: 'env/dev',
+    resources: [
+      { kind: 'Deployment', name: 'guestbook' },
+      { kind: 'Service', name: 'guestbook' },
+    ],
+    ...extra,
+  });
 }
 
 describe('Argo CD stand-in: wire format', () => {
   test('authentication: no or non-JWT token is 401 "no session information", an unknown JWT is 401 "invalid session"', async () => {
     await seedGuestbook();
-    assertGrpcError(await call('GET', '/api/v1/applications/guestbook-dev', { auth: null }), 401, 16, 'no session information');
-    assertGrpcError(await call('GET', '/api/v1/applications/guestbook-dev', { auth: 'not-a-jwt' }), 401, 16, 'no session information');
-    assertGrpcError(await call('GET', '/api/v1/applications/guestbook-dev', { auth: makeToken('mallory') }), 401, 16, /^invalid session: /);
-    const viaCookie = await call('GET', '/api/v1/session/userinfo', { auth: null, headers: { Cookie: `argocd.token=${token}` } });
+    assertGrpcError(
+      await call('GET', '/api/v1/applications/guestbook-dev', { auth: null }),
+      401,
+      16,
+      'no session information',
+    );
+    assertGrpcError(
+      await call('GET', '/api/v1/applications/guestbook-dev', { auth: 'not-a-jwt' }),
+      401,
+      16,
+      'no session information',
+    );
+    assertGrpcError(
+      await call('GET', '/api/v1/applications/guestbook-dev', { auth: makeToken('mallory') }),
+      401,
+      16,
+      /^invalid session: /,
+    );
+    const viaCookie = await call('GET', '/api/v1/session/userinfo', {
+      auth: null,
+      headers: { Cookie: `argocd.token=${token}` },
+    });
     assert.deepEqual(viaCookie.json, { loggedIn: true, username: 'ferry', iss: 'argocd' });
   });
 
   test('a missing app is 403 "permission denied" without ?project= and 404 with it (also for an app in another project)', async () => {
     await seedGuestbook();
     assertGrpcError(await call('GET', '/api/v1/applications/nope'), 403, 7, 'permission denied');
-    assertGrpcError(await call('GET', '/api/v1/applications/nope?project=default'), 404, 5, 'applications.argoproj.io "nope" not found');
-    assertGrpcError(await call('GET', '/api/v1/applications/guestbook-dev?project=other'), 404, 5, 'applications.argoproj.io "guestbook-dev" not found');
+    assertGrpcError(
+      await call('GET', '/api/v1/applications/nope?project=default'),
+      404,
+      5,
+      'applications.argoproj.io "nope" not found',
+    );
+    assertGrpcError(
+      await call('GET', '/api/v1/applications/guestbook-dev?project=other'),
+      404,
+      5,
+      'applications.argoproj.io "guestbook-dev" not found',
+    );
     assert.equal((await call('GET', '/api/v1/applications/guestbook-dev?project=default')).status, 200);
     // The same rule on the sync route, where project travels in the body.
     assertGrpcError(await call('POST', '/api/v1/applications/nope/sync', { body: {} }), 403, 7, 'permission denied');
-    assertGrpcError(await call('POST', '/api/v1/applications/nope/sync', { body: { project: 'default' } }), 404, 5, /not found/);
+    assertGrpcError(
+      await call('POST', '/api/v1/applications/nope/sync', { body: { project: 'default' } }),
+      404,
+      5,
+      /not found/,
+    );
   });
 
   test('a token without rights gets 403 on app endpoints and an empty list', async () => {
@@ -109,10 +173,20 @@ describe('Argo CD stand-in: wire format', () => {
     const reader = makeToken('reader');
     const nobody = makeToken('nobody');
     standIn.control.setTokens({ [token]: true, [reader]: { actions: ['get'] }, [nobody]: false });
-    assertGrpcError(await call('GET', '/api/v1/applications/guestbook-dev', { auth: nobody }), 403, 7, 'permission denied');
+    assertGrpcError(
+      await call('GET', '/api/v1/applications/guestbook-dev', { auth: nobody }),
+      403,
+      7,
+      'permission denied',
+    );
     assert.deepEqual((await call('GET', '/api/v1/applications', { auth: nobody })).json.items, []);
     assert.equal((await call('GET', '/api/v1/applications/guestbook-dev', { auth: reader })).status, 200);
-    assertGrpcError(await call('POST', '/api/v1/applications/guestbook-dev/sync', { auth: reader, body: {} }), 403, 7, /^permission denied: applications, sync, default\/guestbook-dev, sub: reader/);
+    assertGrpcError(
+      await call('POST', '/api/v1/applications/guestbook-dev/sync', { auth: reader, body: {} }),
+      403,
+      7,
+      /^permission denied: applications, sync, default\/guestbook-dev, sub: reader/,
+    );
   });
 
   test('non-GET requests without Content-Type application/json get 415 "Invalid content type" in plain text, DELETE included', async () => {
@@ -122,12 +196,23 @@ describe('Argo CD stand-in: wire format', () => {
       ['DELETE', '/api/v1/applications/guestbook-dev/operation'],
       ['PUT', '/api/v1/applications/guestbook-dev/spec'],
     ]) {
-      const answer = await call(method, path, { raw: method === 'DELETE' ? undefined : '{}', headers: { 'Content-Type': 'text/plain' } });
+      const answer = await call(method, path, {
+        raw: method === 'DELETE' ? undefined : '{}',
+        headers: { 'Content-Type': 'text/plain' },
+      });
       assert.equal(answer.status, 415, `${method} ${path}`);
       assert.equal(answer.text, 'Invalid content type\n');
       assert.match(answer.contentType, /^text\/plain/);
     }
-    assert.equal((await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {}, headers: { 'Content-Type': 'application/json; charset=utf-8' } })).status, 200);
+    assert.equal(
+      (
+        await call('POST', '/api/v1/applications/guestbook-dev/sync', {
+          body: {},
+          headers: { 'Content-Type': 'application/json; charset=utf-8' },
+        })
+      ).status,
+      200,
+    );
   });
 
   test('unknown routes are a plain-text 404 "Not Found", a known path with the wrong method 405', async () => {
@@ -142,9 +227,16 @@ describe('Argo CD stand-in: wire format', () => {
 
   test('a malformed body is 400 code 3; sourcePositions as strings fail like Go decoding into []int64', async () => {
     await seedGuestbook();
-    assertGrpcError(await call('POST', '/api/v1/applications/guestbook-dev/sync', { raw: '{"prune":' }), 400, 3, /JSON/);
     assertGrpcError(
-      await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: { revisions: [SHA_A], sourcePositions: ['1'] } }),
+      await call('POST', '/api/v1/applications/guestbook-dev/sync', { raw: '{"prune":' }),
+      400,
+      3,
+      /JSON/,
+    );
+    assertGrpcError(
+      await call('POST', '/api/v1/applications/guestbook-dev/sync', {
+        body: { revisions: [SHA_A], sourcePositions: ['1'] },
+      }),
       400,
       3,
       'json: cannot unmarshal string into Go struct field ApplicationSyncRequest.sourcePositions of type int64',
@@ -159,14 +251,19 @@ describe('Argo CD stand-in: wire format', () => {
     assert.match(before.metadata.resourceVersion, /^\d+$/);
     assert.equal(before.kind, undefined, 'TypeMeta is absent on API objects');
 
-    const synced = await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: { infos: [{ name: 'ferry.dev/promotion', value: 'p1' }] } });
+    const synced = await call('POST', '/api/v1/applications/guestbook-dev/sync', {
+      body: { infos: [{ name: 'ferry.dev/promotion', value: 'p1' }] },
+    });
     assert.ok(Number(synced.json.metadata.resourceVersion) > Number(before.metadata.resourceVersion));
     assert.equal(synced.json.metadata.generation, before.metadata.generation, 'an operation is not a spec change');
     const done = await until('the operation to finish', async () => {
       const app = (await call('GET', '/api/v1/applications/guestbook-dev')).json;
       return app.status.operationState?.phase === 'Succeeded' ? app : undefined;
     });
-    assert.deepEqual(done.status.history.map((h: { id: number }) => h.id), [0, 1]);
+    assert.deepEqual(
+      done.status.history.map((h: { id: number }) => h.id),
+      [0, 1],
+    );
     const times = allTimes(done);
     assert.ok(times.length >= 8, `found ${times.length} times`);
     for (const time of times) assert.match(time, TIME);
@@ -185,7 +282,10 @@ describe('Argo CD stand-in: wire format', () => {
     await seedGuestbook();
     standIn.control.setRepo(REPO, { 'env/staging': SHA_B });
     const json = await call('PATCH', '/api/v1/applications/guestbook-dev', {
-      body: { patch: JSON.stringify([{ op: 'replace', path: '/spec/source/targetRevision', value: 'env/staging' }]), patchType: 'json' },
+      body: {
+        patch: JSON.stringify([{ op: 'replace', path: '/spec/source/targetRevision', value: 'env/staging' }]),
+        patchType: 'json',
+      },
     });
     assert.equal(json.status, 200, json.text);
     assert.equal(json.json.spec.source.targetRevision, 'env/staging');
@@ -194,16 +294,30 @@ describe('Argo CD stand-in: wire format', () => {
     });
     assert.deepEqual(merge.json.metadata.labels, { team: 'web' });
     assertGrpcError(
-      await call('PATCH', '/api/v1/applications/guestbook-dev', { body: { patch: JSON.stringify([{ op: 'test', path: '/spec/source/targetRevision', value: 'nope' }]) } }),
+      await call('PATCH', '/api/v1/applications/guestbook-dev', {
+        body: { patch: JSON.stringify([{ op: 'test', path: '/spec/source/targetRevision', value: 'nope' }]) },
+      }),
       500,
       2,
       /^error applying patch: testing value \/spec\/source\/targetRevision failed/,
     );
-    assertGrpcError(await call('PATCH', '/api/v1/applications/guestbook-dev', { body: { patch: { op: 'replace' } } }), 400, 3, /cannot unmarshal object .* of type string/);
-    assertGrpcError(await call('PATCH', '/api/v1/applications/guestbook-dev', { body: { patch: '{}', patchType: 'strategic' } }), 400, 3, "Patch type 'strategic' is not supported");
+    assertGrpcError(
+      await call('PATCH', '/api/v1/applications/guestbook-dev', { body: { patch: { op: 'replace' } } }),
+      400,
+      3,
+      /cannot unmarshal object .* of type string/,
+    );
+    assertGrpcError(
+      await call('PATCH', '/api/v1/applications/guestbook-dev', { body: { patch: '{}', patchType: 'strategic' } }),
+      400,
+      3,
+      "Patch type 'strategic' is not supported",
+    );
     // validation on PATCH: an unresolvable targetRevision is an InvalidSpecError.
     assertGrpcError(
-      await call('PATCH', '/api/v1/applications/guestbook-dev', { body: { patch: JSON.stringify({ spec: { source: { targetRevision: 'nope' } } }), patchType: 'merge' } }),
+      await call('PATCH', '/api/v1/applications/guestbook-dev', {
+        body: { patch: JSON.stringify({ spec: { source: { targetRevision: 'nope' } } }), patchType: 'merge' },
+      }),
       400,
       3,
       /^application spec for guestbook-dev is invalid: InvalidSpecError: .*unable to resolve 'nope' to a commit SHA/,
@@ -222,13 +336,20 @@ describe('Argo CD stand-in: wire format', () => {
 describe('Argo CD stand-in: simulated controller', () => {
   test('sync copies infos to operation.info, resolves the target to a SHA, clears operationState; a second sync is 400 "another operation is already in progress"', async () => {
     await seedGuestbook();
-    const answer = await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: { infos: [{ name: 'ferry.dev/promotion', value: 'p1' }] } });
+    const answer = await call('POST', '/api/v1/applications/guestbook-dev/sync', {
+      body: { infos: [{ name: 'ferry.dev/promotion', value: 'p1' }] },
+    });
     assert.equal(answer.status, 200);
     assert.deepEqual(answer.json.operation.info, [{ name: 'ferry.dev/promotion', value: 'p1' }]);
     assert.equal(answer.json.operation.sync.revision, SHA_A);
     assert.deepEqual(answer.json.operation.initiatedBy, { username: 'ferry' });
     assert.equal(answer.json.status.operationState, undefined);
-    assertGrpcError(await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} }), 400, 9, 'another operation is already in progress');
+    assertGrpcError(
+      await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} }),
+      400,
+      9,
+      'another operation is already in progress',
+    );
     const [recorded] = standIn.control.requests({ method: 'POST', path: '/api/v1/applications/guestbook-dev/sync' });
     assert.deepEqual(recorded.body, { infos: [{ name: 'ferry.dev/promotion', value: 'p1' }] });
     assert.equal(recorded.status, 200);
@@ -238,13 +359,21 @@ describe('Argo CD stand-in: simulated controller', () => {
     await seedGuestbook();
     standIn.control.setRepo(REPO, { 'env/dev': SHA_B });
     const refreshed = (await call('GET', '/api/v1/applications/guestbook-dev?refresh=normal')).json;
-    assert.deepEqual([refreshed.status.sync.status, refreshed.status.sync.revision, refreshed.status.health.status], ['OutOfSync', SHA_B, 'Healthy']);
+    assert.deepEqual(
+      [refreshed.status.sync.status, refreshed.status.sync.revision, refreshed.status.health.status],
+      ['OutOfSync', SHA_B, 'Healthy'],
+    );
     await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} });
 
     const seen: string[] = [];
     await until('Healthy at B after the deploy', async () => {
       const app = (await call('GET', '/api/v1/applications/guestbook-dev')).json;
-      const state = [app.operation ? 'op' : 'no-op', app.status.operationState?.phase ?? 'none', app.status.sync.status, app.status.health.status].join(' ');
+      const state = [
+        app.operation ? 'op' : 'no-op',
+        app.status.operationState?.phase ?? 'none',
+        app.status.sync.status,
+        app.status.health.status,
+      ].join(' ');
       if (seen.at(-1) !== state) seen.push(state);
       return app.status.sync.status === 'Synced' && app.status.health.status === 'Healthy' ? app : undefined;
     });
@@ -259,7 +388,10 @@ describe('Argo CD stand-in: simulated controller', () => {
     const completed = events.find((e) => e.type === 'operationCompleted');
     const postOp = events.find((e) => e.type === 'reconciled' && e.reason === 'operationCompleted');
     assert.ok(completed && postOp);
-    assert.ok(postOp.at - completed.at >= TIMING.postOpReconcileDelayMs - 5, 'the stale window lasts postOpReconcileDelayMs');
+    assert.ok(
+      postOp.at - completed.at >= TIMING.postOpReconcileDelayMs - 5,
+      'the stale window lasts postOpReconcileDelayMs',
+    );
   });
 
   test('GET ?refresh=hard blocks until the controller reconciled and removed the annotation; under hangRefresh it hangs until the client gives up', async () => {
@@ -269,11 +401,19 @@ describe('Argo CD stand-in: simulated controller', () => {
     const app = (await call('GET', '/api/v1/applications/guestbook-dev?refresh=hard')).json;
     assert.ok(Date.now() - started >= 140);
     assert.equal(app.metadata.annotations?.['argocd.argoproj.io/refresh'], undefined);
-    assert.ok(standIn.control.events('guestbook-dev').some((e) => e.type === 'reconciled' && e.reason === 'refresh=hard'));
+    assert.ok(
+      standIn.control.events('guestbook-dev').some((e) => e.type === 'reconciled' && e.reason === 'refresh=hard'),
+    );
 
     await standIn.control.inject({ kind: 'hangRefresh', app: 'guestbook-dev' });
-    await assert.rejects(call('GET', '/api/v1/applications/guestbook-dev?refresh=normal', { signal: AbortSignal.timeout(300) }), { name: 'TimeoutError' });
-    assert.equal(standIn.control.getApp('guestbook-dev')?.metadata.annotations?.['argocd.argoproj.io/refresh'], 'normal');
+    await assert.rejects(
+      call('GET', '/api/v1/applications/guestbook-dev?refresh=normal', { signal: AbortSignal.timeout(300) }),
+      { name: 'TimeoutError' },
+    );
+    assert.equal(
+      standIn.control.getApp('guestbook-dev')?.metadata.annotations?.['argocd.argoproj.io/refresh'],
+      'normal',
+    );
   });
 
   test('resource-tree carries per-resource health and the Degraded message; Get infers it into status.resources, List does not', async () => {
@@ -287,11 +427,17 @@ describe('Argo CD stand-in: simulated controller', () => {
     assert.equal(app.status.health.message, undefined, 'app-level health message is empty before 3.6');
     assert.equal(app.status.resourceHealthSource, 'appTree');
     const deployment = app.status.resources.find((r: { kind: string }) => r.kind === 'Deployment');
-    assert.deepEqual(deployment.health, { status: 'Degraded', message: 'Deployment "guestbook" exceeded its progress deadline' });
+    assert.deepEqual(deployment.health, {
+      status: 'Degraded',
+      message: 'Deployment "guestbook" exceeded its progress deadline',
+    });
 
     const tree = (await call('GET', '/api/v1/applications/guestbook-dev/resource-tree')).json;
     const node = tree.nodes.find((n: { kind: string }) => n.kind === 'Deployment');
-    assert.deepEqual(node.health, { status: 'Degraded', message: 'Deployment "guestbook" exceeded its progress deadline' });
+    assert.deepEqual(node.health, {
+      status: 'Degraded',
+      message: 'Deployment "guestbook" exceeded its progress deadline',
+    });
     assert.equal(node.group, 'apps');
     assert.equal(node.name, 'guestbook', 'ResourceRef fields are inlined at the top level');
     const replicaSet = tree.nodes.find((n: { kind: string }) => n.kind === 'ReplicaSet');
@@ -306,15 +452,24 @@ describe('Argo CD stand-in: simulated controller', () => {
   test('a failed sync ends phase Failed with the resource SyncFailed message; nothing is deployed', async () => {
     await seedGuestbook();
     standIn.control.setRepo(REPO, { 'env/dev': SHA_B });
-    await standIn.control.inject({ kind: 'syncFailed', app: 'guestbook-dev', message: 'admission webhook denied the request' });
+    await standIn.control.inject({
+      kind: 'syncFailed',
+      app: 'guestbook-dev',
+      message: 'admission webhook denied the request',
+    });
     await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} });
     const app = await until('Failed', async () => {
       const a = (await call('GET', '/api/v1/applications/guestbook-dev')).json;
       return a.status.operationState?.phase === 'Failed' ? a : undefined;
     });
-    assert.equal(app.status.operationState.message, 'one or more objects failed to apply, reason: admission webhook denied the request');
+    assert.equal(
+      app.status.operationState.message,
+      'one or more objects failed to apply, reason: admission webhook denied the request',
+    );
     assert.deepEqual(
-      app.status.operationState.syncResult.resources.filter((r: { status: string }) => r.status === 'SyncFailed').map((r: { name: string; message: string }) => [r.name, r.message]),
+      app.status.operationState.syncResult.resources
+        .filter((r: { status: string }) => r.status === 'SyncFailed')
+        .map((r: { name: string; message: string }) => [r.name, r.message]),
       [['guestbook', 'admission webhook denied the request']],
     );
     assert.equal(app.operation, undefined);
@@ -324,9 +479,18 @@ describe('Argo CD stand-in: simulated controller', () => {
   test('terminate: 400 without an operation; otherwise Terminating, then Failed "Operation terminated"', async () => {
     await seedGuestbook();
     standIn.control.setTiming({ syncDurationMs: 2000 });
-    assertGrpcError(await call('DELETE', '/api/v1/applications/guestbook-dev/operation'), 400, 3, 'Unable to terminate operation. No operation is in progress');
+    assertGrpcError(
+      await call('DELETE', '/api/v1/applications/guestbook-dev/operation'),
+      400,
+      3,
+      'Unable to terminate operation. No operation is in progress',
+    );
     await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} });
-    await until('Running', async () => ((await call('GET', '/api/v1/applications/guestbook-dev')).json.status.operationState?.phase === 'Running' ? true : undefined));
+    await until('Running', async () =>
+      (await call('GET', '/api/v1/applications/guestbook-dev')).json.status.operationState?.phase === 'Running'
+        ? true
+        : undefined,
+    );
     const terminated = await call('DELETE', '/api/v1/applications/guestbook-dev/operation');
     assert.deepEqual([terminated.status, terminated.json], [200, {}]);
     const app = await until('Failed', async () => {
@@ -339,12 +503,19 @@ describe('Argo CD stand-in: simulated controller', () => {
 
   test('an automated app syncs itself once a refresh shows it OutOfSync; auto-sync rejects a sync to another revision', async () => {
     await seedGuestbook({ automated: true });
-    assertGrpcError(await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: { revision: 'main' } }), 400, 9, 'Cannot sync to main: auto-sync currently set to env/dev');
+    assertGrpcError(
+      await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: { revision: 'main' } }),
+      400,
+      9,
+      'Cannot sync to main: auto-sync currently set to env/dev',
+    );
     standIn.control.setRepo(REPO, { 'env/dev': SHA_B });
     await call('GET', '/api/v1/applications/guestbook-dev?refresh=normal');
     const app = await until('auto-sync to B', async () => {
       const a = (await call('GET', '/api/v1/applications/guestbook-dev')).json;
-      return a.status.operationState?.syncResult?.revision === SHA_B && a.status.operationState.phase === 'Succeeded' ? a : undefined;
+      return a.status.operationState?.syncResult?.revision === SHA_B && a.status.operationState.phase === 'Succeeded'
+        ? a
+        : undefined;
     });
     assert.deepEqual(app.status.operationState.operation.initiatedBy, { automated: true });
   });
@@ -356,14 +527,23 @@ describe('Argo CD stand-in: simulated controller', () => {
     assert.equal(app.status.health.status, 'Unknown');
     assert.equal(app.status.conditions[0].type, 'ComparisonError');
     assert.match(app.status.conditions[0].message, /unable to resolve 'env\/missing' to a commit SHA/);
-    assertGrpcError(await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} }), 400, 9, "unable to resolve 'env/missing' to a commit SHA");
+    assertGrpcError(
+      await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} }),
+      400,
+      9,
+      "unable to resolve 'env/missing' to a commit SHA",
+    );
   });
 
   test('branches of a file:// remote resolve through git ls-remote, and a push shows up after a refresh', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-argocd-standin-'));
     try {
       const git = (cwd: string, ...args: string[]): string =>
-        execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+        execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+          cwd,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }).trim();
       const remote = join(dir, 'remote.git');
       const work = join(dir, 'work');
       git(dir, 'init', '--bare', '-b', 'main', remote);
@@ -414,7 +594,12 @@ describe('Argo CD stand-in: injections and control', () => {
     assert.ok(Date.now() - started >= 190);
 
     await standIn.control.inject({ kind: 'unauthenticated', app: 'guestbook-dev', times: 1 });
-    assertGrpcError(await call('GET', '/api/v1/applications/guestbook-dev'), 401, 16, 'invalid session: token has invalid claims: token is expired');
+    assertGrpcError(
+      await call('GET', '/api/v1/applications/guestbook-dev'),
+      401,
+      16,
+      'invalid session: token has invalid claims: token is expired',
+    );
     await standIn.control.inject({ kind: 'forbidden', app: 'guestbook-dev', times: 1 });
     assertGrpcError(await call('GET', '/api/v1/applications/guestbook-dev'), 403, 7, 'permission denied');
     await standIn.control.inject({ kind: 'notFound', app: 'guestbook-dev' });
@@ -428,16 +613,27 @@ describe('Argo CD stand-in: injections and control', () => {
     await standIn.control.inject({ kind: 'operationInProgress', app: 'guestbook-dev', durationMs: 150 });
     const app = (await call('GET', '/api/v1/applications/guestbook-dev')).json;
     assert.deepEqual(app.operation.initiatedBy, { username: 'admin' });
-    assertGrpcError(await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} }), 400, 9, 'another operation is already in progress');
-    await until('the foreign operation to end', async () => ((await call('GET', '/api/v1/applications/guestbook-dev')).json.operation ? undefined : true));
+    assertGrpcError(
+      await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} }),
+      400,
+      9,
+      'another operation is already in progress',
+    );
+    await until('the foreign operation to end', async () =>
+      (await call('GET', '/api/v1/applications/guestbook-dev')).json.operation ? undefined : true,
+    );
     assert.equal((await call('POST', '/api/v1/applications/guestbook-dev/sync', { body: {} })).status, 200);
   });
 
   test('the control API over HTTP seeds apps, repos and tokens, injects, and shows recorded requests', async () => {
-    const control = async (method: string, path: string, body?: unknown): Promise<Answer> => call(method, `/__standin${path}`, { body, auth: null });
+    const control = async (method: string, path: string, body?: unknown): Promise<Answer> =>
+      call(method, `/__standin${path}`, { body, auth: null });
     const other = makeToken('ci');
     assert.equal((await control('PUT', '/tokens', { [other]: true })).status, 200);
-    assert.equal((await control('POST', '/repos', { repoURL: REPO, refs: { 'refs/heads/env/dev': SHA_B } })).status, 200);
+    assert.equal(
+      (await control('POST', '/repos', { repoURL: REPO, refs: { 'refs/heads/env/dev': SHA_B } })).status,
+      200,
+    );
     const added = await control('POST', '/apps', { name: 'via-http', repoURL: REPO, targetRevision: 'env/dev' });
     assert.equal(added.json.status.sync.revision, SHA_B);
     assert.equal((await control('POST', '/injections', { kind: 'serverError', status: 503, times: 1 })).status, 200);
@@ -453,7 +649,9 @@ describe('Argo CD stand-in: injections and control', () => {
         ['GET', '/api/v1/applications/via-http', 401],
       ],
     );
-    assert.ok((await control('GET', '/events?app=via-http')).json.some((e: { type: string }) => e.type === 'reconciled'));
+    assert.ok(
+      (await control('GET', '/events?app=via-http')).json.some((e: { type: string }) => e.type === 'reconciled'),
+    );
     assert.equal((await control('GET', '/apps/via-http')).status, 200);
     assert.equal((await control('POST', '/reset')).status, 200);
     assert.equal((await control('GET', '/apps/via-http')).status, 404);
@@ -461,7 +659,11 @@ describe('Argo CD stand-in: injections and control', () => {
   });
 
   test('main.ts runs the stand-in as its own process: one JSON line with the URL, exit on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'argocd', 'main.ts'), '--port', '0', '--token', token], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(__dirname, 'argocd', 'main.ts'), '--port', '0', '--token', token],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
       const line = await new Promise<string>((resolve, reject) => {
         let out = '';

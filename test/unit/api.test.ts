@@ -80,7 +80,10 @@ function delegate(current: () => MemoryFerry): FerryApi {
     'abort',
   ];
   return Object.fromEntries(
-    names.map((name) => [name, (...args: unknown[]) => (current()[name] as (...a: unknown[]) => unknown).apply(current(), args)]),
+    names.map((name) => [
+      name,
+      (...args: unknown[]) => (current()[name] as (...a: unknown[]) => unknown).apply(current(), args),
+    ]),
   ) as unknown as FerryApi;
 }
 
@@ -102,7 +105,8 @@ async function http(
   let body: string | undefined;
   if (options.body !== undefined) {
     body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
-    headers['Content-Type'] = options.type ?? (typeof options.body === 'string' ? 'application/yaml' : 'application/json');
+    headers['Content-Type'] =
+      options.type ?? (typeof options.body === 'string' ? 'application/yaml' : 'application/json');
   }
   const response = await fetch(server.url + urlPath, { method, headers, body });
   const text = await response.text();
@@ -119,7 +123,10 @@ interface ErrorBody {
   error: { code: string; message: string; errors?: Array<{ path: string; message: string }> };
 }
 const errorOf = (reply: Reply): ErrorBody['error'] => {
-  assert.ok(reply.body && typeof reply.body === 'object' && 'error' in reply.body, `expected an error body, got: ${reply.text}`);
+  assert.ok(
+    reply.body && typeof reply.body === 'object' && 'error' in reply.body,
+    `expected an error body, got: ${reply.text}`,
+  );
   return (reply.body as ErrorBody).error;
 };
 const pathsOf = (reply: Reply): string[] => (errorOf(reply).errors ?? []).map((e) => e.path).sort();
@@ -131,7 +138,9 @@ async function applyGuestbook(): Promise<void> {
 
 async function promotionAwaitingApproval(): Promise<string> {
   await applyGuestbook();
-  const freight = await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+  const freight = await http('POST', '/api/v1/pipelines/guestbook/freight', {
+    body: { artifacts: { guestbook: '1.4.2' } },
+  });
   const promotion = await http('POST', '/api/v1/pipelines/guestbook/stages/prod/promotions', {
     body: { freight: (freight.body as { id: string }).id },
   });
@@ -172,7 +181,9 @@ describe('health and authentication', () => {
   test('request log lines carry method, path, status, time and user, and never the token', async () => {
     await http('GET', '/api/v1/pipelines');
     await http('GET', '/api/v1/pipelines', { token: 'secret-wrong-token' });
-    const requests = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((l) => l.msg === 'request');
+    const requests = logLines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request');
     assert.equal(requests.length, 2);
     assert.deepEqual(
       requests.map(({ method, path: p, status, user }) => ({ method, path: p, status, user })),
@@ -245,7 +256,10 @@ describe('applying pipelines', () => {
     assert.equal(yaml.status, 400);
     assert.match(JSON.stringify(errorOf(yaml)), /YAML syntax error/);
 
-    const json = await http('PUT', '/api/v1/pipelines/guestbook', { body: '{"kind": "Pipeline",', type: 'application/json' });
+    const json = await http('PUT', '/api/v1/pipelines/guestbook', {
+      body: '{"kind": "Pipeline",',
+      type: 'application/json',
+    });
     assert.equal(json.status, 400);
     assert.match(errorOf(json).message, /not valid JSON/);
 
@@ -276,7 +290,9 @@ describe('applying pipelines', () => {
 
     const one = await http('GET', '/api/v1/pipelines/guestbook');
     assert.equal(one.status, 200);
-    assert.deepEqual((one.body as PipelineStatus).spec.spec.artifacts, [{ name: 'guestbook', image: 'registry.example.com/team/guestbook' }]);
+    assert.deepEqual((one.body as PipelineStatus).spec.spec.artifacts, [
+      { name: 'guestbook', image: 'registry.example.com/team/guestbook' },
+    ]);
 
     const missing = await http('GET', '/api/v1/pipelines/nope');
     assert.equal(missing.status, 404);
@@ -287,10 +303,14 @@ describe('applying pipelines', () => {
 describe('freight and promotions', () => {
   test('registering freight returns its id: 201 the first time, 200 after', async () => {
     await applyGuestbook();
-    const first = await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+    const first = await http('POST', '/api/v1/pipelines/guestbook/freight', {
+      body: { artifacts: { guestbook: '1.4.2' } },
+    });
     assert.equal(first.status, 201, first.text);
     assert.deepEqual(first.body, { id: freightId({ guestbook: '1.4.2' }), created: true });
-    const again = await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+    const again = await http('POST', '/api/v1/pipelines/guestbook/freight', {
+      body: { artifacts: { guestbook: '1.4.2' } },
+    });
     assert.equal(again.status, 200);
     assert.deepEqual(again.body, { id: freightId({ guestbook: '1.4.2' }), created: false });
   });
@@ -323,7 +343,10 @@ describe('freight and promotions', () => {
     assert.deepEqual(first.body, { id: `promotion/guestbook/dev/${freight}`, existing: false });
     assert.equal(ferry.promoteCalls[0].requestedBy, 'alice');
 
-    const again = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', { body: { freight }, token: CAROL });
+    const again = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', {
+      body: { freight },
+      token: CAROL,
+    });
     assert.equal(again.status, 200);
     assert.deepEqual(again.body, { id: `promotion/guestbook/dev/${freight}`, existing: true });
   });
@@ -386,7 +409,9 @@ describe('promotion ids and decisions', () => {
 
   test('a user field in a decision body is refused with 400 naming it, and nothing is decided', async () => {
     const id = await promotionAwaitingApproval();
-    const reply = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/approve`, { body: { user: 'bob', comment: 'ok' } });
+    const reply = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/approve`, {
+      body: { user: 'bob', comment: 'ok' },
+    });
     assert.equal(reply.status, 400);
     assert.deepEqual(pathsOf(reply), ['user']);
     assert.match(errorOf(reply).errors?.[0].message ?? '', /token/);
@@ -397,7 +422,10 @@ describe('promotion ids and decisions', () => {
     const id = await promotionAwaitingApproval();
     const reply = await http('POST', `/api/v1/promotions/${id}/approve`, { token: CAROL });
     assert.equal(reply.status, 403);
-    assert.deepEqual(errorOf(reply), { code: 'Forbidden', message: 'carol is not an approver of stage "prod" (approvers: alice, bob)' });
+    assert.deepEqual(errorOf(reply), {
+      code: 'Forbidden',
+      message: 'carol is not an approver of stage "prod" (approvers: alice, bob)',
+    });
   });
 
   test('Conflict from the client is 409', async () => {
@@ -411,7 +439,10 @@ describe('promotion ids and decisions', () => {
   test('NotFound from the client is 404', async () => {
     const reply = await http('GET', '/api/v1/promotions/promotion%2Fguestbook%2Fdev%2F000000000000');
     assert.equal(reply.status, 404);
-    assert.deepEqual(errorOf(reply), { code: 'NotFound', message: 'promotion "promotion/guestbook/dev/000000000000" not found' });
+    assert.deepEqual(errorOf(reply), {
+      code: 'NotFound',
+      message: 'promotion "promotion/guestbook/dev/000000000000" not found',
+    });
     const decision = await http('POST', '/api/v1/promotions/promotion/guestbook/dev/000000000000/abort');
     assert.equal(decision.status, 404);
   });
@@ -447,7 +478,10 @@ describe('errors', () => {
     assert.equal(reply.status, 500);
     assert.equal(errorOf(reply).code, 'Internal');
     assert.ok(!reply.text.includes('hunter2'), reply.text);
-    assert.ok(logLines.some((line) => line.includes('"level":"error"') && line.includes('"code":"Internal"')), logLines.join(''));
+    assert.ok(
+      logLines.some((line) => line.includes('"level":"error"') && line.includes('"code":"Internal"')),
+      logLines.join(''),
+    );
   });
 
   test('malformed percent-encoding in the path is 400, not 500', async () => {
@@ -468,7 +502,10 @@ describe('token store', () => {
 
   test('tokens come from FERRY_TOKENS and from the tokens file; unknown and empty tokens map to nobody', () => {
     fs.writeFileSync(path.join(home, 'tokens.json'), JSON.stringify({ tokens: { 'file-token': 'dave' } }));
-    const store = createTokenStore({ env: { FERRY_HOME: home, FERRY_TOKENS: 'tok1=alice, tok2==bob' }, logger: silentLogger });
+    const store = createTokenStore({
+      env: { FERRY_HOME: home, FERRY_TOKENS: 'tok1=alice, tok2==bob' },
+      logger: silentLogger,
+    });
     assert.equal(store.userForToken('tok1'), 'alice');
     assert.equal(store.userForToken('tok2='), 'bob', 'a token may end in "=" (base64)');
     assert.equal(store.userForToken('file-token'), 'dave');

@@ -75,9 +75,14 @@ async function world(t: TestContext): Promise<World> {
     if (!('FERRY_TOKEN' in env)) delete childEnv.FERRY_TOKEN;
     delete childEnv.FERRY_HOME;
     return new Promise((resolve) => {
-      execFile(process.execPath, [path.join(ROOT, 'bin', 'ferry.js'), ...args], { cwd: work, env: childEnv }, (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-      });
+      execFile(
+        process.execPath,
+        [path.join(ROOT, 'bin', 'ferry.js'), ...args],
+        { cwd: work, env: childEnv },
+        (error, stdout, stderr) => {
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+        },
+      );
     });
   };
   return {
@@ -112,14 +117,23 @@ describe('ferry CLI', { concurrency: true }, () => {
     assert.equal(run.stdout, '');
     const lines = run.stderr.trimEnd().split('\n');
     assert.equal(lines[0], 'error: pipeline "guestbook" is invalid: 5 errors');
-    assert.deepEqual(lines.slice(1).map((line) => line.slice(0, line.indexOf(': '))).sort(), [
-      'apiVersion',
-      'spec.artifacts[0].image',
-      'spec.repo.url',
-      'spec.stages[0].render.strategy',
-      'spec.stages[1].after[0]',
-    ]);
-    assert.ok(lines.slice(1).every((line) => /^\S+: \S/.test(line)), run.stderr);
+    assert.deepEqual(
+      lines
+        .slice(1)
+        .map((line) => line.slice(0, line.indexOf(': ')))
+        .sort(),
+      [
+        'apiVersion',
+        'spec.artifacts[0].image',
+        'spec.repo.url',
+        'spec.stages[0].render.strategy',
+        'spec.stages[1].after[0]',
+      ],
+    );
+    assert.ok(
+      lines.slice(1).every((line) => /^\S+: \S/.test(line)),
+      run.stderr,
+    );
     assert.equal(ferry.applied.length, 0);
   });
 
@@ -149,7 +163,10 @@ describe('ferry CLI', { concurrency: true }, () => {
     await applied();
     const run = await cli(['freight', 'add', 'guestbook', 'redis=7.2', 'guestbook=1.4.2']);
     assert.equal(run.code, 1);
-    assert.match(run.stderr, /^error: freight does not match the artifacts of pipeline "guestbook"\nartifacts.redis: unknown artifact "redis"/);
+    assert.match(
+      run.stderr,
+      /^error: freight does not match the artifacts of pipeline "guestbook"\nartifacts.redis: unknown artifact "redis"/,
+    );
   });
 
   test('promote prints only the promotion id, so ID=$(ferry promote ...) works', async (t) => {
@@ -167,7 +184,10 @@ describe('ferry CLI', { concurrency: true }, () => {
     const freight = await addedFreight();
     const run = await cli(['promote', 'guestbook', 'dev', freight, '--wait']);
     assert.equal(run.code, 0, run.stderr);
-    assert.equal(run.stdout, [`promotion/guestbook/dev/${freight}`, 'phase: Pending', 'phase: Rendering', 'phase: Succeeded', ''].join('\n'));
+    assert.equal(
+      run.stdout,
+      [`promotion/guestbook/dev/${freight}`, 'phase: Pending', 'phase: Rendering', 'phase: Succeeded', ''].join('\n'),
+    );
   });
 
   test('promote --wait exits 1 with the error when the promotion fails', async (t) => {
@@ -198,7 +218,10 @@ describe('ferry CLI', { concurrency: true }, () => {
     assert.equal(get.code, 0, get.stderr);
     assert.match(get.stdout, /^promotion: +promotion\/guestbook\/prod\/\w+$/m);
     assert.match(get.stdout, /^phase: +Queued$/m);
-    assert.match(get.stdout, /^approvals: +1 of 1 \(approvers: alice\)\n +alice at 2025-01-01T00:00:03.000Z "ship it"$/m);
+    assert.match(
+      get.stdout,
+      /^approvals: +1 of 1 \(approvers: alice\)\n +alice at 2025-01-01T00:00:03.000Z "ship it"$/m,
+    );
   });
 
   test('status prints a table of stages and the freight', async (t) => {
@@ -212,7 +235,10 @@ describe('ferry CLI', { concurrency: true }, () => {
     assert.equal(lines[0], 'pipeline guestbook (applied 2025-01-01T00:00:00.000Z)');
     assert.match(lines[2], /^STAGE +CURRENT +RUNNING +QUEUED +WAITING$/);
     assert.match(lines[5], new RegExp(`^prod +- +- +- +${freight}$`));
-    assert.ok(lines.some((line) => new RegExp(`^${freight} +guestbook=1.4.2 +- +2025-01-01T00:00:01.000Z$`).test(line)), run.stdout);
+    assert.ok(
+      lines.some((line) => new RegExp(`^${freight} +guestbook=1.4.2 +- +2025-01-01T00:00:01.000Z$`).test(line)),
+      run.stdout,
+    );
 
     const json = await cli(['status', 'guestbook', '--json']);
     assert.equal((JSON.parse(json.stdout) as PipelineStatus).name, 'guestbook');
@@ -250,7 +276,13 @@ describe('ferry CLI', { concurrency: true }, () => {
 
   test('usage errors exit 2: unknown command, missing arguments, unknown option, a bad NAME=VERSION', async (t) => {
     const { cli } = await world(t);
-    for (const args of [['deploy'], ['promote', 'guestbook', 'dev'], ['status', 'guestbook', '--force'], ['freight', 'add', 'guestbook', 'guestbook'], []]) {
+    for (const args of [
+      ['deploy'],
+      ['promote', 'guestbook', 'dev'],
+      ['status', 'guestbook', '--force'],
+      ['freight', 'add', 'guestbook', 'guestbook'],
+      [],
+    ]) {
       const run = await cli(args);
       assert.equal(run.code, 2, `ferry ${args.join(' ')}: ${run.stderr}`);
       assert.match(run.stderr, /^error: /);

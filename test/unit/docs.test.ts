@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { describe, test } from 'node:test';
-import { formatSpecErrors, loadPipelineFile, parsePipelineText, pipelineJsonSchema, type LoadResult } from '../../pipeline';
+import {
+  formatSpecErrors,
+  loadPipelineFile,
+  parsePipelineText,
+  pipelineJsonSchema,
+  type LoadResult,
+} from '../../pipeline';
 import { FULL_EXAMPLE, REFERENCE_DIR, generateDocs } from '../../scripts/gen-docs';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -16,7 +22,9 @@ function filesUnder(dir: string, suffixes: string[]): string[] {
 
 /** The ```yaml blocks of a Markdown file that are whole pipelines. */
 function pipelineBlocks(markdown: string): string[] {
-  return [...markdown.matchAll(/^```ya?ml\n([\s\S]*?)^```$/gm)].map((m) => m[1]).filter((block) => /^kind: Pipeline$/m.test(block));
+  return [...markdown.matchAll(/^```ya?ml\n([\s\S]*?)^```$/gm)]
+    .map((m) => m[1])
+    .filter((block) => /^kind: Pipeline$/m.test(block));
 }
 
 function assertValid(result: LoadResult, where: string): void {
@@ -72,8 +80,13 @@ describe('generated reference docs', () => {
   });
 
   test('the JSON Schema makes fields with defaults optional and shows the defaults', () => {
-    const schema = pipelineJsonSchema() as { properties: { spec: { properties: { stages: { items: Record<string, unknown> } } } } };
-    const stage = schema.properties.spec.properties.stages.items as { required: string[]; properties: Record<string, { default?: unknown }> };
+    const schema = pipelineJsonSchema() as {
+      properties: { spec: { properties: { stages: { items: Record<string, unknown> } } } };
+    };
+    const stage = schema.properties.spec.properties.stages.items as {
+      required: string[];
+      properties: Record<string, { default?: unknown }>;
+    };
     assert.deepEqual([...stage.required].sort(), ['name', 'render']);
     assert.equal(stage.properties.promotion.default, 'manual');
     assert.deepEqual(stage.properties.after.default, []);
@@ -97,7 +110,13 @@ describe('examples', () => {
     const result = await loadPipelineFile(join(ROOT, 'examples', 'guestbook', 'pipeline.yaml'));
     assertValid(result, 'examples/guestbook/pipeline.yaml');
     if (!result.ok) return;
-    const stages = result.pipeline.spec.stages.map((s) => [s.name, s.promotion, s.after, s.render.to, s.approval ?? null]);
+    const stages = result.pipeline.spec.stages.map((s) => [
+      s.name,
+      s.promotion,
+      s.after,
+      s.render.to,
+      s.approval ?? null,
+    ]);
     assert.deepEqual(stages, [
       ['dev', 'auto', [], 'env/dev', null],
       ['staging', 'manual', ['dev'], 'env/staging', null],

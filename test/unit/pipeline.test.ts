@@ -89,7 +89,10 @@ describe('pipeline loading', () => {
     const json = JSON.stringify(guestbook(), null, 2);
     const fromJson = pipelineOf(parsePipelineText(json, { source: 'body.json' }));
     assert.equal(fromJson.metadata.name, 'guestbook');
-    assert.deepEqual(fromJson.spec.stages.map((s) => s.after), [[], ['dev'], ['staging']]);
+    assert.deepEqual(
+      fromJson.spec.stages.map((s) => s.after),
+      [[], ['dev'], ['staging']],
+    );
     assert.equal(fromJson.spec.stages[0].promotion, fromYaml.spec.stages[1].promotion);
   });
 
@@ -240,7 +243,10 @@ describe('YAML text', () => {
     writeFileSync(good, GUESTBOOK);
     writeFileSync(bad, 'kind: [Pipeline\n');
     assert.equal(pipelineOf(await loadPipelineFile(good)).metadata.name, 'guestbook');
-    assert.match(errorsOf(await loadPipelineFile(bad))[0].path, new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+$`));
+    assert.match(
+      errorsOf(await loadPipelineFile(bad))[0].path,
+      new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+$`),
+    );
     assert.deepEqual(errorsOf(await loadPipelineFile(join(dir, 'absent.yaml'))), [
       { path: join(dir, 'absent.yaml'), message: 'cannot read the pipeline file: no such file' },
     ]);
@@ -311,7 +317,10 @@ describe('rules across fields', () => {
     const value = guestbook();
     value.spec.stages[2].approval = { required: 3, approvers: ['alice', 'bob', 'alice'] };
     assert.deepEqual(errorsOf(validatePipeline(value)), [
-      { path: 'spec.stages[2].approval.required', message: 'requires 3 approvals but only 2 different approvers are listed' },
+      {
+        path: 'spec.stages[2].approval.required',
+        message: 'requires 3 approvals but only 2 different approvers are listed',
+      },
     ]);
     value.spec.stages[2].approval = { required: 2, approvers: ['alice', 'bob'] };
     pipelineOf(validatePipeline(value));
@@ -323,7 +332,8 @@ describe('rules across fields', () => {
     assert.deepEqual(errorsOf(validatePipeline(value)), [
       {
         path: 'spec.stages[2].render.to',
-        message: 'branch "env/staging" is already the branch of stage "staging" (spec.stages[1].render.to); each stage needs its own branch',
+        message:
+          'branch "env/staging" is already the branch of stage "staging" (spec.stages[1].render.to); each stage needs its own branch',
       },
     ]);
   });
@@ -335,7 +345,8 @@ describe('rules across fields', () => {
     assert.deepEqual(errorsOf(validatePipeline(value)), [
       {
         path: 'spec.stages[0].render.to',
-        message: 'must differ from spec.repo.branch ("main"): Ferry owns the stage\'s branch, and the sources live on spec.repo.branch',
+        message:
+          'must differ from spec.repo.branch ("main"): Ferry owns the stage\'s branch, and the sources live on spec.repo.branch',
       },
     ]);
   });
@@ -346,7 +357,8 @@ describe('rules across fields', () => {
     assert.deepEqual(errorsOf(validatePipeline(value)), [
       {
         path: 'spec.stages[1].render.to',
-        message: 'branch "env/dev/staging" cannot exist next to "env/dev" (spec.stages[0].render.to): in git one would be a folder of the other',
+        message:
+          'branch "env/dev/staging" cannot exist next to "env/dev" (spec.stages[0].render.to): in git one would be a folder of the other',
       },
     ]);
   });
@@ -370,7 +382,10 @@ describe('freight', () => {
   });
 
   test('the same versions give the same id whatever the key order', () => {
-    assert.equal(freightId({ guestbook: '1.4.2', worker: '0.9.0' }), freightId({ worker: '0.9.0', guestbook: '1.4.2' }));
+    assert.equal(
+      freightId({ guestbook: '1.4.2', worker: '0.9.0' }),
+      freightId({ worker: '0.9.0', guestbook: '1.4.2' }),
+    );
   });
 
   test('different versions, or the same versions under other names, give different ids', () => {
@@ -405,7 +420,10 @@ describe('freight', () => {
 
   test('a missing artifact is Required, an unknown one lists the known ones', () => {
     assert.deepEqual(byPath(validateFreight(pipeline, { guestbok: '1.4.2' })), [
-      { path: 'artifacts.guestbok', message: 'unknown artifact "guestbok"; pipeline "guestbook" has "guestbook", "worker"' },
+      {
+        path: 'artifacts.guestbok',
+        message: 'unknown artifact "guestbok"; pipeline "guestbook" has "guestbook", "worker"',
+      },
       { path: 'artifacts.guestbook', message: 'Required: a version of registry.example.com/team/guestbook' },
       { path: 'artifacts.worker', message: 'Required: a version of registry.example.com/team/worker' },
     ]);
@@ -416,12 +434,18 @@ describe('freight', () => {
       guestbook: '-1.4.2',
       worker: `sha256:${'A1'.repeat(32)}`,
     });
-    assert.deepEqual(errors.map((e) => e.path), ['artifacts.guestbook', 'artifacts.worker']);
+    assert.deepEqual(
+      errors.map((e) => e.path),
+      ['artifacts.guestbook', 'artifacts.worker'],
+    );
     for (const error of errors) assert.match(error.message, /is not an image tag .* or a digest/);
     assert.equal(validateFreight(pipeline, { guestbook: 'x'.repeat(129), worker: '1' }).length, 1);
     assert.equal(validateFreight(pipeline, { guestbook: 'x'.repeat(128), worker: '1' }).length, 0);
     assert.deepEqual(validateFreight(pipeline, { guestbook: 142, worker: null }), [
-      { path: 'artifacts.guestbook', message: 'must be a version string (an image tag or sha256:<digest>), not number' },
+      {
+        path: 'artifacts.guestbook',
+        message: 'must be a version string (an image tag or sha256:<digest>), not number',
+      },
       { path: 'artifacts.worker', message: 'must be a version string (an image tag or sha256:<digest>), not null' },
     ]);
   });
@@ -431,11 +455,17 @@ describe('freight', () => {
       const errors = validateFreight(pipeline, value);
       assert.equal(errors.length, 1);
       assert.equal(errors[0].path, 'artifacts');
-      assert.match(errors[0].message, /must be an object of artifact name → version, e\.g\. \{"guestbook":"1\.0\.0","worker":"1\.0\.0"\}/);
+      assert.match(
+        errors[0].message,
+        /must be an object of artifact name → version, e\.g\. \{"guestbook":"1\.0\.0","worker":"1\.0\.0"\}/,
+      );
     }
   });
 
   test('artifact names that are not plain words are quoted in the path', () => {
-    assert.equal(validateFreight(pipeline, { guestbook: '1', worker: '1', 'my app': '1' })[0].path, 'artifacts["my app"]');
+    assert.equal(
+      validateFreight(pipeline, { guestbook: '1', worker: '1', 'my app': '1' })[0].path,
+      'artifacts["my app"]',
+    );
   });
 });

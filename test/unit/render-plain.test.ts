@@ -12,7 +12,12 @@ const DIGEST_B = `sha256:${'b'.repeat(64)}`;
 const guestbook: Artifact = { name: 'guestbook', image: 'registry.example.com/team/guestbook' };
 const ported: Artifact = { name: 'api', image: 'registry.local:5000/team/api' };
 
-async function renderOne(path: string, text: string, versions: Record<string, string>, artifacts: Artifact[] = [guestbook, ported]) {
+async function renderOne(
+  path: string,
+  text: string,
+  versions: Record<string, string>,
+  artifacts: Artifact[] = [guestbook, ported],
+) {
   const [file] = await plainEngine.render({ files: [{ path, content: Buffer.from(text) }], artifacts, versions });
   assert.ok(file);
   assert.equal(file.path, path);
@@ -167,7 +172,9 @@ describe('plain render engine: container images', () => {
       .replace('    - image: registry.local:5000/team/api:1.0\n', '    - image: registry.local:5000/team/api:1.1\n')
       .replace('    - image: registry.local:5000/team/api\n', '    - image: registry.local:5000/team/api:1.1\n');
     assert.equal(out, expected);
-    assert.deepEqual(parseImageReference('registry.local:5000/team/api'), { repository: 'registry.local:5000/team/api' });
+    assert.deepEqual(parseImageReference('registry.local:5000/team/api'), {
+      repository: 'registry.local:5000/team/api',
+    });
     assert.deepEqual(parseImageReference(`registry.local:5000/team/api:1.0@${DIGEST_A}`), {
       repository: 'registry.local:5000/team/api',
       tag: '1.0',
@@ -189,14 +196,24 @@ describe('plain render engine: container images', () => {
     assert.doesNotMatch(out, /1\.4\.1|aaaa/);
 
     const back = await renderOne('digest.yaml', out, { guestbook: '1.4.3' });
-    assert.equal(back, source.replaceAll(`:1.4.1@${DIGEST_A}`, ':1.4.3').replaceAll(`@${DIGEST_A}`, ':1.4.3').replaceAll(':1.4.1', ':1.4.3'));
+    assert.equal(
+      back,
+      source
+        .replaceAll(`:1.4.1@${DIGEST_A}`, ':1.4.3')
+        .replaceAll(`@${DIGEST_A}`, ':1.4.3')
+        .replaceAll(':1.4.1', ':1.4.3'),
+    );
   });
 
-  it('matches Docker Hub images however they are spelled, keeping the manifest\'s spelling', async () => {
+  it("matches Docker Hub images however they are spelled, keeping the manifest's spelling", async () => {
     const nginx: Artifact = { name: 'nginx', image: 'docker.io/library/nginx' };
-    const source = 'spec:\n  containers:\n    - image: nginx:1.25\n    - image: index.docker.io/library/nginx:1.25\n    - image: nginxinc/nginx:1.25\n';
+    const source =
+      'spec:\n  containers:\n    - image: nginx:1.25\n    - image: index.docker.io/library/nginx:1.25\n    - image: nginxinc/nginx:1.25\n';
     const out = await renderOne('hub.yaml', source, { nginx: '1.27' }, [nginx]);
-    assert.equal(out, 'spec:\n  containers:\n    - image: nginx:1.27\n    - image: index.docker.io/library/nginx:1.27\n    - image: nginxinc/nginx:1.25\n');
+    assert.equal(
+      out,
+      'spec:\n  containers:\n    - image: nginx:1.27\n    - image: index.docker.io/library/nginx:1.27\n    - image: nginxinc/nginx:1.25\n',
+    );
     assert.equal(normalizeRepository('nginx'), 'docker.io/library/nginx');
     assert.equal(normalizeRepository('localhost:5000/app'), 'localhost:5000/app');
   });
@@ -216,7 +233,8 @@ describe('plain render engine: container images', () => {
   });
 
   it('keeps CRLF line endings and a byte-order mark', async () => {
-    const source = '\ufeffkind: Pod\r\nspec:\r\n  containers:\r\n    - image: registry.example.com/team/guestbook:1.0 # x\r\n';
+    const source =
+      '\ufeffkind: Pod\r\nspec:\r\n  containers:\r\n    - image: registry.example.com/team/guestbook:1.0 # x\r\n';
     const [file] = await plainEngine.render({
       files: [{ path: 'pod.yaml', content: Buffer.from(source, 'utf8') }],
       artifacts: [guestbook],
@@ -246,9 +264,25 @@ describe('plain render engine: kustomization images', () => {
   });
 
   it('matches on newName as well, and adds newTag when the entry has none', async () => {
-    const source = ['images:', '- name: guestbook', '  newName: registry.example.com/team/guestbook', '- name: other', ''].join('\n');
+    const source = [
+      'images:',
+      '- name: guestbook',
+      '  newName: registry.example.com/team/guestbook',
+      '- name: other',
+      '',
+    ].join('\n');
     const out = await renderOne('kustomization.yml', source, { guestbook: 'v2' });
-    assert.equal(out, ['images:', '- name: guestbook', '  newName: registry.example.com/team/guestbook', '  newTag: v2', '- name: other', ''].join('\n'));
+    assert.equal(
+      out,
+      [
+        'images:',
+        '- name: guestbook',
+        '  newName: registry.example.com/team/guestbook',
+        '  newTag: v2',
+        '- name: other',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('replaces newTag by digest for a digest, and digest by newTag for a tag, on the same line', async () => {
@@ -308,15 +342,26 @@ describe('plain render engine: kustomization images', () => {
 describe('plain render engine: what it leaves alone', () => {
   it('returns the very same bytes for files that need no change, YAML or not', async () => {
     const files = [
-      { path: 'other.yaml', content: Buffer.from('spec:\n  containers:\n    - image:   nginx:1.25    # odd spacing\n') },
-      { path: 'current.yaml', content: Buffer.from("spec:\n  containers:\n    - image: 'registry.example.com/team/guestbook:1.4.2'\n") },
+      {
+        path: 'other.yaml',
+        content: Buffer.from('spec:\n  containers:\n    - image:   nginx:1.25    # odd spacing\n'),
+      },
+      {
+        path: 'current.yaml',
+        content: Buffer.from("spec:\n  containers:\n    - image: 'registry.example.com/team/guestbook:1.4.2'\n"),
+      },
       { path: 'README.md', content: Buffer.from('image: registry.example.com/team/guestbook:1.0\n') },
       { path: 'chart/templates/x.tpl', content: Buffer.from('{{ .Values.image }}: [') },
       { path: 'logo.png', content: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff, 0xfe]) },
     ];
     const out = await plainEngine.render({ files, artifacts: [guestbook], versions: { guestbook: '1.4.2' } });
-    assert.deepEqual(out.map((f) => f.path), files.map((f) => f.path));
-    out.forEach((file, i) => assert.equal(file.content, files[i]!.content, `${file.path} must be passed through untouched`));
+    assert.deepEqual(
+      out.map((f) => f.path),
+      files.map((f) => f.path),
+    );
+    out.forEach((file, i) =>
+      assert.equal(file.content, files[i]!.content, `${file.path} must be passed through untouched`),
+    );
   });
 
   it('changes nothing for artifacts the freight has no version for', async () => {
@@ -328,10 +373,20 @@ describe('plain render engine: what it leaves alone', () => {
 describe('plain render engine: errors', () => {
   it('names the file, line and column of invalid YAML, as a non-retryable failure', async () => {
     const source = 'kind: Deployment\nspec:\n  template: {\n  containers: ]\n';
-    await assertInvalidManifest(renderOne('overlays/dev/bad.yaml', source, { guestbook: '1.0' }), /^overlays\/dev\/bad\.yaml:4:\d+: invalid YAML: /);
-    await assertInvalidManifest(renderOne('dup.yaml', 'a: 1\nb: 2\na: 3\n', { guestbook: '1.0' }), /^dup\.yaml:3:1: invalid YAML: Map keys must be unique/);
     await assertInvalidManifest(
-      plainEngine.render({ files: [{ path: 'latin1.yaml', content: Buffer.from([0x61, 0x3a, 0x20, 0xe9, 0x0a]) }], artifacts: [guestbook], versions: { guestbook: '1' } }),
+      renderOne('overlays/dev/bad.yaml', source, { guestbook: '1.0' }),
+      /^overlays\/dev\/bad\.yaml:4:\d+: invalid YAML: /,
+    );
+    await assertInvalidManifest(
+      renderOne('dup.yaml', 'a: 1\nb: 2\na: 3\n', { guestbook: '1.0' }),
+      /^dup\.yaml:3:1: invalid YAML: Map keys must be unique/,
+    );
+    await assertInvalidManifest(
+      plainEngine.render({
+        files: [{ path: 'latin1.yaml', content: Buffer.from([0x61, 0x3a, 0x20, 0xe9, 0x0a]) }],
+        artifacts: [guestbook],
+        versions: { guestbook: '1' },
+      }),
       /^latin1\.yaml: invalid YAML: the file is not UTF-8/,
     );
   });

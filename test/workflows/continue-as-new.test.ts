@@ -26,7 +26,11 @@ describe('pipeline workflow continue-as-new (real dev server with a low history 
     dir = mkdtempSync(join(tmpdir(), 'ferry-can-'));
     // Suggest continue-as-new after 60 events instead of 4096.
     env = await createTemporalTestEnv(['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=60']);
-    worker = await createFerryWorker({ connection: env.nativeConnection, taskQueue: TASK_QUEUE, workspaceRoot: join(dir, 'ws') });
+    worker = await createFerryWorker({
+      connection: env.nativeConnection,
+      taskQueue: TASK_QUEUE,
+      workspaceRoot: join(dir, 'ws'),
+    });
     running = worker.run();
   });
 

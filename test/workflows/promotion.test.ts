@@ -44,7 +44,8 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
   let dir: string;
   let remote: string;
 
-  const git = (...args: string[]): string => execFileSync('git', ['--git-dir', remote, ...args], { encoding: 'utf8' }).trim();
+  const git = (...args: string[]): string =>
+    execFileSync('git', ['--git-dir', remote, ...args], { encoding: 'utf8' }).trim();
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ferry-wf-'));
@@ -88,7 +89,10 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     assert.equal(done.phase, 'Succeeded', done.error);
     assert.equal(done.requestedBy, 'ferry/auto-promotion');
     assert.equal(git('rev-parse', 'env/dev'), done.commit);
-    assert.match(git('show', 'env/dev:deployment.yaml'), /image: registry\.example\.com\/team\/guestbook:1\.4\.2 # replaced on promotion/);
+    assert.match(
+      git('show', 'env/dev:deployment.yaml'),
+      /image: registry\.example\.com\/team\/guestbook:1\.4\.2 # replaced on promotion/,
+    );
     assert.match(git('log', '-1', '--format=%B', 'env/dev'), new RegExp(`Ferry-Promotion: ${promotionId}`));
 
     const status = await until('pipeline to record dev', async () => {
@@ -127,7 +131,9 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
   it('holds a prod promotion for approval: refuses non-approvers with a reason (403), keeps waiting, then succeeds', async () => {
     const { id } = await ferry.addFreight('guestbook', { guestbook: '1.4.2' });
     const { id: promotionId } = await ferry.promote('guestbook', 'prod', id, 'carol');
-    await until('approval gate', async () => ((await ferry.getPromotion(promotionId)).phase === 'AwaitingApproval' ? true : undefined));
+    await until('approval gate', async () =>
+      (await ferry.getPromotion(promotionId)).phase === 'AwaitingApproval' ? true : undefined,
+    );
 
     const forbidden = await refusal(ferry.approve(promotionId, { user: 'mallory' }));
     assert.equal(forbidden.code, 'Forbidden');
@@ -137,7 +143,9 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     // The Temporal UI / CLI can find it by search attributes while it waits.
     const listed = await until('visibility', async () => {
       const ids: string[] = [];
-      for await (const wf of env.client.workflow.list({ query: `FerryStage = "prod" AND FerryPhase = "AwaitingApproval"` })) {
+      for await (const wf of env.client.workflow.list({
+        query: `FerryStage = "prod" AND FerryPhase = "AwaitingApproval"`,
+      })) {
         ids.push(wf.workflowId);
       }
       return ids.includes(promotionId) ? ids : undefined;
@@ -166,10 +174,22 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
 
   it('accepts an approval sent as a signal, ignoring one from a non-approver', async () => {
     const { id } = await ferry.addFreight('guestbook', { guestbook: '1.4.2-signal' });
-    assert.equal((await ferry.waitForPromotion(`promotion/guestbook/dev/${id}`, { timeoutMs: 30_000 })).phase, 'Succeeded');
-    assert.equal((await ferry.waitForPromotion((await ferry.promote('guestbook', 'staging', id, 'carol')).id, { timeoutMs: 30_000 })).phase, 'Succeeded');
+    assert.equal(
+      (await ferry.waitForPromotion(`promotion/guestbook/dev/${id}`, { timeoutMs: 30_000 })).phase,
+      'Succeeded',
+    );
+    assert.equal(
+      (
+        await ferry.waitForPromotion((await ferry.promote('guestbook', 'staging', id, 'carol')).id, {
+          timeoutMs: 30_000,
+        })
+      ).phase,
+      'Succeeded',
+    );
     const { id: promotionId } = await ferry.promote('guestbook', 'prod', id, 'carol');
-    await until('approval gate', async () => ((await ferry.getPromotion(promotionId)).phase === 'AwaitingApproval' ? true : undefined));
+    await until('approval gate', async () =>
+      (await ferry.getPromotion(promotionId)).phase === 'AwaitingApproval' ? true : undefined,
+    );
 
     const handle = env.client.workflow.getHandle(promotionId);
     await handle.signal(approveSignal, { user: 'mallory' });
@@ -181,7 +201,10 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     await handle.signal(approveSignal, { user: 'bob', comment: 'via signal' });
     const done = await ferry.waitForPromotion(promotionId, { timeoutMs: 30_000 });
     assert.equal(done.phase, 'Succeeded', done.error);
-    assert.deepEqual(done.approvals.map((a) => [a.user, a.comment]), [['bob', 'via signal']]);
+    assert.deepEqual(
+      done.approvals.map((a) => [a.user, a.comment]),
+      [['bob', 'via signal']],
+    );
   });
 
   it('fails a rejected promotion and cancels an aborted one, writing nothing', async () => {
@@ -193,7 +216,9 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     const prodBefore = git('rev-parse', 'env/prod');
 
     const { id: promotionId } = await ferry.promote('guestbook', 'prod', id, 'carol');
-    await until('approval gate', async () => ((await ferry.getPromotion(promotionId)).phase === 'AwaitingApproval' ? true : undefined));
+    await until('approval gate', async () =>
+      (await ferry.getPromotion(promotionId)).phase === 'AwaitingApproval' ? true : undefined,
+    );
     assert.equal((await refusal(ferry.reject(promotionId, { user: 'mallory' }))).code, 'Forbidden');
     await ferry.reject(promotionId, { user: 'bob', comment: 'not during the sale' });
     const rejected = await ferry.waitForPromotion(promotionId, { timeoutMs: 30_000 });
@@ -216,10 +241,14 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     assert.equal(git('rev-parse', 'env/prod'), prodBefore);
 
     // The pipeline learns of the end by a signal the promotion sends as it closes: give it a moment.
-    const prod = await until('the pipeline to record the aborted promotion', async () => {
-      const stage = (await ferry.getPipeline('guestbook')).stages.find((s) => s.name === 'prod');
-      return stage?.history[0]?.phase === 'Aborted' ? stage : undefined;
-    }, 10_000);
+    const prod = await until(
+      'the pipeline to record the aborted promotion',
+      async () => {
+        const stage = (await ferry.getPipeline('guestbook')).stages.find((s) => s.name === 'prod');
+        return stage?.history[0]?.phase === 'Aborted' ? stage : undefined;
+      },
+      10_000,
+    );
     assert.deepEqual(prod?.active, []);
     assert.equal(prod?.running, undefined);
     assert.deepEqual(

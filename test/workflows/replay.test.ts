@@ -11,7 +11,9 @@ import { PROJECT_ROOT } from '../../dev/temporal';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
 
 const dir = join(PROJECT_ROOT, 'test', 'histories');
-const histories = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const histories = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 describe('recorded workflow histories replay against the current workflow code', () => {
   it('has recorded histories of both workflow types', () => {
@@ -26,7 +28,8 @@ describe('recorded workflow histories replay against the current workflow code',
       // The history is a real one: it ran the steps the replay is meant to guard.
       const text = JSON.stringify(json);
       if (file.endsWith('-promotion.json')) {
-        for (const activity of ['renderAndPush', 'syncArgoApp', 'waitArgoAppHealthy']) assert.ok(text.includes(activity), `${file} ran ${activity}`);
+        for (const activity of ['renderAndPush', 'syncArgoApp', 'waitArgoAppHealthy'])
+          assert.ok(text.includes(activity), `${file} ran ${activity}`);
       }
       await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH, replayName: file }, history);
     });

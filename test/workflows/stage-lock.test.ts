@@ -35,10 +35,20 @@ describe('stage lock (real dev server, real git, Argo CD stand-in)', () => {
     dir = mkdtempSync(join(tmpdir(), 'ferry-lock-'));
     env = await createTemporalTestEnv();
     const token = makeToken('ferry');
-    argocd = await startArgoCdStandIn({ tokens: { [token]: true }, timing: { progressingMs: 4000, postOpReconcileDelayMs: 100 } });
+    argocd = await startArgoCdStandIn({
+      tokens: { [token]: true },
+      timing: { progressingMs: 4000, postOpReconcileDelayMs: 100 },
+    });
     const repo = createExampleRepo(join(dir, 'gitops.git'));
     remote = repo.path;
-    await argocd.control.addApp({ name: 'guestbook-dev', project: 'default', repoURL: repo.url, path: '.', targetRevision: 'env/dev', deployedRevision: null });
+    await argocd.control.addApp({
+      name: 'guestbook-dev',
+      project: 'default',
+      repoURL: repo.url,
+      path: '.',
+      targetRevision: 'env/dev',
+      deployedRevision: null,
+    });
     worker = await createFerryWorker({
       connection: env.nativeConnection,
       taskQueue: TASK_QUEUE,
@@ -63,33 +73,55 @@ describe('stage lock (real dev server, real git, Argo CD stand-in)', () => {
 
   it('queues promotions of one stage in order and lets the next one write only after the first finished', async () => {
     const freights: string[] = [];
-    for (const version of ['3.0.0', '3.0.1', '3.0.2']) freights.push((await ferry.addFreight('guestbook', { guestbook: version })).id);
+    for (const version of ['3.0.0', '3.0.1', '3.0.2'])
+      freights.push((await ferry.addFreight('guestbook', { guestbook: version })).id);
     const ids: string[] = [];
     for (const f of freights) {
       ids.push((await ferry.promote('guestbook', 'dev', f, 'carol')).id);
       // Ask for the stage in a known order.
-      await until('queued or running', async () => (['Queued', 'Rendering', 'Syncing', 'WaitingHealthy'].includes((await ferry.getPromotion(ids[ids.length - 1])).phase) ? true : undefined));
+      await until('queued or running', async () =>
+        ['Queued', 'Rendering', 'Syncing', 'WaitingHealthy'].includes(
+          (await ferry.getPromotion(ids[ids.length - 1])).phase,
+        )
+          ? true
+          : undefined,
+      );
     }
 
     // A promotion shows Queued as it asks the pipeline for the stage; the pipeline lists it once the ask arrives.
-    const dev = await until('both later promotions in the queue', async () => {
-      const stage = (await ferry.getPipeline('guestbook')).stages[0];
-      return stage.queue.length === 2 ? stage : undefined;
-    }, 10_000);
+    const dev = await until(
+      'both later promotions in the queue',
+      async () => {
+        const stage = (await ferry.getPipeline('guestbook')).stages[0];
+        return stage.queue.length === 2 ? stage : undefined;
+      },
+      10_000,
+    );
     assert.equal(dev.running?.id, ids[0]);
-    assert.deepEqual(dev.queue.map((q) => q.id), [ids[1], ids[2]]);
+    assert.deepEqual(
+      dev.queue.map((q) => q.id),
+      [ids[1], ids[2]],
+    );
     assert.equal((await ferry.getPromotion(ids[1])).phase, 'Queued');
     assert.equal((await ferry.getPromotion(ids[2])).phase, 'Queued');
 
     const results = [];
     for (const id of ids) results.push(await ferry.waitForPromotion(id, { timeoutMs: 60_000 }));
-    assert.deepEqual(results.map((r) => r.phase), ['Succeeded', 'Succeeded', 'Succeeded']);
+    assert.deepEqual(
+      results.map((r) => r.phase),
+      ['Succeeded', 'Succeeded', 'Succeeded'],
+    );
     // Each one took the stage only after the previous one had finished (Argo CD healthy included).
     for (let i = 1; i < results.length; i++) {
       const queueEnd = results[i].steps.find((s) => s.name === 'queue')?.finishedAt ?? '';
-      assert.ok(queueEnd >= (results[i - 1].finishedAt ?? ''), `promotion ${i} started writing before ${i - 1} finished`);
+      assert.ok(
+        queueEnd >= (results[i - 1].finishedAt ?? ''),
+        `promotion ${i} started writing before ${i - 1} finished`,
+      );
     }
-    const log = execFileSync('git', ['--git-dir', remote, 'log', '--format=%s', 'env/dev'], { encoding: 'utf8' }).trim().split('\n');
+    const log = execFileSync('git', ['--git-dir', remote, 'log', '--format=%s', 'env/dev'], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
     assert.deepEqual(log, freights.map((f) => `ferry: promote ${f} to dev`).reverse());
   });
 
@@ -97,9 +129,13 @@ describe('stage lock (real dev server, real git, Argo CD stand-in)', () => {
     const a = (await ferry.addFreight('guestbook', { guestbook: '3.1.0' })).id;
     const b = (await ferry.addFreight('guestbook', { guestbook: '3.1.1' })).id;
     const first = (await ferry.promote('guestbook', 'dev', a, 'carol')).id;
-    await until('first waits on Argo CD', async () => ((await ferry.getPromotion(first)).phase === 'WaitingHealthy' ? true : undefined));
+    await until('first waits on Argo CD', async () =>
+      (await ferry.getPromotion(first)).phase === 'WaitingHealthy' ? true : undefined,
+    );
     const second = (await ferry.promote('guestbook', 'dev', b, 'carol')).id;
-    await until('second queued', async () => ((await ferry.getPromotion(second)).phase === 'Queued' ? true : undefined));
+    await until('second queued', async () =>
+      (await ferry.getPromotion(second)).phase === 'Queued' ? true : undefined,
+    );
 
     const startedAbort = Date.now();
     await ferry.abort(first, { user: 'carol', comment: 'bad build' });

@@ -110,8 +110,8 @@ export type RequestInjection = Scope &
 
 /** Injections that change what the controller does. */
 export type ControllerInjection = Scope &
+  /** Starts a foreign operation (initiated by `username`, default admin) now, lasting durationMs. */
   (
-    /** Starts a foreign operation (initiated by `username`, default admin) now, lasting durationMs. */
     | { kind: 'operationInProgress'; durationMs?: number; username?: string }
     | { kind: 'syncFailed'; message?: string }
     | { kind: 'syncError'; message?: string }
@@ -216,7 +216,11 @@ export class ArgoCdSimulation {
     const existing = this.apps.get(key(seed.name, namespace));
     if (existing) this.dispose(existing);
     const now = Date.now();
-    const source: Source = { repoURL: seed.repoURL, path: seed.path ?? '.', targetRevision: seed.targetRevision ?? 'HEAD' };
+    const source: Source = {
+      repoURL: seed.repoURL,
+      path: seed.path ?? '.',
+      targetRevision: seed.targetRevision ?? 'HEAD',
+    };
     const spec: Spec = {
       project: seed.project ?? 'default',
       source,
@@ -272,7 +276,14 @@ export class ArgoCdSimulation {
       if (revision !== undefined) {
         state.deployed = { revisions: [revision], at: now };
         app.status.history = [
-          { id: 0, revision, deployedAt: wireTime(now), deployStartedAt: wireTime(now), source: clone(source), initiatedBy: { username: 'admin' } },
+          {
+            id: 0,
+            revision,
+            deployedAt: wireTime(now),
+            deployStartedAt: wireTime(now),
+            source: clone(source),
+            initiatedBy: { username: 'admin' },
+          },
         ];
       }
     }
@@ -304,7 +315,9 @@ export class ArgoCdSimulation {
       const state = injection.app ? this.find(injection.app) : undefined;
       if (!state) throw new Error('operationInProgress needs the name of an existing app');
       const spec = state.app.spec;
-      const revisions = await Promise.all(sourcesOf(spec).map((s) => resolveRevision(this.repos, s.repoURL, s.targetRevision)));
+      const revisions = await Promise.all(
+        sourcesOf(spec).map((s) => resolveRevision(this.repos, s.repoURL, s.targetRevision)),
+      );
       if (state.app.operation) throw new Error(`app ${injection.app} already has an operation`);
       this.startOperation(
         state,
@@ -326,9 +339,14 @@ export class ArgoCdSimulation {
   }
 
   /** The first matching injection of one of `kinds`, counted as used. */
-  take<K extends InjectionKind>(app: string | undefined, kinds: readonly K[]): Extract<Injection, { kind: K }> | undefined {
+  take<K extends InjectionKind>(
+    app: string | undefined,
+    kinds: readonly K[],
+  ): Extract<Injection, { kind: K }> | undefined {
     const index = this.injections.findIndex(
-      (s) => (kinds as readonly InjectionKind[]).includes(s.injection.kind) && (s.injection.app === undefined || s.injection.app === app),
+      (s) =>
+        (kinds as readonly InjectionKind[]).includes(s.injection.kind) &&
+        (s.injection.app === undefined || s.injection.app === app),
     );
     if (index < 0) return undefined;
     const stored = this.injections[index];
@@ -371,7 +389,9 @@ export class ArgoCdSimulation {
     if (withResourceHealth && app.status.resources) {
       const nodes = this.resourceTree(state);
       for (const resource of app.status.resources) {
-        const node = nodes.find((n) => n.kind === resource.kind && n.name === resource.name && n.namespace === resource.namespace);
+        const node = nodes.find(
+          (n) => n.kind === resource.kind && n.name === resource.name && n.namespace === resource.namespace,
+        );
         resource.health = node?.health ?? { status: 'Missing' };
       }
     }
@@ -398,7 +418,9 @@ export class ArgoCdSimulation {
         name: resource.name,
         uid,
         resourceVersion: String(this.resourceVersion),
-        ...(resource.kind === 'ConfigMap' ? {} : { health: { status: health.status, ...(health.message ? { message: health.message } : {}) } }),
+        ...(resource.kind === 'ConfigMap'
+          ? {}
+          : { health: { status: health.status, ...(health.message ? { message: health.message } : {}) } }),
         ...(workload ? { info: [{ name: 'Revision', value: `Rev:${state.app.status.history?.length ?? 1}` }] } : {}),
         createdAt,
       });
@@ -413,7 +435,9 @@ export class ArgoCdSimulation {
           uid: this.uid(state, `ReplicaSet/${rsName}`),
           resourceVersion: String(this.resourceVersion),
           parentRefs: [{ group: 'apps', kind: 'Deployment', namespace, name: resource.name, uid }],
-          health: { status: health.status === 'Degraded' ? 'Degraded' : health.status === 'Healthy' ? 'Healthy' : 'Progressing' },
+          health: {
+            status: health.status === 'Degraded' ? 'Degraded' : health.status === 'Healthy' ? 'Healthy' : 'Progressing',
+          },
           createdAt,
         });
       }
@@ -444,7 +468,9 @@ export class ArgoCdSimulation {
     });
     let revisions: string[];
     try {
-      revisions = await Promise.all(sources.map((s, i) => resolveRevision(this.repos, s.repoURL, overrides[i] ?? s.targetRevision)));
+      revisions = await Promise.all(
+        sources.map((s, i) => resolveRevision(this.repos, s.repoURL, overrides[i] ?? s.targetRevision)),
+      );
     } catch (err) {
       if (err instanceof RevisionNotResolvable) throw new WireError(9, err.message);
       throw err;
@@ -463,7 +489,9 @@ export class ArgoCdSimulation {
       },
       initiatedBy: { username },
       ...(request.infos && request.infos.length > 0 ? { info: request.infos } : {}),
-      ...((request.retryStrategy ?? spec.syncPolicy?.retry) !== undefined ? { retry: request.retryStrategy ?? spec.syncPolicy?.retry } : {}),
+      ...((request.retryStrategy ?? spec.syncPolicy?.retry) !== undefined
+        ? { retry: request.retryStrategy ?? spec.syncPolicy?.retry }
+        : {}),
     };
     this.startOperation(state, operation);
     return this.view(state, true);
@@ -484,7 +512,12 @@ export class ArgoCdSimulation {
   }
 
   /** Replaces the spec (PUT spec, PATCH); validates revisions when asked, as `validate=true` does. */
-  async updateSpec(state: AppState, spec: Spec, validate: boolean, metadata?: Pick<Application['metadata'], 'labels' | 'annotations'>): Promise<void> {
+  async updateSpec(
+    state: AppState,
+    spec: Spec,
+    validate: boolean,
+    metadata?: Pick<Application['metadata'], 'labels' | 'annotations'>,
+  ): Promise<void> {
     const sources = sourcesOf(spec);
     for (const source of sources) {
       if (typeof source.repoURL !== 'string' || source.repoURL === '') {
@@ -495,7 +528,10 @@ export class ArgoCdSimulation {
       }
     }
     if (sources.length === 0) {
-      throw new WireError(3, `application spec for ${state.app.metadata.name} is invalid: InvalidSpecError: spec.source or spec.sources is required`);
+      throw new WireError(
+        3,
+        `application spec for ${state.app.metadata.name} is invalid: InvalidSpecError: spec.source or spec.sources is required`,
+      );
     }
     if (validate) {
       for (const source of sources) {
@@ -514,7 +550,8 @@ export class ArgoCdSimulation {
     const specChanged = !isDeepStrictEqual(next, state.app.spec);
     const metadataChanged =
       metadata !== undefined &&
-      (!isDeepStrictEqual(metadata.labels, state.app.metadata.labels) || !isDeepStrictEqual(metadata.annotations, state.app.metadata.annotations));
+      (!isDeepStrictEqual(metadata.labels, state.app.metadata.labels) ||
+        !isDeepStrictEqual(metadata.annotations, state.app.metadata.annotations));
     if (metadata) {
       state.app.metadata.labels = metadata.labels;
       state.app.metadata.annotations = metadata.annotations;
@@ -524,7 +561,8 @@ export class ArgoCdSimulation {
       state.app.metadata.generation += 1;
     }
     if (specChanged || metadataChanged) this.bump(state);
-    if (specChanged) this.after(state, this.timingOf(state).reconcileDelayMs, () => void this.reconcile(state, 'specChanged'));
+    if (specChanged)
+      this.after(state, this.timingOf(state).reconcileDelayMs, () => void this.reconcile(state, 'specChanged'));
   }
 
   /**
@@ -601,14 +639,29 @@ export class ArgoCdSimulation {
     delete annotations[REFRESH_ANNOTATION];
     state.app.metadata.annotations = Object.keys(annotations).length > 0 ? annotations : undefined;
     this.bump(state);
-    this.event(state, { type: 'reconciled', reason, syncStatus: status.sync.status, health: status.health.status, revision: revisions?.[0] });
+    this.event(state, {
+      type: 'reconciled',
+      reason,
+      syncStatus: status.sync.status,
+      health: status.health.status,
+      revision: revisions?.[0],
+    });
     for (const waiter of [...state.refreshWaiters]) {
       state.refreshWaiters.delete(waiter);
       waiter();
     }
-    if (revisions && isAutomated(spec) && status.sync.status === 'OutOfSync' && !state.app.operation && !this.alreadyAttempted(state, revisions)) {
+    if (
+      revisions &&
+      isAutomated(spec) &&
+      status.sync.status === 'OutOfSync' &&
+      !state.app.operation &&
+      !this.alreadyAttempted(state, revisions)
+    ) {
       this.startOperation(state, {
-        sync: { ...this.revisionFields(spec, revisions), ...(spec.syncPolicy?.automated?.prune ? { prune: true } : {}) },
+        sync: {
+          ...this.revisionFields(spec, revisions),
+          ...(spec.syncPolicy?.automated?.prune ? { prune: true } : {}),
+        },
         initiatedBy: { automated: true },
         ...(spec.syncPolicy?.retry !== undefined ? { retry: spec.syncPolicy.retry } : {}),
       });
@@ -629,7 +682,10 @@ export class ArgoCdSimulation {
     const token = ++state.opToken;
     state.syncDurationMs = syncDurationMs;
     this.bump(state);
-    this.event(state, { type: 'operationRequested', revision: operation.sync.revision ?? operation.sync.revisions?.[0] });
+    this.event(state, {
+      type: 'operationRequested',
+      revision: operation.sync.revision ?? operation.sync.revisions?.[0],
+    });
     this.after(state, this.timingOf(state).pickupDelayMs, () => this.pickUp(state, token));
   }
 
@@ -656,13 +712,16 @@ export class ArgoCdSimulation {
       if (token !== state.opToken) return;
       const failure = this.take(state.app.metadata.name, ['syncFailed', 'syncError'] as const);
       if (failure?.kind === 'syncFailed') {
-        const reason = failure.message ?? `Deployment.apps "${this.primaryWorkload(state)?.name ?? state.app.metadata.name}" is invalid: spec.template.spec.containers[0].image: Required value`;
+        const reason =
+          failure.message ??
+          `Deployment.apps "${this.primaryWorkload(state)?.name ?? state.app.metadata.name}" is invalid: spec.template.spec.containers[0].image: Required value`;
         this.finishOperation(state, 'Failed', `one or more objects failed to apply, reason: ${reason}`, reason);
       } else if (failure?.kind === 'syncError') {
         this.finishOperation(
           state,
           'Error',
-          failure.message ?? 'ComparisonError: Failed to load target state: failed to generate manifest for source 1 of 1: rpc error: code = Unknown desc = Manifest generation error',
+          failure.message ??
+            'ComparisonError: Failed to load target state: failed to generate manifest for source 1 of 1: rpc error: code = Unknown desc = Manifest generation error',
         );
       } else {
         this.finishOperation(state, 'Succeeded', 'successfully synced (all tasks run)');
@@ -670,7 +729,12 @@ export class ArgoCdSimulation {
     });
   }
 
-  private finishOperation(state: AppState, phase: OperationPhase, message: string, failedResourceMessage?: string): void {
+  private finishOperation(
+    state: AppState,
+    phase: OperationPhase,
+    message: string,
+    failedResourceMessage?: string,
+  ): void {
     const operation = state.app.operation;
     const operationState = state.app.status.operationState;
     if (!operation || !operationState) return;
@@ -693,7 +757,9 @@ export class ArgoCdSimulation {
           namespace,
           name: r.name,
           status: failed ? 'SyncFailed' : 'Synced',
-          message: failed ? failedResourceMessage : `${r.kind.toLowerCase()}${WORKLOADS.has(r.kind) ? '.apps' : ''}/${r.name} configured`,
+          message: failed
+            ? failedResourceMessage
+            : `${r.kind.toLowerCase()}${WORKLOADS.has(r.kind) ? '.apps' : ''}/${r.name} configured`,
           hookPhase: failed ? 'Failed' : 'Running',
           syncPhase: 'Sync',
         };
@@ -721,7 +787,8 @@ export class ArgoCdSimulation {
       state.deployed = { revisions, at: now, script };
       // Resource watch events make the controller reconcile when live health changes after the post-op reconcile.
       for (const step of script) {
-        if (step.afterMs > postOpDelay) this.after(state, step.afterMs, () => void this.reconcile(state, 'resourceHealthChanged'));
+        if (step.afterMs > postOpDelay)
+          this.after(state, step.afterMs, () => void this.reconcile(state, 'resourceHealthChanged'));
       }
     }
     this.bump(state);
@@ -732,13 +799,26 @@ export class ArgoCdSimulation {
   private healthScript(state: AppState): HealthStep[] {
     const { progressingMs } = this.timingOf(state);
     const workload = this.primaryWorkload(state)?.name ?? state.app.metadata.name;
-    const progressing: HealthStep = { afterMs: 0, status: 'Progressing', message: 'Waiting for rollout to finish: 0 of 1 updated replicas are available...' };
-    const injected = this.take(state.app.metadata.name, ['degraded', 'stuckProgressing', 'suspended', 'missing'] as const);
+    const progressing: HealthStep = {
+      afterMs: 0,
+      status: 'Progressing',
+      message: 'Waiting for rollout to finish: 0 of 1 updated replicas are available...',
+    };
+    const injected = this.take(state.app.metadata.name, [
+      'degraded',
+      'stuckProgressing',
+      'suspended',
+      'missing',
+    ] as const);
     switch (injected?.kind) {
       case 'degraded': {
         const message = injected.message ?? `Deployment "${workload}" exceeded its progress deadline`;
         if (injected.healthyFirst) {
-          return [progressing, { afterMs: progressingMs, status: 'Healthy' }, { afterMs: injected.afterMs ?? 2 * progressingMs, status: 'Degraded', message }];
+          return [
+            progressing,
+            { afterMs: progressingMs, status: 'Healthy' },
+            { afterMs: injected.afterMs ?? 2 * progressingMs, status: 'Degraded', message },
+          ];
         }
         return [progressing, { afterMs: injected.afterMs ?? progressingMs, status: 'Degraded', message }];
       }
@@ -756,7 +836,11 @@ export class ArgoCdSimulation {
   private liveHealth(state: AppState, now: number): { status: HealthStatus; message?: string } {
     const deployed = state.deployed;
     if (!deployed) return { status: 'Missing' };
-    if (!deployed.script) return { status: state.seed.health ?? 'Healthy', ...(state.seed.healthMessage ? { message: state.seed.healthMessage } : {}) };
+    if (!deployed.script)
+      return {
+        status: state.seed.health ?? 'Healthy',
+        ...(state.seed.healthMessage ? { message: state.seed.healthMessage } : {}),
+      };
     let current: HealthStep = deployed.script[0] ?? { afterMs: 0, status: 'Healthy' };
     for (const step of deployed.script) if (now - deployed.at >= step.afterMs) current = step;
     return { status: current.status, ...(current.message ? { message: current.message } : {}) };
@@ -764,7 +848,8 @@ export class ArgoCdSimulation {
 
   /** App health is the worst resource health; only the primary workload's health varies here. */
   private setHealth(state: AppState, status: HealthStatus, now: number): void {
-    if (state.app.status.health.status !== status) state.app.status.health = { status, lastTransitionTime: wireTime(now) };
+    if (state.app.status.health.status !== status)
+      state.app.status.health = { status, lastTransitionTime: wireTime(now) };
   }
 
   private resourceStatuses(state: AppState, sync: SyncStatus): ResourceStatus[] {

@@ -48,13 +48,15 @@ export function jsonPatch(document: unknown, ops: unknown): unknown {
     let parent: unknown = doc;
     for (const part of parts.slice(0, -1)) {
       parent = Array.isArray(parent) ? parent[Number(part)] : isObject(parent) ? parent[part] : undefined;
-      if (parent === undefined) throw new PatchError(`${raw.op} operation does not apply: doc is missing path: ${raw.path}`);
+      if (parent === undefined)
+        throw new PatchError(`${raw.op} operation does not apply: doc is missing path: ${raw.path}`);
     }
     const has = Array.isArray(parent) ? Number(last) < parent.length : isObject(parent) && last in parent;
     const current = Array.isArray(parent) ? parent[Number(last)] : isObject(parent) ? parent[last] : undefined;
     switch (raw.op) {
       case 'test':
-        if (JSON.stringify(current) !== JSON.stringify(raw.value)) throw new PatchError(`testing value ${raw.path} failed: test failed`);
+        if (JSON.stringify(current) !== JSON.stringify(raw.value))
+          throw new PatchError(`testing value ${raw.path} failed: test failed`);
         break;
       case 'remove':
         if (!has) throw new PatchError(`remove operation does not apply: doc is missing path: ${raw.path}`);

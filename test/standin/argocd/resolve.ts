@@ -58,7 +58,8 @@ export async function resolveRevision(repos: RepoMap, repoURL: string, revision:
     } catch {
       throw new RevisionNotResolvable(wanted);
     }
-    const candidates = wanted === 'HEAD' || wanted.startsWith('refs/') ? [wanted] : [`refs/heads/${wanted}`, `refs/tags/${wanted}`];
+    const candidates =
+      wanted === 'HEAD' || wanted.startsWith('refs/') ? [wanted] : [`refs/heads/${wanted}`, `refs/tags/${wanted}`];
     for (const candidate of candidates) {
       const sha = refs.get(candidate);
       if (sha) return sha;

@@ -106,7 +106,19 @@ interface Route {
 }
 
 const ALL_ACTIONS: Action[] = ['get', 'sync', 'update', 'override'];
-const GRPC_TO_HTTP: Record<number, number> = { 1: 408, 2: 500, 3: 400, 4: 504, 5: 404, 7: 403, 9: 400, 10: 409, 13: 500, 14: 503, 16: 401 };
+const GRPC_TO_HTTP: Record<number, number> = {
+  1: 408,
+  2: 500,
+  3: 400,
+  4: 504,
+  5: 404,
+  7: 403,
+  9: 400,
+  10: 409,
+  13: 500,
+  14: 503,
+  16: 401,
+};
 
 /** A JWT-shaped token (three base64url segments) for tests; its `sub` becomes the username. */
 export function makeToken(subject = 'ferry'): string {
@@ -118,7 +130,9 @@ export function makeToken(subject = 'ferry'): string {
 function subjectOf(token: string): string | undefined {
   try {
     const payload: unknown = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
-    return typeof payload === 'object' && payload !== null && 'sub' in payload && typeof payload.sub === 'string' ? payload.sub : undefined;
+    return typeof payload === 'object' && payload !== null && 'sub' in payload && typeof payload.sub === 'string'
+      ? payload.sub
+      : undefined;
   } catch {
     return undefined;
   }
@@ -191,22 +205,31 @@ function str(value: unknown): string | undefined {
 
 /** encoding/json's complaint when a field has the wrong JSON type. */
 function typeError(field: string, message: string, goType: string, value: unknown): WireError {
-  const got = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value === 'object' ? 'object' : typeof value;
+  const got = Array.isArray(value)
+    ? 'array'
+    : value === null
+      ? 'null'
+      : typeof value === 'object'
+        ? 'object'
+        : typeof value;
   return new WireError(3, `json: cannot unmarshal ${got} into Go struct field ${message}.${field} of type ${goType}`);
 }
 
 function syncRequestOf(body: Record<string, unknown>): SyncRequest {
   const request: SyncRequest = {};
   if (body.revision !== undefined) {
-    if (typeof body.revision !== 'string') throw typeError('revision', 'ApplicationSyncRequest', 'string', body.revision);
+    if (typeof body.revision !== 'string')
+      throw typeError('revision', 'ApplicationSyncRequest', 'string', body.revision);
     request.revision = body.revision;
   }
   if (body.revisions !== undefined) {
-    if (!Array.isArray(body.revisions) || body.revisions.some((r) => typeof r !== 'string')) throw typeError('revisions', 'ApplicationSyncRequest', '[]string', body.revisions);
+    if (!Array.isArray(body.revisions) || body.revisions.some((r) => typeof r !== 'string'))
+      throw typeError('revisions', 'ApplicationSyncRequest', '[]string', body.revisions);
     request.revisions = body.revisions as string[];
   }
   if (body.sourcePositions !== undefined) {
-    if (!Array.isArray(body.sourcePositions)) throw typeError('sourcePositions', 'ApplicationSyncRequest', '[]int64', body.sourcePositions);
+    if (!Array.isArray(body.sourcePositions))
+      throw typeError('sourcePositions', 'ApplicationSyncRequest', '[]int64', body.sourcePositions);
     const bad = body.sourcePositions.find((p) => typeof p !== 'number');
     if (bad !== undefined) throw typeError('sourcePositions', 'ApplicationSyncRequest', 'int64', bad);
     request.sourcePositions = body.sourcePositions as number[];
@@ -218,14 +241,21 @@ function syncRequestOf(body: Record<string, unknown>): SyncRequest {
   }
   if (body.syncOptions !== undefined) {
     const items = (body.syncOptions as { items?: unknown } | null)?.items;
-    if (typeof body.syncOptions !== 'object' || Array.isArray(body.syncOptions) || (items !== undefined && !Array.isArray(items))) {
+    if (
+      typeof body.syncOptions !== 'object' ||
+      Array.isArray(body.syncOptions) ||
+      (items !== undefined && !Array.isArray(items))
+    ) {
       throw typeError('syncOptions', 'ApplicationSyncRequest', 'application.SyncOptions', body.syncOptions);
     }
     request.syncOptions = { items: items as string[] | undefined };
   }
   if (body.infos !== undefined) {
     if (!Array.isArray(body.infos)) throw typeError('infos', 'ApplicationSyncRequest', '[]*v1alpha1.Info', body.infos);
-    request.infos = (body.infos as Partial<Info>[]).map((i) => ({ name: String(i.name ?? ''), value: String(i.value ?? '') }));
+    request.infos = (body.infos as Partial<Info>[]).map((i) => ({
+      name: String(i.name ?? ''),
+      value: String(i.value ?? ''),
+    }));
   }
   if (body.strategy !== undefined) request.strategy = body.strategy;
   if (Array.isArray(body.resources)) request.resources = body.resources;
@@ -262,14 +292,21 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
   let recorded: RecordedRequest[] = [];
 
   /** getAppEnforceRBAC: without `project` a missing app is 403 so existence does not leak; with it, 404. */
-  const lookup = (ctx: Context, action: Action, name: string, project: string | undefined, namespace: string | undefined) => {
+  const lookup = (
+    ctx: Context,
+    action: Action,
+    name: string,
+    project: string | undefined,
+    namespace: string | undefined,
+  ) => {
     if (sim.take(name, ['forbidden'] as const)) throw new WireError(7, 'permission denied');
     const hidden = sim.take(name, ['notFound'] as const) !== undefined;
     const state = hidden ? undefined : sim.find(name, namespace);
     const allowed = ctx.grant?.actions.has(action) ?? false;
     if (project !== undefined) {
       if (!allowed) throw new WireError(7, 'permission denied');
-      if (!state || state.app.spec.project !== project) throw new WireError(5, `applications.argoproj.io "${name}" not found`);
+      if (!state || state.app.spec.project !== project)
+        throw new WireError(5, `applications.argoproj.io "${name}" not found`);
       return state;
     }
     if (!state || !allowed) throw new WireError(7, 'permission denied');
@@ -278,11 +315,15 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
 
   const enforce = (ctx: Context, action: Action, app: Application): void => {
     if (!ctx.grant?.actions.has(action)) {
-      throw new WireError(7, `permission denied: applications, ${action}, ${app.spec.project}/${app.metadata.name}, sub: ${ctx.grant?.username ?? ''}`);
+      throw new WireError(
+        7,
+        `permission denied: applications, ${action}, ${app.spec.project}/${app.metadata.name}, sub: ${ctx.grant?.username ?? ''}`,
+      );
     }
   };
 
-  const projectParam = (url: URL): string | undefined => url.searchParams.get('project') ?? url.searchParams.get('projects') ?? undefined;
+  const projectParam = (url: URL): string | undefined =>
+    url.searchParams.get('project') ?? url.searchParams.get('projects') ?? undefined;
   const namespaceParam = (url: URL): string | undefined => url.searchParams.get('appNamespace') || undefined;
 
   const routes: Route[] = [
@@ -361,7 +402,8 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
       pattern: /^\/api\/v1\/applications\/([^/]+)$/,
       handle: async (ctx) => {
         const { patch, patchType } = ctx.body;
-        if (patch !== undefined && typeof patch !== 'string') throw typeError('patch', 'ApplicationPatchRequest', 'string', patch);
+        if (patch !== undefined && typeof patch !== 'string')
+          throw typeError('patch', 'ApplicationPatchRequest', 'string', patch);
         const state = lookup(ctx, 'get', ctx.params[0], str(ctx.body.project), str(ctx.body.appNamespace));
         enforce(ctx, 'update', state.app);
         const type = typeof patchType === 'string' ? patchType : '';
@@ -372,10 +414,14 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
           const document: unknown = JSON.parse(patch ?? '');
           patched = (type === 'merge' ? mergePatch(current, document) : jsonPatch(current, document)) as Application;
         } catch (err) {
-          if (err instanceof PatchError || err instanceof SyntaxError) throw new WireError(2, `error applying patch: ${err.message}`);
+          if (err instanceof PatchError || err instanceof SyntaxError)
+            throw new WireError(2, `error applying patch: ${err.message}`);
           throw err;
         }
-        await sim.updateSpec(state, patched.spec, true, { labels: patched.metadata?.labels, annotations: patched.metadata?.annotations });
+        await sim.updateSpec(state, patched.spec, true, {
+          labels: patched.metadata?.labels,
+          annotations: patched.metadata?.annotations,
+        });
         return { status: 200, body: sim.view(state, true) };
       },
     },
@@ -410,7 +456,12 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
     },
   ];
 
-  const handleArgo = async (req: IncomingMessage, res: ServerResponse, url: URL, signal: AbortSignal): Promise<void> => {
+  const handleArgo = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    signal: AbortSignal,
+  ): Promise<void> => {
     const method = req.method ?? 'GET';
     const raw = method === 'GET' || method === 'HEAD' ? '' : await readBody(req);
     let parsedBody: unknown;
@@ -424,7 +475,14 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
       }
     }
     const app = appNameOf(url.pathname);
-    const record: RecordedRequest = { at: Date.now(), method, path: url.pathname, query: queryOf(url), body: parsedBody, ...(app ? { app } : {}) };
+    const record: RecordedRequest = {
+      at: Date.now(),
+      method,
+      path: url.pathname,
+      query: queryOf(url),
+      body: parsedBody,
+      ...(app ? { app } : {}),
+    };
     recorded.push(record);
     const reply = (status: number): void => {
       record.status = status;
@@ -442,7 +500,14 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
         sendText(res, status, badGatewayHtml(status), 'text/html');
         return;
       }
-      const r = status === 503 ? grpcError(14, failure.message ?? 'connection error: desc = "transport: Error while dialing: dial tcp 10.96.0.1:443: connect: connection refused"') : grpcError(13, failure.message ?? 'etcdserver: request timed out');
+      const r =
+        status === 503
+          ? grpcError(
+              14,
+              failure.message ??
+                'connection error: desc = "transport: Error while dialing: dial tcp 10.96.0.1:443: connect: connection refused"',
+            )
+          : grpcError(13, failure.message ?? 'etcdserver: request timed out');
       sendJson(res, r.status, r.body);
       return;
     }
@@ -465,14 +530,21 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
     let result: Reply;
     try {
       if (malformed !== undefined) throw new WireError(3, malformed);
-      if (parsedBody !== undefined && (typeof parsedBody !== 'object' || parsedBody === null || Array.isArray(parsedBody))) {
-        throw new WireError(3, `json: cannot unmarshal ${Array.isArray(parsedBody) ? 'array' : typeof parsedBody} into Go value of type map[string]interface {}`);
+      if (
+        parsedBody !== undefined &&
+        (typeof parsedBody !== 'object' || parsedBody === null || Array.isArray(parsedBody))
+      ) {
+        throw new WireError(
+          3,
+          `json: cannot unmarshal ${Array.isArray(parsedBody) ? 'array' : typeof parsedBody} into Go value of type map[string]interface {}`,
+        );
       }
       const token = tokenOf(req);
       const grant = token ? grants.get(token) : undefined;
       if (!route.anonymous) {
         const expired = sim.take(app, ['unauthenticated'] as const);
-        if (expired) throw new WireError(16, expired.message ?? 'invalid session: token has invalid claims: token is expired');
+        if (expired)
+          throw new WireError(16, expired.message ?? 'invalid session: token has invalid claims: token is expired');
         if (!token) throw new WireError(16, 'no session information');
         if (!grant) throw new WireError(16, 'invalid session: token signature is invalid: signature is invalid');
       }
@@ -511,7 +583,11 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
     requests: (filter = {}) =>
       recorded
         .filter((r) => !filter.method || r.method === filter.method.toUpperCase())
-        .filter((r) => filter.path === undefined || (typeof filter.path === 'string' ? r.path === filter.path : filter.path.test(r.path)))
+        .filter(
+          (r) =>
+            filter.path === undefined ||
+            (typeof filter.path === 'string' ? r.path === filter.path : filter.path.test(r.path)),
+        )
         .filter((r) => !filter.app || r.app === filter.app)
         .map((r) => clone(r)),
     clearRequests: () => {
@@ -533,16 +609,23 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
     const path = url.pathname.replace(/^\/__standin/, '');
     const appMatch = /^\/apps\/([^/]+)$/.exec(path);
     const namespace = url.searchParams.get('namespace') ?? undefined;
-    if (path === '/apps' && method === 'GET') return sendJson(res, 200, sim.all().map((s) => sim.view(s, true)));
+    if (path === '/apps' && method === 'GET')
+      return sendJson(
+        res,
+        200,
+        sim.all().map((s) => sim.view(s, true)),
+      );
     if (path === '/apps' && method === 'POST') {
-      if (typeof object.name !== 'string' || typeof object.repoURL !== 'string') return sendJson(res, 400, { error: 'an app needs "name" and "repoURL"' });
+      if (typeof object.name !== 'string' || typeof object.repoURL !== 'string')
+        return sendJson(res, 400, { error: 'an app needs "name" and "repoURL"' });
       return sendJson(res, 200, await control.addApp(object as unknown as AppSeed));
     }
     if (appMatch && method === 'GET') {
       const app = control.getApp(decodeURIComponent(appMatch[1]), namespace);
       return app ? sendJson(res, 200, app) : sendJson(res, 404, { error: `no app ${appMatch[1]}` });
     }
-    if (appMatch && method === 'DELETE') return sendJson(res, 200, { removed: control.removeApp(decodeURIComponent(appMatch[1]), namespace) });
+    if (appMatch && method === 'DELETE')
+      return sendJson(res, 200, { removed: control.removeApp(decodeURIComponent(appMatch[1]), namespace) });
     if (path === '/repos' && method === 'POST') {
       if (typeof object.repoURL !== 'string' || typeof object.refs !== 'object' || object.refs === null) {
         return sendJson(res, 400, { error: 'expected {"repoURL": "...", "refs": {"<branch>": "<sha>"}}' });
@@ -575,7 +658,8 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
       control.clearRequests();
       return sendJson(res, 200, {});
     }
-    if (path === '/events' && method === 'GET') return sendJson(res, 200, control.events(url.searchParams.get('app') ?? undefined));
+    if (path === '/events' && method === 'GET')
+      return sendJson(res, 200, control.events(url.searchParams.get('app') ?? undefined));
     if (path === '/reset' && method === 'POST') {
       control.reset();
       return sendJson(res, 200, {});
@@ -589,11 +673,19 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
     res.on('close', () => {
       if (!res.writableFinished) aborter.abort();
     });
-    const work = url.pathname.startsWith('/__standin/') ? handleControl(req, res, url) : handleArgo(req, res, url, aborter.signal);
+    const work = url.pathname.startsWith('/__standin/')
+      ? handleControl(req, res, url)
+      : handleArgo(req, res, url, aborter.signal);
     work.catch((err: unknown) => {
       if (res.headersSent) return;
       const status = url.pathname.startsWith('/__standin/') ? 400 : 500;
-      sendJson(res, status, url.pathname.startsWith('/__standin/') ? { error: (err as Error).message } : grpcError(13, (err as Error).message).body);
+      sendJson(
+        res,
+        status,
+        url.pathname.startsWith('/__standin/')
+          ? { error: (err as Error).message }
+          : grpcError(13, (err as Error).message).body,
+      );
     });
   });
 
