@@ -150,7 +150,7 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
       FERRY_ARGOCD_POLL_MS: '200',
     };
     worker = startWorker();
-    api = spawnProcess(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'client', 'api', 'main.ts')], {
+    api = spawnProcess(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'api', 'main.ts')], {
       cwd: PROJECT_ROOT,
       env: { ...common, FERRY_PORT: String(apiPort), FERRY_TOKENS: `${ALICE}=alice,${MALLORY}=mallory` },
     });
