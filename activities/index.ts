@@ -1,6 +1,7 @@
 // All of Ferry's activities, built from their collaborators. The worker registers the result; workflows import
 // the `FerryActivities` type only.
 import { createArgoCdActivities } from './argocd/activities';
+import { createPreflightActivities } from './preflight';
 import { createGitActivities } from './render-and-push';
 import type { SecretResolver } from './secrets';
 
@@ -14,6 +15,7 @@ export interface ActivitiesConfig {
 
 export function createActivities(config: ActivitiesConfig) {
   return {
+    ...createPreflightActivities(),
     ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets }),
     ...createArgoCdActivities({
       secrets: config.secrets,

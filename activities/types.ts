@@ -59,3 +59,21 @@ export interface WaitArgoAppHealthyResult {
   /** How long the wait took, for the step message. */
   waitedMs: number;
 }
+
+/**
+ * What a promotion checks before it writes anything: credentials resolve, the remote answers, the Argo CD app is
+ * readable and tracks what the stage writes. Everything here is read-only.
+ */
+export interface PreflightInput {
+  pipeline: string;
+  stage: string;
+  repo: Repo;
+  render: RenderSpec;
+  /** The stage's Argo CD app, when it has one. */
+  argocd?: ArgoCdSpec;
+}
+
+export interface PreflightResult {
+  /** One line per check that passed, for the promotion's step message. */
+  checked: string[];
+}
