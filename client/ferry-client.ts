@@ -32,7 +32,7 @@ import {
 } from '../workflows/messages';
 import { FerryPhase, FerryPipeline } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode } from './errors';
-import type { FerryApi, PipelineSummary } from './types';
+import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
 
 export interface FerryClientOptions {
   /** Temporal frontend, default `TEMPORAL_ADDRESS` or 127.0.0.1:7233. */
@@ -177,10 +177,16 @@ export class FerryClient implements FerryApi {
     }
   }
 
-  async promote(pipeline: string, stage: string, freight: string, requestedBy: string): Promise<PromotionRequested> {
+  async promote(
+    pipeline: string,
+    stage: string,
+    freight: string,
+    requestedBy: string,
+    options: PromoteOptions = {},
+  ): Promise<PromotionRequested> {
     try {
       return await this.pipelineHandle(pipeline).executeUpdate(requestPromotionUpdate, {
-        args: [{ stage, freight, requestedBy }],
+        args: [{ stage, freight, requestedBy, ...(options.force ? { force: true } : {}) }],
       });
     } catch (err) {
       throw toFerryError(err, `pipeline "${pipeline}"`);

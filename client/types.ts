@@ -15,6 +15,11 @@ export interface PipelineSummary {
   status: string;
 }
 
+export interface PromoteOptions {
+  /** Start a new run even when the freight is already current in the stage or being promoted there. */
+  force?: boolean;
+}
+
 export interface FerryApi {
   /** true when Temporal answers. */
   health(): Promise<boolean>;
@@ -26,7 +31,13 @@ export interface FerryApi {
   /** Registers freight (idempotent: the same versions give the same id). Validates artifact names. */
   addFreight(pipeline: string, artifacts: Record<string, string>): Promise<AddFreightResult>;
   /** Starts (or returns the unfinished) promotion of freight into a stage. */
-  promote(pipeline: string, stage: string, freight: string, requestedBy: string): Promise<PromotionRequested>;
+  promote(
+    pipeline: string,
+    stage: string,
+    freight: string,
+    requestedBy: string,
+    options?: PromoteOptions,
+  ): Promise<PromotionRequested>;
   /** Throws FerryError NotFound for an unknown promotion. */
   getPromotion(id: string): Promise<PromotionStatus>;
   /** Refusals: Forbidden (not an approver), Conflict (not awaiting approval / already approved), NotFound. */

@@ -115,6 +115,8 @@ export interface Decision {
   /** The authenticated user; the HTTP API fills it from the bearer token, never from the request body. */
   user: string;
   comment?: string;
+  /** Set by the HTTP API when the user is one of the operator's admins (FERRY_ADMINS), never from a request body. */
+  admin?: boolean;
 }
 
 export const promotionStatusQuery = defineQuery<PromotionStatus>('status');
@@ -180,6 +182,8 @@ export interface RequestPromotion {
   stage: string;
   freight: string;
   requestedBy: string;
+  /** Start a new run even when the freight is already current in the stage or its promotion is running. */
+  force?: boolean;
 }
 
 export interface PromotionRequested {

@@ -2,7 +2,7 @@
 // Temporal is covered by the end-to-end tests). Timestamps are fixed so that what the API and CLI print can be compared
 // exactly.
 import { FerryError } from '../../client/errors';
-import type { FerryApi, PipelineSummary } from '../../client/types';
+import type { FerryApi, PipelineSummary, PromoteOptions } from '../../client/types';
 import { freightId, validateFreight } from '../../pipeline/freight';
 import type { Pipeline } from '../../pipeline/schema';
 import {
@@ -34,7 +34,7 @@ class MemoryFerry implements FerryApi {
   pipelines = new Map<string, PipelineStatus>();
   promotions = new Map<string, PromotionStatus>();
   decisions: Array<{ action: string; id: string; decision: Decision }> = [];
-  promoteCalls: Array<{ pipeline: string; stage: string; freight: string; requestedBy: string }> = [];
+  promoteCalls: Array<{ pipeline: string; stage: string; freight: string; requestedBy: string; force?: boolean }> = [];
   /** Thrown by listPipelines, to see what the API does with an unexpected failure. */
   listFailure?: Error;
   /** Per promotion id, what is left of its stage's script (see MemoryFerryOptions.phases). */
@@ -90,8 +90,14 @@ class MemoryFerry implements FerryApi {
     return { id, created: true };
   }
 
-  async promote(pipeline: string, stage: string, freight: string, requestedBy: string): Promise<PromotionRequested> {
-    this.promoteCalls.push({ pipeline, stage, freight, requestedBy });
+  async promote(
+    pipeline: string,
+    stage: string,
+    freight: string,
+    requestedBy: string,
+    options: PromoteOptions = {},
+  ): Promise<PromotionRequested> {
+    this.promoteCalls.push({ pipeline, stage, freight, requestedBy, ...(options.force ? { force: true } : {}) });
     const status = await this.getPipeline(pipeline);
     const stageSpec = status.spec.spec.stages.find((s) => s.name === stage);
     if (!stageSpec) throw new FerryError('NotFound', `pipeline "${pipeline}" has no stage "${stage}"`);
