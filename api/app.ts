@@ -10,11 +10,24 @@ import type { TokenStore } from '../client/auth';
 import { FerryError, type FieldError } from '../client/errors';
 import { logger as defaultLogger, type Logger } from '../client/log';
 import type { FerryApi } from '../client/types';
+import { guardAvailability, type AvailabilityOptions } from './availability';
 
 export interface ApiAppOptions {
   ferry: FerryApi;
   tokens: TokenStore;
+  /** Users the operator made admins (FERRY_ADMINS): their decisions carry `admin: true`, e.g. to abort any promotion. */
+  admins?: readonly string[];
   logger?: Logger;
+  /** How quickly calls fail while Temporal is unreachable (tests). */
+  availability?: Pick<AvailabilityOptions, 'checkAfterMs'>;
+}
+
+/** FERRY_ADMINS: comma-separated user names (the names tokens map to); blanks are ignored. */
+export function adminsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.FERRY_ADMINS ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
 }
 
 const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -23,26 +36,27 @@ const BODY_LIMIT_BYTES = 1024 * 1024;
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'];
 const JSON_TYPE = 'application/json';
 
-/** Fields that would let a caller speak for someone else; the user always comes from the token. */
-const IDENTITY_FIELDS = ['user', 'requestedBy'];
+/** Fields that would let a caller speak for someone else or raise its rights; the user always comes from the token. */
+const IDENTITY_FIELDS: Record<string, string> = {
+  user: 'must not be set: the user is the one the bearer token belongs to',
+  requestedBy: 'must not be set: the user is the one the bearer token belongs to',
+  admin: 'must not be set: admins are named by the operator (FERRY_ADMINS)',
+};
 
 type Locals = { user?: string };
 
 export function createApiApp(options: ApiAppOptions): Express {
-  const { ferry, tokens } = options;
+  const { tokens } = options;
   const log = options.logger ?? defaultLogger;
+  const ferry = guardAvailability(options.ferry, { logger: log, ...(options.availability ?? {}) });
+  const admins = new Set(options.admins ?? []);
   const app = express();
   app.disable('x-powered-by');
 
   app.use(requestLog(log));
 
   app.get('/healthz', async (_req, res) => {
-    let ok = false;
-    try {
-      ok = await ferry.health();
-    } catch (err) {
-      log.warn('health check failed', { reason: err instanceof Error ? err.message : String(err) });
-    }
+    const ok = await ferry.health();
     res.status(ok ? 200 : 503).json({ ok });
   });
 
@@ -80,7 +94,13 @@ export function createApiApp(options: ApiAppOptions): Express {
   api.post('/pipelines/:name/stages/:stage/promotions', async (req, res) => {
     const body = parseBody(req, PromotionBody);
     const user = authenticatedUser(res);
-    const result = await ferry.promote(req.params.name, req.params.stage, body.freight, user);
+    const result = await ferry.promote(
+      req.params.name,
+      req.params.stage,
+      body.freight,
+      user,
+      body.force ? { force: true } : {},
+    );
     res.status(result.existing ? 200 : 201).json({ id: result.id, existing: result.existing });
   });
 
@@ -92,7 +112,12 @@ export function createApiApp(options: ApiAppOptions): Express {
     (act: (id: string, decision: Decision) => Promise<unknown>): RequestHandler =>
     async (req, res) => {
       const body = parseBody(req, DecisionBody, { optional: true });
-      const decision: Decision = { user: authenticatedUser(res), ...(body?.comment ? { comment: body.comment } : {}) };
+      const user = authenticatedUser(res);
+      const decision: Decision = {
+        user,
+        ...(body?.comment ? { comment: body.comment } : {}),
+        ...(admins.has(user) ? { admin: true } : {}),
+      };
       res.json(await act(promotionId(req), decision));
     };
   api.post(
@@ -162,6 +187,8 @@ const PromotionBody = z
     freight: z
       .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string (a freight id)') })
       .min(1, 'must not be empty'),
+    /** Start a new run even when the freight is already current in the stage or its promotion runs. */
+    force: z.boolean({ error: 'must be true or false' }).optional(),
   })
   .strict();
 
@@ -222,8 +249,8 @@ function parseBody<T extends z.ZodType>(
 /** The loader's messages and paths (`unknown field`, `Required`), so bodies and pipeline files read alike. */
 function bodyFieldErrors(error: z.ZodError, input: unknown): FieldError[] {
   return specErrorsFromZod(error, input).map((e) =>
-    IDENTITY_FIELDS.includes(e.path)
-      ? { path: e.path, message: 'must not be set: the user is the one the bearer token belongs to' }
+    Object.prototype.hasOwnProperty.call(IDENTITY_FIELDS, e.path)
+      ? { path: e.path, message: IDENTITY_FIELDS[e.path] }
       : e,
   );
 }
@@ -359,7 +386,8 @@ function errorHandler(log: Logger) {
     } else if (err instanceof FerryError) {
       status = err.status;
       error = err;
-      if (status >= 500)
+      // Unavailable is logged once when Temporal goes away (availability.ts), not once per request.
+      if (status >= 500 && err.code !== 'Unavailable')
         log.error('request failed', { method: req.method, path: pathOf(req), code: err.code, error: err });
     } else {
       const known = requestError(err);

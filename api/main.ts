@@ -3,6 +3,7 @@
 import { createTokenStore, resolveTokensFile } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
 import { createLogger } from '../client/log';
+import { adminsFromEnv } from './app';
 import { apiAddressFromEnv, startApiServer } from './server';
 
 const log = createLogger({ base: { component: 'api' } });
@@ -17,8 +18,10 @@ async function main(): Promise<void> {
     });
   }
 
+  // Connects on first use: the API starts whether or not Temporal is up, and answers 503 while it is not.
   const ferry = await FerryClient.connect({});
-  const server = await startApiServer({ ferry, tokens, host, port, logger: log });
+  const admins = adminsFromEnv();
+  const server = await startApiServer({ ferry, tokens, admins, host, port, logger: log });
   process.stdout.write(`ferry api listening on ${server.url}\n`);
 
   let stopping = false;

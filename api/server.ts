@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { TokenStore } from '../client/auth';
 import type { Logger } from '../client/log';
 import type { FerryApi } from '../client/types';
-import { createApiApp } from './app';
+import { createApiApp, type ApiAppOptions } from './app';
 
 export const DEFAULT_API_HOST = '127.0.0.1';
 export const DEFAULT_API_PORT = 8234;
@@ -19,7 +19,7 @@ export function apiAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host:
   return { host: env.FERRY_HOST || DEFAULT_API_HOST, port };
 }
 
-export interface ApiServerOptions {
+export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'availability'> {
   ferry: FerryApi;
   tokens: TokenStore;
   /** Default 127.0.0.1: the API is local unless the operator says otherwise. */
@@ -39,7 +39,13 @@ export interface ApiServer {
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const host = options.host || DEFAULT_API_HOST;
-  const app = createApiApp({ ferry: options.ferry, tokens: options.tokens, logger: options.logger });
+  const app = createApiApp({
+    ferry: options.ferry,
+    tokens: options.tokens,
+    logger: options.logger,
+    admins: options.admins,
+    availability: options.availability,
+  });
   const server = http.createServer(app);
 
   await new Promise<void>((resolve, reject) => {

@@ -18,6 +18,17 @@ export function resolveFerryHome(env: NodeJS.ProcessEnv = process.env, cwd: stri
   return path.resolve(cwd, env.FERRY_HOME || '.ferry');
 }
 
+/**
+ * Creates FERRY_HOME readable by its owner only (0700), and takes away the group's and others' access when it
+ * exists with more: it holds the tokens, the Temporal database and the example repository.
+ */
+export function ensurePrivateHome(home: string): string {
+  const dir = path.resolve(home);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((fs.statSync(dir).mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
+  return dir;
+}
+
 /** `$FERRY_TOKENS_FILE`, default `<home>/tokens.json`. */
 export function resolveTokensFile(env: NodeJS.ProcessEnv = process.env, home: string = resolveFerryHome(env)): string {
   return env.FERRY_TOKENS_FILE ? path.resolve(env.FERRY_TOKENS_FILE) : path.join(home, 'tokens.json');
@@ -172,7 +183,7 @@ export function ensureLocalToken(home: string, user: string, options: EnsureLoca
   const homeDir = path.resolve(home);
   const tokensFile = options.tokensFile ?? resolveTokensFile(process.env, homeDir);
   const tokenPath = path.join(homeDir, 'token');
-  fs.mkdirSync(homeDir, { recursive: true, mode: 0o700 });
+  ensurePrivateHome(homeDir);
   fs.mkdirSync(path.dirname(tokensFile), { recursive: true, mode: 0o700 });
 
   const tokens = fs.existsSync(tokensFile) ? readTokensFile(tokensFile) : {};

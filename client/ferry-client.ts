@@ -48,6 +48,16 @@ const REFUSAL_CODES: Record<string, FerryErrorCode> = {
   [RefusalType.InvalidArgument]: 'InvalidArgument',
 };
 
+/** gRPC's UNAVAILABLE (14) and DEADLINE_EXCEEDED (4), however deep in the causes, or a refused connection. */
+function isUnreachable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 14 || code === 4) return true;
+    if (/UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|Failed to connect/i.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** Turns a Temporal error into a FerryError that says what the user can act on. */
 export function toFerryError(err: unknown, what: string): FerryError {
   if (err instanceof FerryError) return err;
@@ -65,11 +75,13 @@ export function toFerryError(err: unknown, what: string): FerryError {
   }
   if (/not found/i.test(message) && !(err instanceof TemporalFailure))
     return new FerryError('NotFound', `${what} not found`);
-  if (/UNAVAILABLE|ECONNREFUSED|Failed to connect/i.test(message)) {
+  if (isUnreachable(err)) {
     return new FerryError('Unavailable', `Temporal is not reachable: ${message}`);
   }
   return new FerryError('Internal', `${what}: ${message}`);
 }
+
+const HEALTH_DEADLINE_MS = 1000;
 
 const PROMOTION_ID = /^promotion\/[a-z0-9-]+\/[a-z0-9-]+\/[0-9a-f]+$/;
 
@@ -80,9 +92,18 @@ export class FerryClient implements FerryApi {
     private readonly taskQueue: string,
   ) {}
 
+  /**
+   * A client whose connection is made on first use and remade whenever Temporal comes back: it never fails because
+   * Temporal is down now, so the API can start before the Temporal server and outlive its restarts.
+   */
   static async connect(options: FerryClientOptions = {}): Promise<FerryClient> {
     const address = options.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
-    const connection = await Connection.connect({ address });
+    const connection = Connection.lazy({
+      address,
+      // gRPC backs off up to 2 minutes between reconnect attempts by default; a server that is back should be used
+      // within seconds.
+      channelArgs: { 'grpc.initial_reconnect_backoff_ms': 500, 'grpc.max_reconnect_backoff_ms': 2000 },
+    });
     const client = new Client({
       connection,
       namespace: options.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default',
@@ -99,9 +120,12 @@ export class FerryClient implements FerryApi {
     await this.connection?.close();
   }
 
+  /** true when Temporal answers within HEALTH_DEADLINE_MS (a health probe must not wait out gRPC's retries). */
   async health(): Promise<boolean> {
     try {
-      await this.temporal.workflowService.getSystemInfo({});
+      await this.temporal.connection.withDeadline(Date.now() + HEALTH_DEADLINE_MS, () =>
+        this.temporal.workflowService.getSystemInfo({}),
+      );
       return true;
     } catch {
       return false;

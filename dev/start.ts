@@ -2,12 +2,13 @@
 // :8233), the worker and the HTTP API; creates (once) an example GitOps repository and pipeline and applies it;
 // prints the URLs and a CLI token. Ctrl-C stops everything.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { apiAddressFromEnv } from '../api/server';
-import { ensureLocalToken, resolveFerryHome } from '../client/auth';
+import { ensureLocalToken, ensurePrivateHome, resolveFerryHome } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
 import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
+import { apiEnvironment } from './environment';
 import { createExampleRepo, examplePipelineYaml } from './example';
 import { ensureTemporalCli, PROJECT_ROOT, startDevServer, stopProcess, type DevServer } from './temporal';
 
@@ -71,8 +72,7 @@ async function waitForHealthz(url: string, child: ChildProcess, timeoutMs = 60_0
 }
 
 async function main(): Promise<void> {
-  const home = resolveFerryHome();
-  mkdirSync(home, { recursive: true });
+  const home = ensurePrivateHome(resolveFerryHome());
   const temporalPort = Number(process.env.TEMPORAL_PORT ?? 7233);
   const uiPort = Number(process.env.TEMPORAL_UI_PORT ?? 8233);
   const listen = apiAddressFromEnv();
@@ -85,19 +85,24 @@ async function main(): Promise<void> {
   say(`Starting the Temporal dev server (state in ${relative(process.cwd(), join(home, 'temporal.db')) || home}) …`);
   server = await startDevServer({ cli, dbFile: join(home, 'temporal.db'), port: temporalPort, uiPort });
 
+  server.process.once('exit', (code, signal) => {
+    if (stopping !== undefined) return;
+    const log = relative(process.cwd(), join(home, 'temporal.db.log')) || 'temporal.db.log';
+    process.stderr.write(
+      `the Temporal dev server exited unexpectedly (${signal ?? `code ${code}`}); its log is ${log}. Stopping Ferry.\n`,
+    );
+    void stopAll(1);
+  });
+
   const repo = createExampleRepo(join(home, 'example', 'gitops.git'));
   const pipelineFile = join(home, 'example', 'pipeline.yaml');
   if (!existsSync(pipelineFile)) writeFileSync(pipelineFile, examplePipelineYaml(repo.url, [LOCAL_USER, 'bob']));
   const token = ensureLocalToken(home, LOCAL_USER);
 
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    FERRY_HOME: home,
-    TEMPORAL_ADDRESS: server.address,
-    FERRY_PORT: String(listen.port),
-  };
-  const worker = spawnEntry('worker', 'worker/main.ts', env);
-  const api = spawnEntry('api', 'api/main.ts', env);
+  const common = { FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
+  // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told.
+  const worker = spawnEntry('worker', 'worker/main.ts', { ...process.env, ...common, FERRY_ALLOW_FILE_REPOS: '1' });
+  const api = spawnEntry('api', 'api/main.ts', apiEnvironment(process.env, common));
   children.push(worker, api);
   for (const child of children) {
     child.once('exit', (code) => {

@@ -1,7 +1,7 @@
 // Provisions the Temporal server Ferry runs on: finds (or installs) the `temporal` CLI and starts its dev server
 // with a SQLite file, Ferry's search attributes and the Temporal UI.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, openSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 
@@ -140,8 +140,20 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     ...(uiPort === false ? ['--headless'] : ['--ui-port', String(uiPort), '--ui-ip', ip]),
   ];
   const logFile = options.logFile ?? `${options.dbFile}.log`;
-  const out = openSync(logFile, 'a');
-  const child = spawn(options.cli, args, { stdio: ['ignore', out, out], detached: false });
+  // The database holds every workflow's history and the log may quote it: the owner's eyes only. The server creates
+  // the database itself (an empty file is not a database to it), so it runs with umask 077; one left by an older
+  // version is fixed here.
+  if (existsSync(options.dbFile)) chmodSync(options.dbFile, 0o600);
+  const out = openSync(logFile, 'a', 0o600);
+  chmodSync(logFile, 0o600);
+  const umask = process.umask(0o077);
+  let child: ChildProcess;
+  try {
+    child = spawn(options.cli, args, { stdio: ['ignore', out, out], detached: false });
+  } finally {
+    process.umask(umask);
+  }
+  closeSync(out);
   await waitForPort(ip, port, 60_000, child);
   if (uiPort !== false) await waitForPort(ip, uiPort, 60_000, child);
   return {

@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { createTokenStore, ensureLocalToken } from '../../client/auth';
+import { createTokenStore, ensureLocalToken, ensurePrivateHome } from '../../client/auth';
+import { apiEnvironment } from '../../dev/environment';
+import { adminsFromEnv } from '../../api/app';
 import { startApiServer, type ApiServer } from '../../api/server';
 import { FerryError } from '../../client/errors';
 import { createLogger, silentLogger } from '../../client/log';
@@ -53,7 +55,7 @@ before(async () => {
   ferry = createMemoryFerry();
   const tokens = createTokenStore({ file: null, env: {}, tokens: { [ALICE]: 'alice', [CAROL]: 'carol' } });
   const logger = createLogger({ write: (line) => logLines.push(line), level: 'debug' });
-  server = await startApiServer({ ferry: { ...delegate(() => ferry) }, tokens, port: 0, logger });
+  server = await startApiServer({ ferry: { ...delegate(() => ferry) }, tokens, admins: ['carol'], port: 0, logger });
 });
 
 after(async () => {
@@ -365,6 +367,27 @@ describe('freight and promotions', () => {
     assert.equal(ferry.promoteCalls.length, 0);
   });
 
+  test('force in a promote body asks the client for a new run; it must be a boolean', async () => {
+    await applyGuestbook();
+    await http('POST', '/api/v1/pipelines/guestbook/freight', { body: { artifacts: { guestbook: '1.4.2' } } });
+    const freight = freightId({ guestbook: '1.4.2' });
+    const forced = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', {
+      body: { freight, force: true },
+    });
+    assert.equal(forced.status, 201, forced.text);
+    const plain = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', { body: { freight } });
+    assert.equal(plain.status, 200, plain.text);
+    assert.deepEqual(
+      ferry.promoteCalls.map((c) => c.force),
+      [true, undefined],
+    );
+    const wrong = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', {
+      body: { freight, force: 'yes' },
+    });
+    assert.equal(wrong.status, 400);
+    assert.deepEqual(pathsOf(wrong), ['force']);
+  });
+
   test('malformed JSON in a request body is 400 naming the problem', async () => {
     await applyGuestbook();
     const reply = await http('POST', '/api/v1/pipelines/guestbook/stages/dev/promotions', {
@@ -418,6 +441,26 @@ describe('promotion ids and decisions', () => {
     assert.equal(ferry.decisions.length, 0);
   });
 
+  test('a decision by a user in FERRY_ADMINS carries admin: true, set by the API, never by the body', async () => {
+    const id = await promotionAwaitingApproval();
+    const claimed = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`, {
+      body: { admin: true },
+    });
+    assert.equal(claimed.status, 400, 'alice is no admin and cannot say she is');
+    assert.deepEqual(pathsOf(claimed), ['admin']);
+    assert.match(errorOf(claimed).errors?.[0].message ?? '', /FERRY_ADMINS/);
+    assert.equal(ferry.decisions.length, 0);
+
+    const aborted = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`, { token: CAROL });
+    assert.equal(aborted.status, 200, aborted.text);
+    assert.deepEqual(ferry.decisions, [{ action: 'abort', id, decision: { user: 'carol', admin: true } }]);
+  });
+
+  test('FERRY_ADMINS is a comma-separated list of user names', () => {
+    assert.deepEqual(adminsFromEnv({ FERRY_ADMINS: ' carol, dave ,,' }), ['carol', 'dave']);
+    assert.deepEqual(adminsFromEnv({}), []);
+  });
+
   test('Forbidden from the client is 403 with its reason', async () => {
     const id = await promotionAwaitingApproval();
     const reply = await http('POST', `/api/v1/promotions/${id}/approve`, { token: CAROL });
@@ -445,6 +488,58 @@ describe('promotion ids and decisions', () => {
     });
     const decision = await http('POST', '/api/v1/promotions/promotion/guestbook/dev/000000000000/abort');
     assert.equal(decision.status, 404);
+  });
+});
+
+describe('Temporal unreachable', () => {
+  test('a call that hangs while Temporal does not answer is 503 at once; later calls wait for a probe; it recovers', async () => {
+    let down = true;
+    let listCalls = 0;
+    const memory = createMemoryFerry();
+    const fake: FerryApi = {
+      ...delegate(() => memory),
+      health: async () => {
+        await new Promise((r) => setTimeout(r, 50));
+        return !down;
+      },
+      listPipelines: () => {
+        listCalls++;
+        // What the Temporal client does for about 20 s when the server is gone: nothing.
+        return down ? new Promise<never>(() => undefined) : memory.listPipelines();
+      },
+    };
+    const tokens = createTokenStore({ file: null, env: {}, tokens: { [ALICE]: 'alice' } });
+    const own = await startApiServer({
+      ferry: fake,
+      tokens,
+      port: 0,
+      logger: silentLogger,
+      availability: { checkAfterMs: 200 },
+    });
+    try {
+      const get = async (path: string): Promise<{ status: number; ms: number; body: any }> => {
+        const started = Date.now();
+        const res = await fetch(own.url + path, { headers: { Authorization: `Bearer ${ALICE}` } });
+        return { status: res.status, ms: Date.now() - started, body: await res.json() };
+      };
+      const first = await get('/api/v1/pipelines');
+      assert.equal(first.status, 503);
+      assert.equal(first.body.error.code, 'Unavailable');
+      assert.ok(first.ms < 2000, `${first.ms} ms`);
+      assert.equal(listCalls, 1);
+
+      const second = await get('/api/v1/pipelines');
+      assert.equal(second.status, 503);
+      assert.equal(listCalls, 1, 'while Temporal is known to be unreachable, a call waits for a successful probe');
+      assert.deepEqual((await get('/healthz')).body, { ok: false });
+
+      down = false;
+      const back = await get('/api/v1/pipelines');
+      assert.equal(back.status, 200, JSON.stringify(back.body));
+      assert.equal((await get('/healthz')).status, 200);
+    } finally {
+      await own.close();
+    }
   });
 });
 
@@ -544,5 +639,49 @@ describe('token store', () => {
     assert.equal(store.userForToken('late-token'), undefined);
     fs.writeFileSync(file, JSON.stringify({ tokens: { 'late-token': 'erin' } }));
     assert.equal(store.userForToken('late-token'), 'erin');
+  });
+});
+
+describe('local state (npm start)', () => {
+  test('FERRY_HOME is created 0700, and one that exists with wider permissions is made 0700', () => {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-home-'));
+    try {
+      const fresh = ensurePrivateHome(path.join(parent, 'fresh', '.ferry'));
+      assert.equal(fs.statSync(fresh).mode & 0o777, 0o700);
+      const open = path.join(parent, 'open');
+      fs.mkdirSync(open, { mode: 0o755 });
+      fs.chmodSync(open, 0o755);
+      ensurePrivateHome(open);
+      assert.equal(fs.statSync(open).mode & 0o777, 0o700);
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  test("the API process gets an allow-listed environment: none of the worker's secrets", () => {
+    const env = apiEnvironment(
+      {
+        PATH: '/usr/bin',
+        HOME: '/home/alice',
+        LC_ALL: 'C.UTF-8',
+        FERRY_TOKENS: 'tok=alice',
+        FERRY_ADMINS: 'carol',
+        FERRY_SECRET_GITOPS_TOKEN: 'ghp_secret',
+        FERRY_SECRET_ARGOCD_PASSWORD: 'pw',
+        FERRY_SECRETS_DIR: '/run/secrets/ferry',
+        AWS_SECRET_ACCESS_KEY: 'aws',
+        GITHUB_TOKEN: 'gh',
+        FERRY_ALLOW_FILE_REPOS: '1',
+      },
+      { TEMPORAL_ADDRESS: '127.0.0.1:7233' },
+    );
+    assert.deepEqual(env, {
+      PATH: '/usr/bin',
+      HOME: '/home/alice',
+      LC_ALL: 'C.UTF-8',
+      FERRY_TOKENS: 'tok=alice',
+      FERRY_ADMINS: 'carol',
+      TEMPORAL_ADDRESS: '127.0.0.1:7233',
+    });
   });
 });
