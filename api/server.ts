@@ -8,6 +8,7 @@ import { createApiApp, type ApiAppOptions } from './app';
 
 export const DEFAULT_API_HOST = '127.0.0.1';
 export const DEFAULT_API_PORT = 8234;
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 /** Where the API listens: FERRY_HOST (default 127.0.0.1) and FERRY_PORT (default 8234), validated. */
 export function apiAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host: string; port: number } {
@@ -46,7 +47,18 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     admins: options.admins,
     availability: options.availability,
   });
-  const server = http.createServer(app);
+  // A server must not close an idle keep-alive connection that its client is about to reuse: the request goes into
+  // a closing socket and fails ("other side closed"). Node's server closes idle connections after 5 s and tells the
+  // client so (`Keep-Alive: timeout=5`), and Node's fetch then keeps them 4 s: one second apart, which a loaded
+  // machine's late timers cross. So the server keeps idle connections 65 s and does not advertise it (setting the
+  // Connection header itself leaves out Node's Keep-Alive hint): clients fall back to their own, shorter idle limit
+  // (fetch 4 s, proxies and browsers at most 60 s) and always close first.
+  const server = http.createServer((req, res) => {
+    if (res.shouldKeepAlive) res.setHeader('Connection', 'keep-alive');
+    app(req, res);
+  });
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1000;
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);

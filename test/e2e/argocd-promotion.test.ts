@@ -2,9 +2,10 @@
 // through the `ferry` CLI and the HTTP API. Also: a worker SIGKILLed while a promotion waits on Argo CD after its
 // push, and a look at the recorded workflow histories for credential values.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PromotionStatus } from '../../workflows/messages';
@@ -13,6 +14,7 @@ import { ensureTemporalCli, PROJECT_ROOT, startDevServer, type DevServer } from 
 import { makeToken } from '../standin/argocd/server';
 import { freePort, spawnProcess, stopGroup, until, type Spawned } from '../helpers/processes';
 
+const execFileAsync = promisify(execFile);
 const ALICE = 'tok-alice-0a1b2c3d4e5f60718293a4b5c6d7e8f9';
 const MALLORY = 'tok-mallory-9f8e7d6c5b4a39281706f5e4d3c2b1a0';
 const ARGOCD_TOKEN = makeToken('ferry-promoter');
@@ -58,12 +60,24 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
 
   const git = (...args: string[]): string =>
     execFileSync('git', ['--git-dir', remote, ...args], { encoding: 'utf8' }).trim();
-  const ferry = (...args: string[]): { status: number | null; stdout: string; stderr: string } =>
-    spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin', 'ferry.js'), ...args], {
-      cwd: dir,
-      encoding: 'utf8',
-      env: { ...process.env, FERRY_URL: apiUrl, FERRY_TOKEN: ALICE, FERRY_HOME: join(dir, 'cli-home') },
-      timeout: 180_000,
+  // Not spawnSync: a test process that blocks while the CLI runs cannot tend its own idle connections.
+  const ferry = (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+    new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [join(PROJECT_ROOT, 'bin', 'ferry.js'), ...args],
+        {
+          cwd: dir,
+          encoding: 'utf8',
+          env: { ...process.env, FERRY_URL: apiUrl, FERRY_TOKEN: ALICE, FERRY_HOME: join(dir, 'cli-home') },
+          timeout: 180_000,
+        },
+        (error, stdout, stderr) => {
+          const code = (error as { code?: unknown } | null)?.code;
+          if (error && typeof code !== 'number') reject(error);
+          else resolve({ status: typeof code === 'number' ? code : 0, stdout, stderr });
+        },
+      );
     });
   const http = async (
     method: string,
@@ -179,7 +193,7 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
         )
         .replace('  artifacts:', '  colour: blue\n  artifacts:'),
     );
-    const applied = ferry('apply', '-f', 'broken.yaml');
+    const applied = await ferry('apply', '-f', 'broken.yaml');
     assert.equal(applied.status, 1);
     const lines = applied.stderr
       .trim()
@@ -196,7 +210,7 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
       ],
       applied.stderr,
     );
-    const listed = execFileSync(
+    const { stdout: listed } = await execFileAsync(
       cli,
       ['workflow', 'list', '--address', temporal.address, '--query', 'WorkflowId = "pipeline/broken"'],
       { encoding: 'utf8' },
@@ -205,19 +219,20 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
   });
 
   it('promotes through the CLI into dev and waits until Argo CD is Synced and Healthy at the pushed commit', async () => {
-    const applied = ferry('apply', '-f', 'pipeline.yaml');
+    const applied = await ferry('apply', '-f', 'pipeline.yaml');
     assert.equal(applied.status, 0, applied.stderr);
     assert.match(applied.stdout, /pipeline shop applied \(stages: dev, prod\)/);
 
-    const added = ferry('freight', 'add', 'shop', 'guestbook=1.4.2');
+    const added = await ferry('freight', 'add', 'shop', 'guestbook=1.4.2');
     assert.equal(added.status, 0, added.stderr);
     const freight = added.stdout.trim();
     assert.match(freight, /^[0-9a-f]{12}$/);
 
-    const promoted = ferry('promote', 'shop', 'dev', freight, '--wait');
+    const promoted = await ferry('promote', 'shop', 'dev', freight, '--wait');
     assert.equal(promoted.status, 0, promoted.stdout + promoted.stderr);
-    assert.match(promoted.stdout, /phase: WaitingHealthy/);
-    assert.match(promoted.stdout, /phase: Succeeded/);
+    // dev is `promotion: auto`: on a busy machine its promotion may be done before the CLI asks, so the CLI may
+    // see only the end. The steps say that it waited for health all the same.
+    assert.match(promoted.stdout, /phase: Succeeded\n$/);
 
     const head = git('rev-parse', 'env/dev');
     const app = await control('GET', '/apps/guestbook-dev');
@@ -230,16 +245,18 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
       body: any;
     }>;
     const sync = syncs.filter((r) => r.path.endsWith('/sync'));
-    assert.equal(sync.length, 1);
+    const history = (await http('GET', '/api/v1/pipelines/shop', ALICE)).body.stages[0].history;
+    assert.equal(sync.length, 1, JSON.stringify({ sync, history, cli: promoted.stdout + promoted.stderr }, null, 1));
     assert.equal(sync[0].body.revision, undefined);
     assert.deepEqual(
       sync[0].body.infos.map((i: { name: string }) => i.name),
       ['ferry.dev/promotion'],
     );
 
-    const got = ferry('get', `promotion/shop/dev/${freight}`);
+    const got = await ferry('get', `promotion/shop/dev/${freight}`);
     assert.equal(got.status, 0, got.stderr);
     assert.match(got.stdout, /phase: +Succeeded/);
+    assert.match(got.stdout, /^health +Succeeded /m);
     assert.ok(got.stdout.includes(head), got.stdout);
   });
 
@@ -306,10 +323,10 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
       'promotion/shop/prod/' + (await http('GET', '/api/v1/pipelines/shop', ALICE)).body.stages[1].current.freight,
       'pipeline/shop',
     ]) {
-      const shown = execFileSync(
+      const { stdout: shown } = await execFileAsync(
         cli,
         ['workflow', 'show', '--address', temporal.address, '-w', workflowId, '--output', 'json'],
-        { encoding: 'utf8' },
+        { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
       );
       assert.ok(shown.length > 1000, `history of ${workflowId} is recorded`);
       for (const secret of [

@@ -1,7 +1,9 @@
 // The HTTP API over a real server on 127.0.0.1, backed by an in-memory FerryApi: a test double of the typed client
 // (the real client against Temporal is covered by the end-to-end tests).
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
@@ -150,6 +152,14 @@ async function promotionAwaitingApproval(): Promise<string> {
   return (promotion.body as { id: string }).id;
 }
 
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Tests
 
@@ -197,6 +207,32 @@ describe('health and authentication', () => {
     assert.equal(typeof requests[0].ms, 'number');
     const all = logLines.join('');
     assert.ok(!all.includes(ALICE) && !all.includes('secret-wrong-token') && !/authorization/i.test(all), all);
+  });
+});
+
+describe('keep-alive', () => {
+  test("an idle keep-alive connection outlives the client's idle limit: the server keeps it 65 s and does not say 5", async () => {
+    const socket = net.connect(server.port, '127.0.0.1');
+    await once(socket, 'connect');
+    let received = '';
+    let ended = false;
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    socket.on('end', () => (ended = true));
+    const ask = async (): Promise<string> => {
+      received = '';
+      socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await until(() => /\r\n\r\n\{"ok":true\}$/.test(received));
+      return received;
+    };
+    const first = await ask();
+    assert.match(first, /^HTTP\/1\.1 200/);
+    assert.match(first, /\r\nConnection: keep-alive\r\n/i);
+    // Node's fetch keeps an idle socket for the advertised timeout less one second, and 4 s when none is given.
+    assert.doesNotMatch(first, /\r\nKeep-Alive: timeout=/i);
+    await new Promise((r) => setTimeout(r, 5500));
+    assert.equal(ended, false, 'the server closed an idle connection after 5 s');
+    assert.match(await ask(), /^HTTP\/1\.1 200/);
+    socket.destroy();
   });
 });
 

@@ -689,6 +689,9 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
     });
   });
 
+  // Argo CD's server (Go net/http, no idle timeout) keeps idle connections open; Node's default closes them after
+  // 5 s, which races a client's reuse of the connection.
+  server.keepAliveTimeout = 0;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
