@@ -1,0 +1,168 @@
+// The CLI's only connection to Ferry: the HTTP API, found through FERRY_URL (or FERRY_HOST and FERRY_PORT, as
+// `npm start` and the API read them), with the bearer token from FERRY_TOKEN or $FERRY_HOME/token.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PromotionPhase, PromotionStatus } from '../workflows/messages';
+import { resolveFerryHome } from '../client/auth';
+import type { FieldError } from '../client/errors';
+import type { Io } from './io';
+import { CliError } from './output';
+
+const REQUEST_TIMEOUT_MS = 60_000;
+/** While waiting, how long the API may be unreachable (a restart) before --wait gives up. */
+const WAIT_OUTAGE_MS = 60_000;
+const TERMINAL: readonly PromotionPhase[] = ['Succeeded', 'Failed', 'Rejected', 'Aborted'];
+
+export interface Api {
+  baseUrl: string;
+  token?: string;
+  tokenSource: string;
+}
+
+/**
+ * Where the API is when FERRY_URL is unset: FERRY_HOST and FERRY_PORT, the variables the API listens by (a
+ * wildcard listen address is reached on loopback).
+ */
+export function defaultApiUrl(env: NodeJS.ProcessEnv): string {
+  const listen = env.FERRY_HOST || '127.0.0.1';
+  const host = listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '::1' : listen;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${env.FERRY_PORT || 8234}`;
+}
+
+export function apiFromEnv(env: NodeJS.ProcessEnv, cwd: string): Api {
+  const raw = (env.FERRY_URL || defaultApiUrl(env)).replace(/\/+$/, '');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new CliError(
+      env.FERRY_URL ? `FERRY_URL is not a URL: "${raw}"` : `FERRY_HOST and FERRY_PORT do not make a URL: "${raw}"`,
+    );
+  }
+  // fetch refuses such URLs, and every error message would repeat the password; say so without echoing it.
+  if (url.username !== '' || url.password !== '') {
+    throw new CliError(
+      'FERRY_URL must not contain a user name or password',
+      [],
+      'the API takes a bearer token: set FERRY_TOKEN',
+    );
+  }
+  if (env.FERRY_TOKEN) return { baseUrl: raw, token: env.FERRY_TOKEN.trim(), tokenSource: 'FERRY_TOKEN' };
+  const tokenFile = path.join(resolveFerryHome(env, cwd), 'token');
+  let token: string | undefined;
+  try {
+    token = fs.readFileSync(tokenFile, 'utf8').trim() || undefined;
+  } catch {
+    token = undefined;
+  }
+  return { baseUrl: raw, token, tokenSource: token ? tokenFile : '' };
+}
+
+interface ApiErrorBody {
+  error?: { code?: string; message?: string; errors?: FieldError[] };
+}
+
+export class ApiError extends CliError {
+  constructor(
+    readonly status: number,
+    message: string,
+    errors: FieldError[],
+    hint?: string,
+  ) {
+    super(message, errors, hint);
+  }
+}
+
+/** Errors a waiting CLI should ride out: the API restarting, Temporal away, or a proxy in front of it. */
+const isTransient = (error: unknown): boolean =>
+  (error instanceof ApiError && [502, 503, 504].includes(error.status)) ||
+  (error instanceof CliError && error.message.startsWith('cannot reach'));
+
+export async function call<T>(
+  api: Api,
+  method: 'GET' | 'PUT' | 'POST',
+  urlPath: string,
+  body?: { text: string; type: string },
+): Promise<{ status: number; data: T }> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (api.token) headers.Authorization = `Bearer ${api.token}`;
+  if (body) headers['Content-Type'] = body.type;
+  let response: Response;
+  try {
+    response = await fetch(api.baseUrl + urlPath, {
+      method,
+      headers,
+      body: body?.text,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const reason = cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
+    throw new CliError(
+      `cannot reach the Ferry API at ${api.baseUrl} (${reason})`,
+      [],
+      'is it running? `npm start` starts it; FERRY_URL (or FERRY_HOST and FERRY_PORT) says where it is',
+    );
+  }
+  const text = await response.text();
+  let data: unknown;
+  try {
+    data = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    data = undefined;
+  }
+  if (!response.ok) {
+    const detail = (data as ApiErrorBody | undefined)?.error;
+    const message = detail?.message ?? `${method} ${urlPath}: HTTP ${response.status} ${response.statusText}`.trim();
+    let hint: string | undefined;
+    if (response.status === 401) {
+      hint = api.token
+        ? `the token from ${api.tokenSource} was refused; check FERRY_TOKEN or $FERRY_HOME/token`
+        : 'no token: set FERRY_TOKEN, or run `npm start`, which writes one to .ferry/token';
+    }
+    throw new ApiError(response.status, message, Array.isArray(detail?.errors) ? detail.errors : [], hint);
+  }
+  if (data === undefined)
+    throw new CliError(`${method} ${urlPath}: the API answered HTTP ${response.status} without JSON`);
+  return { status: response.status, data: data as T };
+}
+
+export const jsonBody = (value: unknown) => ({ text: JSON.stringify(value), type: 'application/json' });
+export const promotionPath = (id: string): string => `/api/v1/promotions/${encodeURIComponent(id)}`;
+
+/** Polls until a terminal phase, reporting each phase once; quick at first and after a change, then slower. */
+export async function waitForPromotion(
+  io: Io,
+  api: Api,
+  id: string,
+  onPhase: (phase: PromotionPhase) => void,
+): Promise<PromotionStatus> {
+  let lastPhase: PromotionPhase | undefined;
+  let delay = 200;
+  let unreachableSince: number | undefined;
+  for (;;) {
+    let status: PromotionStatus | undefined;
+    try {
+      status = (await call<PromotionStatus>(api, 'GET', promotionPath(id))).data;
+      unreachableSince = undefined;
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      if (unreachableSince === undefined) {
+        unreachableSince = Date.now();
+        io.err(`warning: ${(error as Error).message}; retrying`);
+      } else if (Date.now() - unreachableSince > WAIT_OUTAGE_MS) {
+        throw error;
+      }
+    }
+    if (status) {
+      if (status.phase !== lastPhase) {
+        lastPhase = status.phase;
+        onPhase(status.phase);
+        delay = 200;
+      }
+      if (TERMINAL.includes(status.phase)) return status;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(Math.round(delay * 1.5), 2000);
+  }
+}
