@@ -1,5 +1,6 @@
-// The real `ferry` CLI (node bin/ferry.js, a child process) against the real HTTP API app, backed by an in-memory
-// FerryApi. The output checked here is what scripts and the README rely on.
+// The `ferry` CLI against the real HTTP API app, backed by an in-memory FerryApi. Most tests call the CLI's entry
+// (run(argv, io)) in this process; a few spawn bin/ferry.js, where the process is the point (exit codes, stdout of
+// ID=$(ferry ...)). The output checked here is what scripts and the README rely on.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,6 +10,9 @@ import { describe, test, type TestContext } from 'node:test';
 import { createTokenStore } from '../../client/auth';
 import { startApiServer } from '../../api/server';
 import { silentLogger } from '../../client/log';
+import { defaultApiUrl } from '../../cli/api';
+import type { Io } from '../../cli/io';
+import { run } from '../../cli/run';
 import { freightId } from '../../pipeline/freight';
 import type { PipelineStatus, PromotionPhase } from '../../workflows/messages';
 import { FIVE_MISTAKES_YAML, guestbookYaml } from '../helpers/fixtures';
@@ -47,8 +51,12 @@ interface Run {
 
 interface World {
   ferry: MemoryFerry;
-  /** Runs `ferry ARGS` in the test's directory; FERRY_HOME is left to its default (.ferry in that directory). */
-  cli(args: string[], env?: Record<string, string>): Promise<Run>;
+  /**
+   * Runs `ferry ARGS` in the test's directory; FERRY_HOME is left to its default (.ferry in that directory). In this
+   * process through run(argv, io), or as a child process with `spawn`.
+   */
+  cli(args: string[], env?: Record<string, string>, options?: { spawn?: boolean }): Promise<Run>;
+  serverUrl: string;
   work: string;
   applied(): Promise<void>;
   addedFreight(): Promise<string>;
@@ -70,10 +78,28 @@ async function world(t: TestContext): Promise<World> {
   fs.writeFileSync(path.join(work, 'pipeline.yaml'), PIPELINE_YAML);
   fs.writeFileSync(path.join(work, 'broken.yaml'), FIVE_MISTAKES_YAML);
 
-  const cli = (args: string[], env: Record<string, string> = {}): Promise<Run> => {
+  const cli = async (
+    args: string[],
+    env: Record<string, string> = {},
+    options: { spawn?: boolean } = {},
+  ): Promise<Run> => {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, FERRY_URL: server.url, ...env };
     if (!('FERRY_TOKEN' in env)) delete childEnv.FERRY_TOKEN;
     delete childEnv.FERRY_HOME;
+    for (const name of ['FERRY_URL', 'FERRY_HOST', 'FERRY_PORT']) if (env[name] === '') delete childEnv[name];
+    if (!options.spawn) {
+      let stdout = '';
+      let stderr = '';
+      const io: Io = {
+        out: (line = '') => void (stdout += `${line}\n`),
+        err: (line) => void (stderr += `${line}\n`),
+        env: childEnv,
+        cwd: work,
+        readStdin: () => '',
+      };
+      const code = await run(args, io);
+      return { code, stdout, stderr };
+    }
     return new Promise((resolve) => {
       execFile(
         process.execPath,
@@ -89,6 +115,7 @@ async function world(t: TestContext): Promise<World> {
     ferry,
     cli,
     work,
+    serverUrl: server.url,
     async applied() {
       const run = await cli(['apply', '-f', 'pipeline.yaml']);
       assert.equal(run.code, 0, run.stderr);
@@ -173,7 +200,7 @@ describe('ferry CLI', { concurrency: true }, () => {
     const { cli, applied, addedFreight } = await world(t);
     await applied();
     const freight = await addedFreight();
-    const run = await cli(['promote', 'guestbook', 'prod', freight]);
+    const run = await cli(['promote', 'guestbook', 'prod', freight], {}, { spawn: true });
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, `promotion/guestbook/prod/${freight}\n`);
   });
@@ -261,7 +288,7 @@ describe('ferry CLI', { concurrency: true }, () => {
 
   test('an unreachable API is reported with where it was looked for, exit 1', async (t) => {
     const { cli } = await world(t);
-    const run = await cli(['get', 'promotion/a/b/c'], { FERRY_URL: 'http://127.0.0.1:9' });
+    const run = await cli(['get', 'promotion/a/b/c'], { FERRY_URL: 'http://127.0.0.1:9' }, { spawn: true });
     assert.equal(run.code, 1);
     assert.match(run.stderr, /^error: cannot reach the Ferry API at http:\/\/127.0.0.1:9 /);
   });
@@ -283,7 +310,7 @@ describe('ferry CLI', { concurrency: true }, () => {
       ['freight', 'add', 'guestbook', 'guestbook'],
       [],
     ]) {
-      const run = await cli(args);
+      const run = await cli(args, {}, { spawn: true });
       assert.equal(run.code, 2, `ferry ${args.join(' ')}: ${run.stderr}`);
       assert.match(run.stderr, /^error: /);
       assert.match(run.stderr, /usage: ferry/);
@@ -294,9 +321,42 @@ describe('ferry CLI', { concurrency: true }, () => {
   test('help and --help print the usage and exit 0', async (t) => {
     const { cli } = await world(t);
     for (const args of [['help'], ['--help'], ['promote', '--help']]) {
-      const run = await cli(args);
+      const run = await cli(args, {}, { spawn: true });
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stdout, /ferry promote PIPELINE STAGE FREIGHT \[--wait\]/);
     }
+  });
+
+  test('without FERRY_URL the CLI finds the API by FERRY_HOST and FERRY_PORT, as npm start prints', async (t) => {
+    const { cli, applied, serverUrl } = await world(t);
+    await applied();
+    const port = new URL(serverUrl).port;
+    const run = await cli(['status', 'guestbook'], { FERRY_URL: '', FERRY_HOST: '127.0.0.1', FERRY_PORT: port });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^pipeline guestbook /);
+    const portOnly = await cli(['status', 'guestbook'], { FERRY_URL: '', FERRY_HOST: '', FERRY_PORT: port });
+    assert.equal(portOnly.code, 0, portOnly.stderr);
+    assert.equal(defaultApiUrl({}), 'http://127.0.0.1:8234');
+    assert.equal(defaultApiUrl({ FERRY_HOST: '0.0.0.0', FERRY_PORT: '9000' }), 'http://127.0.0.1:9000');
+    assert.equal(defaultApiUrl({ FERRY_HOST: '::1' }), 'http://[::1]:8234');
+  });
+
+  test('promote --force asks for a new run; without it an existing promotion is returned with a note', async (t) => {
+    const { ferry, cli, applied, addedFreight } = await world(t);
+    await applied();
+    const freight = await addedFreight();
+    const first = await cli(['promote', 'guestbook', 'prod', freight]);
+    assert.equal(first.code, 0, first.stderr);
+    const again = await cli(['promote', 'guestbook', 'prod', freight]);
+    assert.equal(again.stdout, `promotion/guestbook/prod/${freight}\n`);
+    assert.match(again.stderr, /^note: \w+ is already current in prod or being promoted there; this is that promotion/);
+    const forced = await cli(['promote', 'guestbook', 'prod', freight, '--force']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.deepEqual(
+      ferry.promoteCalls.map((c) => c.force),
+      [undefined, undefined, true],
+    );
+    const wrong = await cli(['status', 'guestbook', '--force']);
+    assert.equal(wrong.code, 2);
   });
 });
