@@ -162,6 +162,8 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
       FERRY_SECRET_GITOPS_USERNAME: 'ferry',
       FERRY_SECRET_GITOPS_PASSWORD: GIT_PASSWORD,
       FERRY_ARGOCD_POLL_MS: '200',
+      // The test's repository is a file:// path, which a worker refuses unless the operator opts in.
+      FERRY_ALLOW_FILE_REPOS: '1',
     };
     worker = startWorker();
     api = spawnProcess(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'api', 'main.ts')], {
