@@ -44,6 +44,10 @@ export function guardAvailability(ferry: FerryApi, options: AvailabilityOptions 
     return probing;
   };
 
+  // At once, not on the first request: the first call on a new connection pays for setting it up, which on a busy
+  // machine takes longer than a health check may.
+  void probe();
+
   const guarded = async <T>(call: () => Promise<T>): Promise<T> => {
     if (!reachable && !(await probe())) throw unavailable();
     const result = call();
