@@ -47,6 +47,9 @@ export interface Author {
 /** The result of a push that git refused because the branch is no longer where the commit expects it. */
 export type PushResult = 'pushed' | 'moved';
 
+/** The git commands that talk to the remote, with the repository's credentials. */
+type NetworkAction = 'fetch' | 'push' | 'ls-remote';
+
 const REMOTE_TRACKING = 'refs/remotes/origin/';
 const STALE_LOCK_MS = 60_000;
 const STALE_INDEX_MS = 60 * 60_000;
@@ -282,7 +285,10 @@ export class GitWorkspace {
 
   /**
    * Pushes `commit` to `branch` only if the remote branch is still at `expected` (absent when undefined): a
-   * compare-and-swap on the server, so a concurrent writer is never overwritten. 'moved' means fetch and redo.
+   * compare-and-swap on the server, so a concurrent writer is never overwritten. 'moved' means the remote branch is
+   * no longer at `expected`: fetch and redo. A refusal that is not about the branch having moved (a hook or a
+   * protected branch declining, a name the remote cannot store such as `env/dev/x` beside `env/dev`) fails at once,
+   * non-retryable, with git's reason: retrying cannot change the answer.
    */
   async push(commit: string, branch: string, expected: string | undefined): Promise<PushResult> {
     return withRepoLock(this.dir, async () => {
@@ -304,19 +310,46 @@ export class GitWorkspace {
           .find((line) => line.startsWith('!') && line.includes(`:refs/heads/${branch}\t`));
         if (!rejected) throw this.failure('push', err, { branch });
         const reason = /\(([^)]*)\)\s*$/.exec(rejected)?.[1] ?? rejected;
-        if (
-          /stale info|fetch first|non-fast-forward|incorrect old value|failed to update ref|cannot lock ref|already exists/i.test(
-            reason,
-          )
-        ) {
-          return 'moved';
-        }
+        const refusal = classifyPushRejection(reason, err.stderr);
+        if (refusal === 'busy') return 'moved';
+        // A lease refused, or the remote failing to update the ref: the branch may have moved (retry on the new
+        // head), or the remote refuses this update for good (then the branch is still where we expected it).
+        if (refusal === 'maybe-moved' && (await this.remoteHeadUnlocked(branch)) !== expected) return 'moved';
+        const said = remoteMessages(err.stderr);
         throw ApplicationFailure.nonRetryable(
-          `${this.displayUrl}: the remote refused the push to branch ${branch}: ${this.secrets.redact(reason)}`,
+          this.secrets.redact(
+            `${this.displayUrl}: the remote refused the push to branch ${branch}: ${reason}${said ? ` (${said})` : ''}` +
+              (refusal === 'maybe-moved' ? '; the branch has not moved, so retrying cannot help' : ''),
+          ),
           'PushRejected',
         );
       }
     });
+  }
+
+  /**
+   * Commit ids of branches on the remote itself (`git ls-remote`, read-only, nothing stored); undefined for a branch
+   * that does not exist. Fails like a fetch: authentication, missing repository, network.
+   */
+  async remoteHeads(...branches: string[]): Promise<(string | undefined)[]> {
+    return withRepoLock(this.dir, () => this.lsRemote(branches));
+  }
+
+  private async remoteHeadUnlocked(branch: string): Promise<string | undefined> {
+    return (await this.lsRemote([branch]))[0];
+  }
+
+  private async lsRemote(branches: readonly string[]): Promise<(string | undefined)[]> {
+    const refs = branches.map((b) => `refs/heads/${b}`);
+    const out = await this.network('ls-remote', ['ls-remote', '--refs', 'origin', ...refs], {
+      branch: branches.join(', '),
+    });
+    const found = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [sha, ref] = line.split('\t');
+      if (sha && ref) found.set(ref, sha);
+    }
+    return refs.map((ref) => found.get(ref));
   }
 
   /** @internal Runs a local git command in this workspace (no credentials). */
@@ -342,12 +375,12 @@ export class GitWorkspace {
   }
 
   /** Runs fetch or push with the repository's credentials in the environment; one retry over a stale ref lock. */
-  private async network(action: 'fetch' | 'push', args: readonly string[], context: { branch: string }): Promise<void> {
+  private async network(action: NetworkAction, args: readonly string[], context: { branch: string }): Promise<string> {
     const env = { ...baseEnv(), ...this.credentialEnv() };
     for (let attempt = 1; ; attempt++) {
       try {
-        await runGit(['--git-dir', this.dir, ...args], { env, timeoutMs: this.networkTimeoutMs });
-        return;
+        const { stdout } = await runGit(['--git-dir', this.dir, ...args], { env, timeoutMs: this.networkTimeoutMs });
+        return stdout.toString('utf8');
       } catch (err) {
         if (!(err instanceof GitCommandError)) throw err;
         if (action === 'push' && err.stdout.includes('\t')) throw err;
@@ -390,7 +423,7 @@ export class GitWorkspace {
     return true;
   }
 
-  private failure(action: 'fetch' | 'push', err: GitCommandError, context: { branch: string }): ApplicationFailure {
+  private failure(action: NetworkAction, err: GitCommandError, context: { branch: string }): ApplicationFailure {
     const detail = this.secrets.redact(summarize(err.stderr));
     const where = `git ${action} ${this.displayUrl} (branch ${context.branch})`;
     const text = err.stderr;
@@ -513,6 +546,37 @@ export class GitCommandError extends Error {
     super(`git ${command} ${timedOut ? 'timed out' : `exited with ${exitCode}`}`);
     this.name = 'GitCommandError';
   }
+}
+
+/**
+ * What a push rejection means. 'busy': another process holds the remote's ref lock right now (redo). 'maybe-moved':
+ * the lease failed or the remote could not update the ref, which is what a concurrent writer causes, but also what
+ * a permanent refusal looks like (a branch `env/dev/x` when `env/dev` exists): the caller compares the remote branch
+ * with what it expected. 'refused': anything else (a hook, a protected branch): permanent.
+ */
+export function classifyPushRejection(reason: string, stderr: string): 'busy' | 'maybe-moved' | 'refused' {
+  if (/Unable to create '[^']*\.lock': File exists/i.test(stderr)) return 'busy';
+  if (
+    /stale info|fetch first|non-fast-forward|incorrect old value|failed to update ref|cannot lock ref|already exists/i.test(
+      reason,
+    )
+  )
+    return 'maybe-moved';
+  return 'refused';
+}
+
+/** What the remote said about a refused push (its `remote:` lines and errors), on one line. */
+function remoteMessages(stderr: string): string {
+  const said = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(remote|error|fatal):/.test(l) && !/failed to push some refs/.test(l))
+    .map((l) => l.replace(/^remote:\s*/, '').trim())
+    .filter((l) => l.length > 0)
+    .slice(-4)
+    .join('; ');
+  // A long ref name fills the middle; git's reason is at the end.
+  return said.length > 600 ? `${said.slice(0, 280)}…${said.slice(-280)}` : said;
 }
 
 /** The lines of git's stderr that explain a failure, on one line. */

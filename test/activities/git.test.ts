@@ -473,6 +473,61 @@ describe('renderAndPush: retries, crashes and races', () => {
 });
 
 describe('renderAndPush: failures', () => {
+  /** Installs a pre-receive hook in the remote that records every push it sees and declines with `decline`. */
+  function receiveHook(fx: Fixture, decline?: string): () => number {
+    const log = join(fx.dir, 'pushes.log');
+    const hook = join(fx.remote, 'hooks', 'pre-receive');
+    mkdirSync(dirname(hook), { recursive: true });
+    writeFileSync(
+      hook,
+      `#!/bin/sh\necho push >> '${log}'\n${decline ? `echo '${decline}' >&2\nexit 1\n` : 'exit 0\n'}`,
+      { mode: 0o755 },
+    );
+    return () => (readdirSync(fx.dir).includes('pushes.log') ? readFileSync(log, 'utf8').split('\n').length - 1 : 0);
+  }
+
+  it("a push a hook or protected branch declines fails at once, non-retryable, with the remote's reason", async (t) => {
+    const fx = createFixture(t);
+    const pushes = receiveHook(fx, 'GL-HOOK-ERR: env/dev is a protected branch');
+    const started = Date.now();
+    await assertFailure(activities(fx).renderAndPush(promotion(fx)), {
+      type: 'PushRejected',
+      nonRetryable: true,
+      message: [/refused the push to branch env\/dev: pre-receive hook declined/, /env\/dev is a protected branch/],
+    });
+    assert.equal(pushes(), 1, 'pushed once, not retried');
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(fx.remoteGit('branch', '--list', 'env/dev'), '');
+  });
+
+  it("a branch inside an existing branch's name (env/dev/sub beside env/dev) fails at once with git's reason", async (t) => {
+    const fx = createFixture(t);
+    await activities(fx).renderAndPush(promotion(fx));
+    const pushes = receiveHook(fx);
+    await assertFailure(
+      activities(fx).renderAndPush(
+        promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: FROM, to: 'env/dev/sub' } }),
+      ),
+      {
+        type: 'PushRejected',
+        nonRetryable: true,
+        message: [/push to branch env\/dev\/sub/, /'refs\/heads\/env\/dev' exists/, /retrying cannot help/],
+      },
+    );
+    assert.equal(pushes(), 1, 'pushed once, not retried');
+  });
+
+  it('a branch name too long for the remote (one the pipeline schema would refuse) fails at once', async (t) => {
+    const fx = createFixture(t);
+    const pushes = receiveHook(fx);
+    const to = `env/${'x'.repeat(300)}`;
+    await assertFailure(
+      activities(fx).renderAndPush(promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: FROM, to } })),
+      { type: 'PushRejected', nonRetryable: true, message: [/File name too long/] },
+    );
+    assert.equal(pushes(), 1, 'pushed once, not retried');
+  });
+
   it('fails for good, naming repository, branch and path, when `from` does not exist', async (t) => {
     const fx = createFixture(t);
     await assertFailure(
