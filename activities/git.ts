@@ -23,6 +23,25 @@ export interface GitWorkspacesOptions {
   secrets: SecretResolver;
   /** A fetch or push running longer than this is killed and fails as retryable (default 10 minutes). */
   networkTimeoutMs?: number;
+  /**
+   * Whether `file://` repositories may be used (default false): they let whoever applies a pipeline make the
+   * worker read any repository on its disk. The worker sets it from FERRY_ALLOW_FILE_REPOS=1.
+   */
+  allowFileRepos?: boolean;
+}
+
+/** The worker setting that allows `file://` repositories; named in the refusal. */
+export const ALLOW_FILE_REPOS_ENV = 'FERRY_ALLOW_FILE_REPOS';
+
+/** Refuses a `file://` repository unless the operator allowed them, with a non-retryable failure naming the setting. */
+export function checkRepoUrlAllowed(url: string, allowFileRepos: boolean): void {
+  if (allowFileRepos || !/^file:/i.test(url)) return;
+  throw ApplicationFailure.nonRetryable(
+    `${url}: file:// repositories are not allowed on this worker (they would let whoever applies a pipeline read ` +
+      `any repository on the worker's disk); use an https:// or ssh:// URL, or, on a machine where that is ` +
+      `acceptable (a local setup), start the worker with ${ALLOW_FILE_REPOS_ENV}=1`,
+    'FileRepoNotAllowed',
+  );
 }
 
 export interface TreeEntry {
@@ -71,15 +90,17 @@ export function createGitWorkspaces(options: GitWorkspacesOptions): GitWorkspace
   const root = resolve(options.workspaceRoot);
   const timeoutMs = options.networkTimeoutMs ?? 10 * 60_000;
   const checked = new Set<string>();
+  const allowFileRepos = options.allowFileRepos ?? false;
   return {
     async open(repo) {
+      checkRepoUrlAllowed(repo.url, allowFileRepos);
       const dir = join(root, workspaceDirName(repo.url));
       // Checked on every open (a stat): an operator may delete a workspace to reset it while the worker runs.
       if (!checked.has(dir) || !existsSync(join(dir, 'HEAD'))) {
         await withRepoLock(dir, () => initWorkspace(root, dir, repo.url));
         checked.add(dir);
       }
-      return new GitWorkspace(repo.url, dir, options.secrets, repo.credentials, timeoutMs);
+      return new GitWorkspace(repo.url, dir, options.secrets, repo.credentials, timeoutMs, allowFileRepos);
     },
   };
 }
@@ -129,6 +150,7 @@ export class GitWorkspace {
     /** Name of the credential fetch and push use (spec.repo.credentials). */
     private readonly credentials: string | undefined,
     private readonly networkTimeoutMs: number,
+    private readonly allowFileRepos = false,
   ) {}
 
   /** The remote URL as it may appear in messages. */
@@ -335,6 +357,19 @@ export class GitWorkspace {
     return withRepoLock(this.dir, () => this.lsRemote(branches));
   }
 
+  /** Every branch on the remote with its commit (`git ls-remote --heads`, read-only). */
+  async remoteBranches(): Promise<Map<string, string>> {
+    const out = await withRepoLock(this.dir, () =>
+      this.network('ls-remote', ['ls-remote', '--heads', '--refs', 'origin'], { branch: '' }),
+    );
+    const branches = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [sha, ref] = line.split('\t');
+      if (sha && ref?.startsWith('refs/heads/')) branches.set(ref.slice('refs/heads/'.length), sha);
+    }
+    return branches;
+  }
+
   private async remoteHeadUnlocked(branch: string): Promise<string | undefined> {
     return (await this.lsRemote([branch]))[0];
   }
@@ -376,7 +411,12 @@ export class GitWorkspace {
 
   /** Runs fetch or push with the repository's credentials in the environment; one retry over a stale ref lock. */
   private async network(action: NetworkAction, args: readonly string[], context: { branch: string }): Promise<string> {
-    const env = { ...baseEnv(), ...this.credentialEnv() };
+    // git itself refuses other transports too (ext::, fd::, a file:// redirect or submodule), not only the schema.
+    const env = {
+      ...baseEnv(),
+      ...this.credentialEnv(),
+      GIT_ALLOW_PROTOCOL: this.allowFileRepos ? 'https:http:ssh:file' : 'https:http:ssh',
+    };
     for (let attempt = 1; ; attempt++) {
       try {
         const { stdout } = await runGit(['--git-dir', this.dir, ...args], { env, timeoutMs: this.networkTimeoutMs });
@@ -425,7 +465,7 @@ export class GitWorkspace {
 
   private failure(action: NetworkAction, err: GitCommandError, context: { branch: string }): ApplicationFailure {
     const detail = this.secrets.redact(summarize(err.stderr));
-    const where = `git ${action} ${this.displayUrl} (branch ${context.branch})`;
+    const where = `git ${action} ${this.displayUrl}${context.branch ? ` (branch ${context.branch})` : ''}`;
     const text = err.stderr;
     if (err.timedOut) {
       return ApplicationFailure.retryable(

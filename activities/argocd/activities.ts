@@ -373,14 +373,11 @@ interface Target {
   fail(message: string, type: string, nonRetryable: boolean): ApplicationFailure;
 }
 
-export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
-  const { secrets } = options;
-  const pollIntervalMs = options.pollIntervalMs ?? 3_000;
-  const requestTimeoutMs = options.requestTimeoutMs ?? 8_000;
-  const degradedGraceMs = options.degradedGraceMs ?? 30_000;
-  const unhealthyGraceMs = options.unhealthyGraceMs ?? 60_000;
-  const operationWaitTimeoutMs = options.operationWaitTimeoutMs ?? 120_000;
-
+/**
+ * Reaching one app: resolves the token, builds the client, and turns Argo CD's answers into ApplicationFailures that
+ * name the app and server and say what to do (401/403/404 non-retryable, 5xx and network errors retryable).
+ */
+export function createArgoCdAccess(secrets: SecretResolver, requestTimeoutMs: number) {
   function connect(spec: ArgoCdSpec): Target {
     const prefix = `argocd app "${spec.app}" at ${spec.server}`;
     const fail = (message: string, type: string, nonRetryable: boolean): ApplicationFailure =>
@@ -457,6 +454,60 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
       throw t.fail(`${doing}: ${(err as Error).message}`, ArgoCdFailureType.Unavailable, false);
     }
   }
+
+  return { connect, guarded };
+}
+
+/** Paths of an app source that mean the root of the branch, where Ferry writes the rendered manifests. */
+const ROOT_PATHS = new Set([undefined, '', '.', './', '/']);
+
+/**
+ * What is wrong with the app's source for a stage that writes `branch` of `repoUrl` (rendered manifests at the
+ * root of the branch), or undefined when the app deploys exactly that.
+ */
+export function trackedSourceProblem(app: Application, repoUrl: string, branch: string): string | undefined {
+  const tracked = trackedSourceIndex(app, repoUrl, branch);
+  if (typeof tracked === 'string') return tracked;
+  const { sources, multi } = sourcesOf(app);
+  const path = sources[tracked]?.path;
+  if (!ROOT_PATHS.has(path)) {
+    return (
+      `deploys path "${path}" of branch "${branch}", but Ferry writes the stage's manifests at the root of that ` +
+      `branch: set ${multi ? `spec.sources[${tracked}]` : 'spec.source'}.path to "."`
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Reads the stage's app (read-only) and checks that it deploys what the stage writes. A wrong or missing token, a
+ * missing app or an app tracking another repository, branch or path fails non-retryably; an unreachable Argo CD
+ * fails retryably. Returns a line for the step message.
+ */
+export async function checkArgoApp(
+  access: ReturnType<typeof createArgoCdAccess>,
+  spec: ArgoCdSpec,
+  repoUrl: string,
+  branch: string,
+): Promise<string> {
+  const t = access.connect(spec);
+  return access.guarded(t, async () => {
+    const app = await t.client.getApplication(t.ref);
+    const problem = trackedSourceProblem(app, repoUrl, branch);
+    if (problem) throw t.fail(problem, ArgoCdFailureType.Invalid, true);
+    return `argocd: app "${spec.app}" at ${spec.server} is readable and deploys ${branch}`;
+  });
+}
+
+export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
+  const { secrets } = options;
+  const pollIntervalMs = options.pollIntervalMs ?? 3_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 8_000;
+  const degradedGraceMs = options.degradedGraceMs ?? 30_000;
+  const unhealthyGraceMs = options.unhealthyGraceMs ?? 60_000;
+  const operationWaitTimeoutMs = options.operationWaitTimeoutMs ?? 120_000;
+
+  const { connect, guarded } = createArgoCdAccess(secrets, requestTimeoutMs);
 
   async function syncArgoApp(input: SyncArgoAppInput): Promise<SyncArgoAppResult> {
     const t = connect(input.argocd);

@@ -156,6 +156,7 @@ function activities(fx: Fixture, options: Partial<GitActivitiesOptions> = {}) {
   return createGitActivities({
     workspaceRoot: fx.workspaceRoot,
     secrets: createSecretResolver({ env: {} }),
+    allowFileRepos: true,
     ...options,
   });
 }
@@ -645,6 +646,19 @@ async function startGitHttpServer(projectRoot: string, expectedAuthorization: st
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+describe('renderAndPush: file:// repositories', () => {
+  it('are refused unless the worker allows them, naming the setting, before any git command', async (t) => {
+    const fx = createFixture(t);
+    await assertFailure(activities(fx, { allowFileRepos: false }).renderAndPush(promotion(fx)), {
+      type: 'FileRepoNotAllowed',
+      nonRetryable: true,
+      message: [/file:\/\/ repositories are not allowed on this worker/, /FERRY_ALLOW_FILE_REPOS=1/],
+    });
+    assert.equal(fx.remoteGit('branch', '--list', 'env/dev'), '');
+    assert.ok(!readdirSync(fx.dir).includes('workspaces'), 'no workspace was created');
+  });
+});
 
 describe('renderAndPush: a remote that does not answer', () => {
   it('stops git after the network timeout with a retryable failure, and does not wedge the repository', async (t) => {
