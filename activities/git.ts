@@ -8,7 +8,7 @@
 // error messages. git runs through child_process rather than simple-git because the plumbing here is fed on stdin
 // and simple-git's safety plugin refuses the env-based configuration this relies on.
 import { spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
@@ -72,6 +72,51 @@ type NetworkAction = 'fetch' | 'push' | 'ls-remote';
 const REMOTE_TRACKING = 'refs/remotes/origin/';
 const STALE_LOCK_MS = 60_000;
 const STALE_INDEX_MS = 60 * 60_000;
+const STALE_INIT_MS = 10 * 60_000;
+
+// Temporary files and directories carry the pid and a tag of the process that made them, so that a new worker can
+// tell the leftovers of a killed one (its pid is gone, or is now ours) from the work of another live worker.
+const PROCESS_TAG = `${process.pid}.${randomBytes(4).toString('hex')}`;
+const INIT_MARK = '.init-';
+const INDEX_PREFIX = 'ferry-index-';
+
+/** Whether a temporary entry named with `tag` (`<pid>.<hex>`, or undefined for an older name) was left behind. */
+function leftBehind(tag: string | undefined, mtimeMs: number, staleMs: number): boolean {
+  if (tag === PROCESS_TAG) return false;
+  const pid = Number(/^(\d+)\./.exec(tag ?? '')?.[1] ?? Number.NaN);
+  if (pid === process.pid) return true;
+  if (Number.isInteger(pid) && pid > 0) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    }
+  }
+  // A live pid may be another worker on this machine, or an unrelated process that reused the pid: wait.
+  return Date.now() - mtimeMs > staleMs;
+}
+
+/** `<tag>` of `<name><mark><tag>.<uuid>`, where tag is `<pid>.<hex>`. */
+function tagOf(name: string, mark: string): string | undefined {
+  const rest = name.slice(name.lastIndexOf(mark) + mark.length);
+  return /^(\d+\.[0-9a-f]+)\.[0-9a-f-]{36}$/.exec(rest)?.[1];
+}
+
+// Workspace roots swept in this process: the first open of a root removes what killed workers left there.
+const sweptRoots = new Set<string>();
+
+/** Half-built workspaces (`*.git.init-*`) of workers killed during their first clone of a repository. */
+async function sweepRoot(root: string): Promise<void> {
+  const names = await readdir(root).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.includes(`.git${INIT_MARK}`)) continue;
+    const path = join(root, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info && leftBehind(tagOf(name, INIT_MARK), info.mtimeMs, STALE_INIT_MS)) {
+      await rm(path, { recursive: true, force: true });
+    }
+  }
+}
 
 /** The workspace directory for a remote URL: readable prefix, hash for uniqueness. */
 export function workspaceDirName(url: string): string {
@@ -94,6 +139,10 @@ export function createGitWorkspaces(options: GitWorkspacesOptions): GitWorkspace
   return {
     async open(repo) {
       checkRepoUrlAllowed(repo.url, allowFileRepos);
+      if (!sweptRoots.has(root)) {
+        sweptRoots.add(root);
+        await sweepRoot(root);
+      }
       const dir = join(root, workspaceDirName(repo.url));
       // Checked on every open (a stat): an operator may delete a workspace to reset it while the worker runs.
       if (!checked.has(dir) || !existsSync(join(dir, 'HEAD'))) {
@@ -112,7 +161,7 @@ async function initWorkspace(root: string, dir: string, url: string): Promise<vo
   }
   await mkdir(root, { recursive: true });
   // Built beside its final place and renamed, so a crash or a second worker never sees half a workspace.
-  const building = `${dir}.init-${randomUUID()}`;
+  const building = `${dir}${INIT_MARK}${PROCESS_TAG}.${randomUUID()}`;
   try {
     await runGit(['init', '--bare', '--quiet', '--template=', building], { env: baseEnv() });
     const config = (key: string, value: string) =>
@@ -134,10 +183,11 @@ async function initWorkspace(root: string, dir: string, url: string): Promise<vo
 /** Temporary indexes of a worker that died mid-promotion. */
 async function removeLeftovers(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
-    if (!name.startsWith('ferry-index-')) continue;
+    if (!name.startsWith(INDEX_PREFIX)) continue;
     const path = join(dir, name);
     const info = await stat(path).catch(() => undefined);
-    if (info && Date.now() - info.mtimeMs > STALE_INDEX_MS) await rm(path, { recursive: true, force: true });
+    const tag = tagOf(name.replace(/\.lock$/, ''), INDEX_PREFIX);
+    if (info && leftBehind(tag, info.mtimeMs, STALE_INDEX_MS)) await rm(path, { recursive: true, force: true });
   }
 }
 
@@ -280,7 +330,7 @@ export class GitWorkspace {
 
   /** Runs `fn` with a private index file, so trees are built without a work tree and without shared state. */
   async withTemporaryIndex<T>(fn: (index: TemporaryIndex) => Promise<T>): Promise<T> {
-    const file = join(this.dir, `ferry-index-${randomUUID()}`);
+    const file = join(this.dir, `${INDEX_PREFIX}${PROCESS_TAG}.${randomUUID()}`);
     try {
       return await fn(new TemporaryIndex(this, file));
     } finally {
@@ -629,9 +679,46 @@ function summarize(stderr: string): string {
   return (important.length > 0 ? important : lines).slice(-4).join('; ').slice(0, 600) || 'no output';
 }
 
+// git runs in a process group of its own (so that a timeout stops its helpers too), which also means nothing stops
+// it when the worker is SIGKILLed. A reaper, one awk process per worker in a group of its own, reads "+<group>" and
+// "-<group>" lines on its stdin for every git started and finished; when the worker dies, for any reason, the pipe
+// closes and the reaper kills the groups still listed.
+const REAPER_PROGRAM =
+  '/^\\+[0-9]+$/ { live[substr($0, 2)] = 1 } /^-[0-9]+$/ { delete live[substr($0, 2)] } ' +
+  'END { for (g in live) system("kill -s KILL -- -" g " 2>/dev/null") }';
+
+interface Reaper {
+  watch(group: number): void;
+  forget(group: number): void;
+}
+
+let reaper: Reaper | undefined;
+
+function gitReaper(): Reaper {
+  if (reaper) return reaper;
+  let alive = true;
+  const child = spawn('awk', [REAPER_PROGRAM], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  const gone = () => {
+    alive = false;
+    reaper = undefined; // the next git starts a new one
+  };
+  child.on('error', gone);
+  child.on('exit', gone);
+  child.stdin.on('error', gone);
+  // Neither the reaper nor its pipe keeps the worker's event loop alive.
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  const send = (line: string) => {
+    if (alive) child.stdin.write(line);
+  };
+  reaper = { watch: (group) => send(`+${group}\n`), forget: (group) => send(`-${group}\n`) };
+  return reaper;
+}
+
 /**
  * Spawns git; rejects with GitCommandError (stdout/stderr attached) on a non-zero exit. git runs in a process group
- * of its own, so a timeout or a cancellation stops its helpers too (git-remote-https, ssh) and not only git itself.
+ * of its own, so a timeout or a cancellation stops its helpers too (git-remote-https, ssh) and not only git itself;
+ * the reaper stops the group when the worker dies.
  */
 function runGit(
   args: readonly string[],
@@ -646,6 +733,9 @@ function runGit(
       return;
     }
     const child = spawn('git', args, { env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const group = child.pid;
+    const watcher = group !== undefined ? gitReaper() : undefined;
+    if (group !== undefined) watcher?.watch(group);
     let timedOut = false;
     const stop = () => {
       try {
@@ -669,6 +759,7 @@ function runGit(
     child.stdin.on('error', () => undefined); // git may exit before reading all input; the exit code tells
     child.on('close', (code) => {
       clearTimeout(timer);
+      if (group !== undefined) watcher?.forget(group);
       signal?.removeEventListener('abort', stop);
       const out = Buffer.concat(stdout);
       const err = Buffer.concat(stderr).toString('utf8');
