@@ -140,6 +140,20 @@ export const ArgoCdSchema = z
       .describe(
         'How long to wait for the application to be synced and healthy at the new commit before the promotion fails.',
       ),
+    degradedGrace: duration
+      .default('30s')
+      .describe(
+        'How long the application may report Degraded at the new commit, when nothing else was seen there yet, ' +
+          'before the promotion fails (a rollout can look Degraded for a moment before it progresses). Not waited ' +
+          'out when a resource reports a terminal reason (progress deadline exceeded, image pull back-off, crash ' +
+          'loop, invalid image, container config error), nor after Progressing was seen: then Degraded fails at once.',
+      ),
+    unhealthyGrace: duration
+      .default('60s')
+      .describe(
+        'How long health may stay Missing or Unknown, or the application carry an error condition, at the new ' +
+          'commit before the promotion fails. An `InvalidSpecError` condition fails at once.',
+      ),
   })
   .strict()
   .describe(

@@ -44,12 +44,26 @@ export interface ArgoCdActivitiesOptions {
   pollIntervalMs?: number;
   /** Timeout of each request, refreshes included (default 8 s); keep it below the activities' heartbeat timeout. */
   requestTimeoutMs?: number;
-  /** How long a Degraded app may stay Degraded before failing, when nothing better was seen yet (default 30 s). */
+  /**
+   * How long a Degraded app may stay Degraded before failing, when nothing better was seen yet, for stages whose
+   * spec has no argocd.degradedGrace (default 30 s, the schema's default).
+   */
   degradedGraceMs?: number;
-  /** How long Missing/Unknown health or error conditions are tolerated (default 60 s). */
+  /** How long Missing/Unknown health or error conditions are tolerated, without argocd.unhealthyGrace (default 60 s). */
   unhealthyGraceMs?: number;
   /** How long syncArgoApp waits for someone else's operation before giving up for this attempt (default 2 min). */
   operationWaitTimeoutMs?: number;
+}
+
+/**
+ * A stage's grace setting (`30s`, `2m`) in milliseconds; `fallback` when the spec predates the setting (a promotion
+ * started by an older Ferry) or the text is not a duration.
+ */
+export function graceMs(text: string | undefined, fallback: number): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text ?? '');
+  if (!match) return fallback;
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(match[1]) * unit;
 }
 
 /** The last heartbeat of the previous attempt, when this is a retry. */
@@ -184,6 +198,16 @@ export type Assessment =
   | { verdict: 'wait'; state: string; refresh: boolean }
   | { verdict: 'fail'; type: string; message: string; collectResourceReasons?: boolean };
 
+/**
+ * Health messages Kubernetes and Argo CD give for a rollout that will not recover by waiting: a Degraded app with one
+ * of these fails at once instead of after the Degraded grace period.
+ */
+export const TERMINAL_HEALTH_REASON =
+  /exceeded its progress deadline|ProgressDeadlineExceeded|ImagePullBackOff|ErrImagePull|InvalidImageName|CrashLoopBackOff|CreateContainerConfigError/;
+
+/** Application conditions that no reconcile fixes (the app's own spec is wrong): fail without the grace period. */
+export const TERMINAL_CONDITIONS: ReadonlySet<string> = new Set(['InvalidSpecError']);
+
 export function assessApplication(app: Application, expect: Expectation, memory: WaitMemory, now: number): Assessment {
   const status = app.status ?? {};
   const operationState = status.operationState;
@@ -290,6 +314,9 @@ export function assessApplication(app: Application, expect: Expectation, memory:
   };
   if (errorConditions.length > 0) {
     const text = errorConditions.map((c) => `${c.type}: ${c.message ?? ''}`).join('; ');
+    if (errorConditions.some((c) => TERMINAL_CONDITIONS.has(c.type))) {
+      return { verdict: 'fail', type: ArgoCdFailureType.Unhealthy, message: text };
+    }
     return unhealthy(`sync ${sync.status ?? 'Unknown'}, ${text}`, text);
   }
 
@@ -321,7 +348,11 @@ export function assessApplication(app: Application, expect: Expectation, memory:
     case 'Degraded': {
       memory.unhealthySince = undefined;
       memory.degradedSince ??= now;
-      if (memory.sawProgress || now - memory.degradedSince >= expect.degradedGraceMs) {
+      const terminal = [
+        status.health?.message,
+        ...(status.resources ?? []).filter((r) => r.health?.status === 'Degraded').map((r) => r.health?.message),
+      ].some((message) => message !== undefined && TERMINAL_HEALTH_REASON.test(message));
+      if (terminal || memory.sawProgress || now - memory.degradedSince >= expect.degradedGraceMs) {
         return {
           verdict: 'fail',
           type: ArgoCdFailureType.Degraded,
@@ -612,7 +643,13 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
           }
           const assessment = assessApplication(
             app,
-            { revision: input.revision, tag: input.tag, sourceIndex, degradedGraceMs, unhealthyGraceMs },
+            {
+              revision: input.revision,
+              tag: input.tag,
+              sourceIndex,
+              degradedGraceMs: graceMs(input.argocd.degradedGrace, degradedGraceMs),
+              unhealthyGraceMs: graceMs(input.argocd.unhealthyGrace, unhealthyGraceMs),
+            },
             memory,
             Date.now(),
           );

@@ -40,7 +40,15 @@ function activities(options: Partial<ArgoCdActivitiesOptions> = {}, secretToken 
 }
 
 function argocd(overrides: Partial<ArgoCdSpec> = {}): ArgoCdSpec {
-  return { server: standIn.url, app: 'guestbook-dev', credentials: 'argocd', timeout: '10m', ...overrides };
+  return {
+    server: standIn.url,
+    app: 'guestbook-dev',
+    credentials: 'argocd',
+    timeout: '10m',
+    degradedGrace: '300ms',
+    unhealthyGrace: '500ms',
+    ...overrides,
+  };
 }
 
 function syncInput(overrides: Partial<SyncArgoAppInput> = {}): SyncArgoAppInput {
@@ -393,6 +401,52 @@ describe('failures', () => {
     const err = await failure(run(env, waitArgoAppHealthy, waitInput()));
     assert.equal(err.type, 'ArgoCdUnhealthy');
     assert.match(err.message, new RegExp(`health Missing at ${NEW} for more than 500ms`));
+  });
+
+  test("a Degraded app is given the stage's argocd.degradedGrace before the promotion fails", async () => {
+    await seedPushed({ healthScript: [{ afterMs: 0, status: 'Degraded', message: 'Available: 0/1 replicas' }] });
+    const { syncArgoApp, waitArgoAppHealthy } = activities();
+    const env = newEnv();
+    await run(env, syncArgoApp, syncInput());
+    const started = Date.now();
+    const err = await failure(
+      run(env, waitArgoAppHealthy, waitInput(10_000, { argocd: argocd({ degradedGrace: '1200ms' }) })),
+    );
+    const took = Date.now() - started;
+    assert.equal(err.type, 'ArgoCdDegraded');
+    assert.match(err.message, /Available: 0\/1 replicas/);
+    assert.ok(took >= 1200 && took < 4000, `took ${took} ms; the stage allows 1200 ms (the worker default is 300 ms)`);
+  });
+
+  test('a Degraded app with a terminal reason fails at once, without waiting out the grace period', async () => {
+    const message = 'Back-off pulling image "registry.example.com/team/guestbook:9.9.9": ImagePullBackOff';
+    await seedPushed({ healthScript: [{ afterMs: 0, status: 'Degraded', message }] });
+    const { syncArgoApp, waitArgoAppHealthy } = activities({ degradedGraceMs: 60_000 });
+    const env = newEnv();
+    await run(env, syncArgoApp, syncInput());
+    const started = Date.now();
+    const err = await failure(
+      run(env, waitArgoAppHealthy, waitInput(10_000, { argocd: argocd({ degradedGrace: '1m' }) })),
+    );
+    assert.equal(err.type, 'ArgoCdDegraded');
+    assert.match(err.message, /ImagePullBackOff/);
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+  });
+
+  test("Missing health is given the stage's argocd.unhealthyGrace", async () => {
+    await seedPushed();
+    await standIn.control.inject({ kind: 'missing', app: 'guestbook-dev' });
+    const { syncArgoApp, waitArgoAppHealthy } = activities();
+    const env = newEnv();
+    await run(env, syncArgoApp, syncInput());
+    const started = Date.now();
+    const err = await failure(
+      run(env, waitArgoAppHealthy, waitInput(10_000, { argocd: argocd({ unhealthyGrace: '1500ms' }) })),
+    );
+    const took = Date.now() - started;
+    assert.equal(err.type, 'ArgoCdUnhealthy');
+    assert.match(err.message, new RegExp(`health Missing at ${NEW} for more than 1.5s`));
+    assert.ok(took >= 1500 && took < 4500, `took ${took} ms`);
   });
 
   test('cancellation stops the wait promptly, mid-sleep, with a CancelledFailure', async () => {

@@ -67,6 +67,8 @@ function input(argocd: Partial<ArgoCdSpec> | null = {}, overrides: Partial<Prefl
             project: 'default',
             credentials: 'argocd',
             timeout: '10m',
+            degradedGrace: '30s',
+            unhealthyGrace: '60s',
             ...argocd,
           },
         }),
