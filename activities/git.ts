@@ -7,6 +7,10 @@
 // set with GIT_CONFIG_COUNT/KEY/VALUE): never in the remote URL, the workspace's config, process arguments or
 // error messages. git runs through child_process rather than simple-git because the plumbing here is fed on stdin
 // and simple-git's safety plugin refuses the env-based configuration this relies on.
+//
+// A push the remote refuses is retried only when the remote branch really moved (checked with ls-remote); any
+// other refusal fails at once with git's reason. git processes die with the worker (see the reaper below), and a
+// new worker removes the temporary files and half-built workspaces a killed one left.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -397,14 +401,6 @@ export class GitWorkspace {
         );
       }
     });
-  }
-
-  /**
-   * Commit ids of branches on the remote itself (`git ls-remote`, read-only, nothing stored); undefined for a branch
-   * that does not exist. Fails like a fetch: authentication, missing repository, network.
-   */
-  async remoteHeads(...branches: string[]): Promise<(string | undefined)[]> {
-    return withRepoLock(this.dir, () => this.lsRemote(branches));
   }
 
   /** Every branch on the remote with its commit (`git ls-remote --heads`, read-only). */
