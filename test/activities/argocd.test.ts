@@ -5,7 +5,13 @@ import { describe, test } from 'node:test';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { createArgoCdActivities, type ArgoCdActivitiesOptions } from '../../activities/argocd/activities';
+import {
+  assessApplication,
+  createArgoCdActivities,
+  PROMOTION_INFO,
+  type ArgoCdActivitiesOptions,
+} from '../../activities/argocd/activities';
+import type { Application } from '../../activities/argocd/client';
 import { createSecretResolver } from '../../activities/secrets';
 import type { SyncArgoAppInput, WaitArgoAppHealthyInput } from '../../activities/types';
 import type { ArgoCdSpec } from '../../pipeline/schema';
@@ -465,5 +471,46 @@ describe('failures', () => {
     );
     assert.ok(err instanceof CancelledFailure, `expected CancelledFailure, got ${String(err)}`);
     assert.ok(Date.now() - cancelledAt < 200, `stopped ${Date.now() - cancelledAt} ms after the cancel`);
+  });
+});
+
+describe('assessApplication: conditions', () => {
+  /** An app our sync brought to NEW, freshly reconciled, carrying `conditions`. */
+  function settledApp(conditions: { type: string; message: string }[]): Application {
+    const source = { repoURL: REPO, path: '.', targetRevision: 'env/dev' };
+    return {
+      metadata: { name: 'guestbook-dev' },
+      spec: { source },
+      status: {
+        sync: { status: 'Synced', revision: NEW, comparedTo: { source } },
+        health: { status: 'Healthy' },
+        operationState: {
+          operation: { info: [{ name: PROMOTION_INFO, value: TAG }] },
+          phase: 'Succeeded',
+          finishedAt: '2026-11-28T03:00:00Z',
+          syncResult: { revision: NEW },
+        },
+        reconciledAt: '2026-11-28T03:00:01Z',
+        conditions,
+      },
+    };
+  }
+  const expectation = { revision: NEW, tag: TAG, sourceIndex: 0, degradedGraceMs: 30_000, unhealthyGraceMs: 60_000 };
+
+  test('a ComparisonError is waited on for the unhealthy grace; an InvalidSpecError fails at once', () => {
+    const comparison = settledApp([{ type: 'ComparisonError', message: 'rpc error: repo server unavailable' }]);
+    const memory = { sawProgress: false };
+    assert.equal(assessApplication(comparison, expectation, memory, 1_000).verdict, 'wait');
+    assert.equal(assessApplication(comparison, expectation, memory, 60_999).verdict, 'wait');
+    assert.equal(assessApplication(comparison, expectation, memory, 61_000).verdict, 'fail');
+
+    const invalid = settledApp([
+      { type: 'InvalidSpecError', message: 'application repo is not permitted in project "default"' },
+    ]);
+    assert.deepEqual(assessApplication(invalid, expectation, { sawProgress: false }, 1_000), {
+      verdict: 'fail',
+      type: 'ArgoCdUnhealthy',
+      message: 'InvalidSpecError: application repo is not permitted in project "default"',
+    });
   });
 });
