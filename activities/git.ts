@@ -7,8 +7,12 @@
 // set with GIT_CONFIG_COUNT/KEY/VALUE): never in the remote URL, the workspace's config, process arguments or
 // error messages. git runs through child_process rather than simple-git because the plumbing here is fed on stdin
 // and simple-git's safety plugin refuses the env-based configuration this relies on.
+//
+// A push the remote refuses is retried only when the remote branch really moved (checked with ls-remote); any
+// other refusal fails at once with git's reason. git processes die with the worker (see the reaper below), and a
+// new worker removes the temporary files and half-built workspaces a killed one left.
 import { spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
@@ -23,6 +27,25 @@ export interface GitWorkspacesOptions {
   secrets: SecretResolver;
   /** A fetch or push running longer than this is killed and fails as retryable (default 10 minutes). */
   networkTimeoutMs?: number;
+  /**
+   * Whether `file://` repositories may be used (default false): they let whoever applies a pipeline make the
+   * worker read any repository on its disk. The worker sets it from FERRY_ALLOW_FILE_REPOS=1.
+   */
+  allowFileRepos?: boolean;
+}
+
+/** The worker setting that allows `file://` repositories; named in the refusal. */
+export const ALLOW_FILE_REPOS_ENV = 'FERRY_ALLOW_FILE_REPOS';
+
+/** Refuses a `file://` repository unless the operator allowed them, with a non-retryable failure naming the setting. */
+export function checkRepoUrlAllowed(url: string, allowFileRepos: boolean): void {
+  if (allowFileRepos || !/^file:/i.test(url)) return;
+  throw ApplicationFailure.nonRetryable(
+    `${url}: file:// repositories are not allowed on this worker (they would let whoever applies a pipeline read ` +
+      `any repository on the worker's disk); use an https:// or ssh:// URL, or, on a machine where that is ` +
+      `acceptable (a local setup), start the worker with ${ALLOW_FILE_REPOS_ENV}=1`,
+    'FileRepoNotAllowed',
+  );
 }
 
 export interface TreeEntry {
@@ -47,9 +70,57 @@ export interface Author {
 /** The result of a push that git refused because the branch is no longer where the commit expects it. */
 export type PushResult = 'pushed' | 'moved';
 
+/** The git commands that talk to the remote, with the repository's credentials. */
+type NetworkAction = 'fetch' | 'push' | 'ls-remote';
+
 const REMOTE_TRACKING = 'refs/remotes/origin/';
 const STALE_LOCK_MS = 60_000;
 const STALE_INDEX_MS = 60 * 60_000;
+const STALE_INIT_MS = 10 * 60_000;
+
+// Temporary files and directories carry the pid and a tag of the process that made them, so that a new worker can
+// tell the leftovers of a killed one (its pid is gone, or is now ours) from the work of another live worker.
+const PROCESS_TAG = `${process.pid}.${randomBytes(4).toString('hex')}`;
+const INIT_MARK = '.init-';
+const INDEX_PREFIX = 'ferry-index-';
+
+/** Whether a temporary entry named with `tag` (`<pid>.<hex>`, or undefined for an older name) was left behind. */
+function leftBehind(tag: string | undefined, mtimeMs: number, staleMs: number): boolean {
+  if (tag === PROCESS_TAG) return false;
+  const pid = Number(/^(\d+)\./.exec(tag ?? '')?.[1] ?? Number.NaN);
+  if (pid === process.pid) return true;
+  if (Number.isInteger(pid) && pid > 0) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    }
+  }
+  // A live pid may be another worker on this machine, or an unrelated process that reused the pid: wait.
+  return Date.now() - mtimeMs > staleMs;
+}
+
+/** `<tag>` of `<name><mark><tag>.<uuid>`, where tag is `<pid>.<hex>`. */
+function tagOf(name: string, mark: string): string | undefined {
+  const rest = name.slice(name.lastIndexOf(mark) + mark.length);
+  return /^(\d+\.[0-9a-f]+)\.[0-9a-f-]{36}$/.exec(rest)?.[1];
+}
+
+// Workspace roots swept in this process: the first open of a root removes what killed workers left there.
+const sweptRoots = new Set<string>();
+
+/** Half-built workspaces (`*.git.init-*`) of workers killed during their first clone of a repository. */
+async function sweepRoot(root: string): Promise<void> {
+  const names = await readdir(root).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.includes(`.git${INIT_MARK}`)) continue;
+    const path = join(root, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info && leftBehind(tagOf(name, INIT_MARK), info.mtimeMs, STALE_INIT_MS)) {
+      await rm(path, { recursive: true, force: true });
+    }
+  }
+}
 
 /** The workspace directory for a remote URL: readable prefix, hash for uniqueness. */
 export function workspaceDirName(url: string): string {
@@ -68,15 +139,21 @@ export function createGitWorkspaces(options: GitWorkspacesOptions): GitWorkspace
   const root = resolve(options.workspaceRoot);
   const timeoutMs = options.networkTimeoutMs ?? 10 * 60_000;
   const checked = new Set<string>();
+  const allowFileRepos = options.allowFileRepos ?? false;
   return {
     async open(repo) {
+      checkRepoUrlAllowed(repo.url, allowFileRepos);
+      if (!sweptRoots.has(root)) {
+        sweptRoots.add(root);
+        await sweepRoot(root);
+      }
       const dir = join(root, workspaceDirName(repo.url));
       // Checked on every open (a stat): an operator may delete a workspace to reset it while the worker runs.
       if (!checked.has(dir) || !existsSync(join(dir, 'HEAD'))) {
         await withRepoLock(dir, () => initWorkspace(root, dir, repo.url));
         checked.add(dir);
       }
-      return new GitWorkspace(repo.url, dir, options.secrets, repo.credentials, timeoutMs);
+      return new GitWorkspace(repo.url, dir, options.secrets, repo.credentials, timeoutMs, allowFileRepos);
     },
   };
 }
@@ -88,7 +165,7 @@ async function initWorkspace(root: string, dir: string, url: string): Promise<vo
   }
   await mkdir(root, { recursive: true });
   // Built beside its final place and renamed, so a crash or a second worker never sees half a workspace.
-  const building = `${dir}.init-${randomUUID()}`;
+  const building = `${dir}${INIT_MARK}${PROCESS_TAG}.${randomUUID()}`;
   try {
     await runGit(['init', '--bare', '--quiet', '--template=', building], { env: baseEnv() });
     const config = (key: string, value: string) =>
@@ -110,10 +187,11 @@ async function initWorkspace(root: string, dir: string, url: string): Promise<vo
 /** Temporary indexes of a worker that died mid-promotion. */
 async function removeLeftovers(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
-    if (!name.startsWith('ferry-index-')) continue;
+    if (!name.startsWith(INDEX_PREFIX)) continue;
     const path = join(dir, name);
     const info = await stat(path).catch(() => undefined);
-    if (info && Date.now() - info.mtimeMs > STALE_INDEX_MS) await rm(path, { recursive: true, force: true });
+    const tag = tagOf(name.replace(/\.lock$/, ''), INDEX_PREFIX);
+    if (info && leftBehind(tag, info.mtimeMs, STALE_INDEX_MS)) await rm(path, { recursive: true, force: true });
   }
 }
 
@@ -126,6 +204,7 @@ export class GitWorkspace {
     /** Name of the credential fetch and push use (spec.repo.credentials). */
     private readonly credentials: string | undefined,
     private readonly networkTimeoutMs: number,
+    private readonly allowFileRepos = false,
   ) {}
 
   /** The remote URL as it may appear in messages. */
@@ -255,7 +334,7 @@ export class GitWorkspace {
 
   /** Runs `fn` with a private index file, so trees are built without a work tree and without shared state. */
   async withTemporaryIndex<T>(fn: (index: TemporaryIndex) => Promise<T>): Promise<T> {
-    const file = join(this.dir, `ferry-index-${randomUUID()}`);
+    const file = join(this.dir, `${INDEX_PREFIX}${PROCESS_TAG}.${randomUUID()}`);
     try {
       return await fn(new TemporaryIndex(this, file));
     } finally {
@@ -282,7 +361,10 @@ export class GitWorkspace {
 
   /**
    * Pushes `commit` to `branch` only if the remote branch is still at `expected` (absent when undefined): a
-   * compare-and-swap on the server, so a concurrent writer is never overwritten. 'moved' means fetch and redo.
+   * compare-and-swap on the server, so a concurrent writer is never overwritten. 'moved' means the remote branch is
+   * no longer at `expected`: fetch and redo. A refusal that is not about the branch having moved (a hook or a
+   * protected branch declining, a name the remote cannot store such as `env/dev/x` beside `env/dev`) fails at once,
+   * non-retryable, with git's reason: retrying cannot change the answer.
    */
   async push(commit: string, branch: string, expected: string | undefined): Promise<PushResult> {
     return withRepoLock(this.dir, async () => {
@@ -304,19 +386,51 @@ export class GitWorkspace {
           .find((line) => line.startsWith('!') && line.includes(`:refs/heads/${branch}\t`));
         if (!rejected) throw this.failure('push', err, { branch });
         const reason = /\(([^)]*)\)\s*$/.exec(rejected)?.[1] ?? rejected;
-        if (
-          /stale info|fetch first|non-fast-forward|incorrect old value|failed to update ref|cannot lock ref|already exists/i.test(
-            reason,
-          )
-        ) {
-          return 'moved';
-        }
+        const refusal = classifyPushRejection(reason, err.stderr);
+        if (refusal === 'busy') return 'moved';
+        // A lease refused, or the remote failing to update the ref: the branch may have moved (retry on the new
+        // head), or the remote refuses this update for good (then the branch is still where we expected it).
+        if (refusal === 'maybe-moved' && (await this.remoteHeadUnlocked(branch)) !== expected) return 'moved';
+        const said = remoteMessages(err.stderr);
         throw ApplicationFailure.nonRetryable(
-          `${this.displayUrl}: the remote refused the push to branch ${branch}: ${this.secrets.redact(reason)}`,
+          this.secrets.redact(
+            `${this.displayUrl}: the remote refused the push to branch ${branch}: ${reason}${said ? ` (${said})` : ''}` +
+              (refusal === 'maybe-moved' ? '; the branch has not moved, so retrying cannot help' : ''),
+          ),
           'PushRejected',
         );
       }
     });
+  }
+
+  /** Every branch on the remote with its commit (`git ls-remote --heads`, read-only). */
+  async remoteBranches(): Promise<Map<string, string>> {
+    const out = await withRepoLock(this.dir, () =>
+      this.network('ls-remote', ['ls-remote', '--heads', '--refs', 'origin'], { branch: '' }),
+    );
+    const branches = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [sha, ref] = line.split('\t');
+      if (sha && ref?.startsWith('refs/heads/')) branches.set(ref.slice('refs/heads/'.length), sha);
+    }
+    return branches;
+  }
+
+  private async remoteHeadUnlocked(branch: string): Promise<string | undefined> {
+    return (await this.lsRemote([branch]))[0];
+  }
+
+  private async lsRemote(branches: readonly string[]): Promise<(string | undefined)[]> {
+    const refs = branches.map((b) => `refs/heads/${b}`);
+    const out = await this.network('ls-remote', ['ls-remote', '--refs', 'origin', ...refs], {
+      branch: branches.join(', '),
+    });
+    const found = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [sha, ref] = line.split('\t');
+      if (sha && ref) found.set(ref, sha);
+    }
+    return refs.map((ref) => found.get(ref));
   }
 
   /** @internal Runs a local git command in this workspace (no credentials). */
@@ -342,12 +456,17 @@ export class GitWorkspace {
   }
 
   /** Runs fetch or push with the repository's credentials in the environment; one retry over a stale ref lock. */
-  private async network(action: 'fetch' | 'push', args: readonly string[], context: { branch: string }): Promise<void> {
-    const env = { ...baseEnv(), ...this.credentialEnv() };
+  private async network(action: NetworkAction, args: readonly string[], context: { branch: string }): Promise<string> {
+    // git itself refuses other transports too (ext::, fd::, a file:// redirect or submodule), not only the schema.
+    const env = {
+      ...baseEnv(),
+      ...this.credentialEnv(),
+      GIT_ALLOW_PROTOCOL: this.allowFileRepos ? 'https:http:ssh:file' : 'https:http:ssh',
+    };
     for (let attempt = 1; ; attempt++) {
       try {
-        await runGit(['--git-dir', this.dir, ...args], { env, timeoutMs: this.networkTimeoutMs });
-        return;
+        const { stdout } = await runGit(['--git-dir', this.dir, ...args], { env, timeoutMs: this.networkTimeoutMs });
+        return stdout.toString('utf8');
       } catch (err) {
         if (!(err instanceof GitCommandError)) throw err;
         if (action === 'push' && err.stdout.includes('\t')) throw err;
@@ -390,9 +509,9 @@ export class GitWorkspace {
     return true;
   }
 
-  private failure(action: 'fetch' | 'push', err: GitCommandError, context: { branch: string }): ApplicationFailure {
+  private failure(action: NetworkAction, err: GitCommandError, context: { branch: string }): ApplicationFailure {
     const detail = this.secrets.redact(summarize(err.stderr));
-    const where = `git ${action} ${this.displayUrl} (branch ${context.branch})`;
+    const where = `git ${action} ${this.displayUrl}${context.branch ? ` (branch ${context.branch})` : ''}`;
     const text = err.stderr;
     if (err.timedOut) {
       return ApplicationFailure.retryable(
@@ -515,6 +634,37 @@ export class GitCommandError extends Error {
   }
 }
 
+/**
+ * What a push rejection means. 'busy': another process holds the remote's ref lock right now (redo). 'maybe-moved':
+ * the lease failed or the remote could not update the ref, which is what a concurrent writer causes, but also what
+ * a permanent refusal looks like (a branch `env/dev/x` when `env/dev` exists): the caller compares the remote branch
+ * with what it expected. 'refused': anything else (a hook, a protected branch): permanent.
+ */
+export function classifyPushRejection(reason: string, stderr: string): 'busy' | 'maybe-moved' | 'refused' {
+  if (/Unable to create '[^']*\.lock': File exists/i.test(stderr)) return 'busy';
+  if (
+    /stale info|fetch first|non-fast-forward|incorrect old value|failed to update ref|cannot lock ref|already exists/i.test(
+      reason,
+    )
+  )
+    return 'maybe-moved';
+  return 'refused';
+}
+
+/** What the remote said about a refused push (its `remote:` lines and errors), on one line. */
+function remoteMessages(stderr: string): string {
+  const said = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(remote|error|fatal):/.test(l) && !/failed to push some refs/.test(l))
+    .map((l) => l.replace(/^remote:\s*/, '').trim())
+    .filter((l) => l.length > 0)
+    .slice(-4)
+    .join('; ');
+  // A long ref name fills the middle; git's reason is at the end.
+  return said.length > 600 ? `${said.slice(0, 280)}…${said.slice(-280)}` : said;
+}
+
 /** The lines of git's stderr that explain a failure, on one line. */
 function summarize(stderr: string): string {
   const lines = stderr
@@ -525,9 +675,46 @@ function summarize(stderr: string): string {
   return (important.length > 0 ? important : lines).slice(-4).join('; ').slice(0, 600) || 'no output';
 }
 
+// git runs in a process group of its own (so that a timeout stops its helpers too), which also means nothing stops
+// it when the worker is SIGKILLed. A reaper, one awk process per worker in a group of its own, reads "+<group>" and
+// "-<group>" lines on its stdin for every git started and finished; when the worker dies, for any reason, the pipe
+// closes and the reaper kills the groups still listed.
+const REAPER_PROGRAM =
+  '/^\\+[0-9]+$/ { live[substr($0, 2)] = 1 } /^-[0-9]+$/ { delete live[substr($0, 2)] } ' +
+  'END { for (g in live) system("kill -s KILL -- -" g " 2>/dev/null") }';
+
+interface Reaper {
+  watch(group: number): void;
+  forget(group: number): void;
+}
+
+let reaper: Reaper | undefined;
+
+function gitReaper(): Reaper {
+  if (reaper) return reaper;
+  let alive = true;
+  const child = spawn('awk', [REAPER_PROGRAM], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  const gone = () => {
+    alive = false;
+    reaper = undefined; // the next git starts a new one
+  };
+  child.on('error', gone);
+  child.on('exit', gone);
+  child.stdin.on('error', gone);
+  // Neither the reaper nor its pipe keeps the worker's event loop alive.
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  const send = (line: string) => {
+    if (alive) child.stdin.write(line);
+  };
+  reaper = { watch: (group) => send(`+${group}\n`), forget: (group) => send(`-${group}\n`) };
+  return reaper;
+}
+
 /**
  * Spawns git; rejects with GitCommandError (stdout/stderr attached) on a non-zero exit. git runs in a process group
- * of its own, so a timeout or a cancellation stops its helpers too (git-remote-https, ssh) and not only git itself.
+ * of its own, so a timeout or a cancellation stops its helpers too (git-remote-https, ssh) and not only git itself;
+ * the reaper stops the group when the worker dies.
  */
 function runGit(
   args: readonly string[],
@@ -542,6 +729,9 @@ function runGit(
       return;
     }
     const child = spawn('git', args, { env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const group = child.pid;
+    const watcher = group !== undefined ? gitReaper() : undefined;
+    if (group !== undefined) watcher?.watch(group);
     let timedOut = false;
     const stop = () => {
       try {
@@ -565,6 +755,7 @@ function runGit(
     child.stdin.on('error', () => undefined); // git may exit before reading all input; the exit code tells
     child.on('close', (code) => {
       clearTimeout(timer);
+      if (group !== undefined) watcher?.forget(group);
       signal?.removeEventListener('abort', stop);
       const out = Buffer.concat(stdout);
       const err = Buffer.concat(stderr).toString('utf8');

@@ -11,12 +11,15 @@ export interface ActivitiesConfig {
   secrets: SecretResolver;
   /** How often the Argo CD wait polls the app (default: the activity's own default). */
   argoPollIntervalMs?: number;
+  /** Whether pipelines may use `file://` repositories (default false; the worker reads FERRY_ALLOW_FILE_REPOS). */
+  allowFileRepos?: boolean;
 }
 
 export function createActivities(config: ActivitiesConfig) {
+  const allowFileRepos = config.allowFileRepos ?? false;
   return {
-    ...createPreflightActivities(),
-    ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets }),
+    ...createPreflightActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
+    ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
     ...createArgoCdActivities({
       secrets: config.secrets,
       ...(config.argoPollIntervalMs !== undefined ? { pollIntervalMs: config.argoPollIntervalMs } : {}),

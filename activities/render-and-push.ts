@@ -32,6 +32,8 @@ export interface GitActivitiesOptions {
   idempotencyDepth?: number;
   /** A fetch or push running longer than this is stopped and fails as retryable (default 10 minutes). */
   networkTimeoutMs?: number;
+  /** Whether `file://` repositories may be used (default false; see GitWorkspacesOptions.allowFileRepos). */
+  allowFileRepos?: boolean;
 }
 
 /** Where Ferry records, on a stage's branch, which files it wrote there. */
@@ -71,6 +73,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
     workspaceRoot: options.workspaceRoot,
     secrets: options.secrets,
     ...(options.networkTimeoutMs !== undefined ? { networkTimeoutMs: options.networkTimeoutMs } : {}),
+    allowFileRepos: options.allowFileRepos ?? false,
   });
   const author = options.author ?? DEFAULT_AUTHOR;
   const maxPushAttempts = options.maxPushAttempts ?? 5;

@@ -3,6 +3,7 @@
 // The `.describe()` texts are user documentation: scripts/gen-docs.ts turns them into docs/reference/pipeline.md
 // and the JSON Schema editors show them on hover. Write them for someone editing a pipeline file.
 import { z } from 'zod';
+import { branchNameProblem, MAX_BRANCH_BYTES, repoPathProblem } from './git-names';
 
 export const API_VERSION = 'ferry.dev/v1alpha1';
 
@@ -37,17 +38,27 @@ const repoUrl = z
     'must not contain a user name or token; name a credential in spec.repo.credentials',
   );
 
-/** A git branch name as `git check-ref-format --branch` would accept it (the common subset). */
-const branchName = z
-  .string()
-  .min(1, 'must not be empty')
-  .regex(/^(?!\/|.*\/$|.*\.\.|.*\/\.|.*@\{|.*\.lock$|.*\.$)[^\s~^:?*[\\]+$/, 'must be a valid git branch name');
+/** A git branch name, by git's own rules (`git check-ref-format --branch`); see git-names.ts. */
+const branchName = z.string().superRefine((name, ctx) => {
+  const problem = branchNameProblem(name);
+  if (problem) {
+    ctx.addIssue({
+      code: 'custom',
+      message: name === '' ? 'must not be empty' : `not a valid git branch name: ${problem}`,
+    });
+  }
+});
 
-/** A path inside the repository: relative, forward slashes, no "..". */
-const repoPath = z
-  .string()
-  .min(1, 'must not be empty')
-  .regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).+$/, 'must be a relative path inside the repository without ".."');
+const BRANCH_RULES =
+  `A git branch name, by git's rules: not \`HEAD\`, not starting with \`-\` or \`/\`, no \`..\`, \`@{\`, \`//\`, ` +
+  `spaces, control characters or any of \`~^:?*[\\\`, no path component starting with \`.\` or ending with ` +
+  `\`.lock\`, not ending with \`/\` or \`.\`, and at most ${MAX_BRANCH_BYTES} bytes.`;
+
+/** A path inside the repository: relative, forward slashes, no "..", no control characters. */
+const repoPath = z.string().superRefine((path, ctx) => {
+  const problem = repoPathProblem(path);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 const imageRepository = z
   .string()
@@ -88,11 +99,12 @@ export const RenderSchema = z
           'versions; comments are kept.',
       ),
     from: repoPath.describe(
-      "Directory on `spec.repo.branch` holding the stage's source manifests, relative to the repository root.",
+      "Directory on `spec.repo.branch` holding the stage's source manifests, relative to the repository root " +
+        '(no `..`, no absolute path, no control characters).',
     ),
     to: branchName.describe(
       "Branch the stage's rendered manifests are written to (the branch its Argo CD application tracks). " +
-        'Each stage needs its own, different from `spec.repo.branch`.',
+        `Each stage needs its own, different from \`spec.repo.branch\`. ${BRANCH_RULES}`,
     ),
   })
   .strict()
@@ -127,6 +139,20 @@ export const ArgoCdSchema = z
       .default('10m')
       .describe(
         'How long to wait for the application to be synced and healthy at the new commit before the promotion fails.',
+      ),
+    degradedGrace: duration
+      .default('30s')
+      .describe(
+        'How long the application may report Degraded at the new commit, when nothing else was seen there yet, ' +
+          'before the promotion fails (a rollout can look Degraded for a moment before it progresses). Not waited ' +
+          'out when a resource reports a terminal reason (progress deadline exceeded, image pull back-off, crash ' +
+          'loop, invalid image, container config error), nor after Progressing was seen: then Degraded fails at once.',
+      ),
+    unhealthyGrace: duration
+      .default('60s')
+      .describe(
+        'How long health may stay Missing or Unknown, or the application carry an error condition, at the new ' +
+          'commit before the promotion fails. An `InvalidSpecError` condition fails at once.',
       ),
   })
   .strict()
@@ -185,7 +211,7 @@ export const RepoSchema = z
     ),
     branch: branchName
       .default('main')
-      .describe('Branch holding the source (unrendered) manifests that stages render `from`.'),
+      .describe(`Branch holding the source (unrendered) manifests that stages render \`from\`. ${BRANCH_RULES}`),
     credentials: credentialName
       .optional()
       .describe(

@@ -65,6 +65,8 @@ spec:
         appNamespace: team-guestbook
         credentials: argocd-prod
         timeout: 20m
+        degradedGrace: 1m
+        unhealthyGrace: 2m
 `;
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ export interface FerryWorkerOptions {
   workspaceRoot: string;
   secrets?: SecretResolver;
   argoPollIntervalMs?: number;
+  /** Whether pipelines may use `file://` repositories (default false; `npm run worker` reads FERRY_ALLOW_FILE_REPOS). */
+  allowFileRepos?: boolean;
   /** Extra worker options (tests tune caching and shutdown). */
   tuning?: Partial<
     Pick<WorkerOptions, 'maxCachedWorkflows' | 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions'>
@@ -31,8 +33,10 @@ export async function createFerryWorker(options: FerryWorkerOptions): Promise<Wo
       workspaceRoot: options.workspaceRoot,
       secrets: options.secrets ?? createSecretResolver(),
       ...(options.argoPollIntervalMs !== undefined ? { argoPollIntervalMs: options.argoPollIntervalMs } : {}),
+      allowFileRepos: options.allowFileRepos ?? false,
     }),
-    // Promotions and pipelines are few and long-lived; a bounded cache keeps memory flat (sdk-typescript #2227).
+    // Promotions and pipelines are few and long-lived; a bounded cache keeps memory flat (a large cache of pipeline
+    // workflows has exhausted worker memory).
     maxCachedWorkflows: 200,
     shutdownGraceTime: '10s',
     ...options.tuning,

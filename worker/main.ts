@@ -2,13 +2,15 @@
 // Ferry's workflows and activities on task queue "ferry" until SIGINT/SIGTERM.
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { resolveFerryHome } from '../client/auth';
+import { ALLOW_FILE_REPOS_ENV } from '../activities/git';
 import { createFerryWorker, defaultWorkspaceRoot } from './create-worker';
+import { writeLogEntry } from './log';
 
 async function main(): Promise<void> {
   // FERRY_LOG_LEVEL is shared with the API (debug, info, warn, error; any case).
   const level = (process.env.FERRY_LOG_LEVEL ?? 'warn').toUpperCase();
   const levels = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
-  Runtime.install({ logger: new DefaultLogger(levels.find((l) => l === level) ?? 'WARN') });
+  Runtime.install({ logger: new DefaultLogger(levels.find((l) => l === level) ?? 'WARN', writeLogEntry) });
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   const connection = await NativeConnection.connect({ address });
@@ -18,6 +20,7 @@ async function main(): Promise<void> {
       namespace,
       workspaceRoot: process.env.FERRY_WORKSPACES ?? defaultWorkspaceRoot(resolveFerryHome()),
       ...(process.env.FERRY_ARGOCD_POLL_MS ? { argoPollIntervalMs: Number(process.env.FERRY_ARGOCD_POLL_MS) } : {}),
+      allowFileRepos: process.env[ALLOW_FILE_REPOS_ENV] === '1',
     });
     process.stdout.write(`ferry worker polling task queue "ferry" on ${address} (namespace ${namespace})\n`);
     await worker.run();

@@ -44,12 +44,26 @@ export interface ArgoCdActivitiesOptions {
   pollIntervalMs?: number;
   /** Timeout of each request, refreshes included (default 8 s); keep it below the activities' heartbeat timeout. */
   requestTimeoutMs?: number;
-  /** How long a Degraded app may stay Degraded before failing, when nothing better was seen yet (default 30 s). */
+  /**
+   * How long a Degraded app may stay Degraded before failing, when nothing better was seen yet, for stages whose
+   * spec has no argocd.degradedGrace (default 30 s, the schema's default).
+   */
   degradedGraceMs?: number;
-  /** How long Missing/Unknown health or error conditions are tolerated (default 60 s). */
+  /** How long Missing/Unknown health or error conditions are tolerated, without argocd.unhealthyGrace (default 60 s). */
   unhealthyGraceMs?: number;
   /** How long syncArgoApp waits for someone else's operation before giving up for this attempt (default 2 min). */
   operationWaitTimeoutMs?: number;
+}
+
+/**
+ * A stage's grace setting (`30s`, `2m`) in milliseconds; `fallback` when the spec predates the setting (a promotion
+ * started by an older Ferry) or the text is not a duration.
+ */
+export function graceMs(text: string | undefined, fallback: number): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text ?? '');
+  if (!match) return fallback;
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(match[1]) * unit;
 }
 
 /** The last heartbeat of the previous attempt, when this is a retry. */
@@ -184,6 +198,16 @@ export type Assessment =
   | { verdict: 'wait'; state: string; refresh: boolean }
   | { verdict: 'fail'; type: string; message: string; collectResourceReasons?: boolean };
 
+/**
+ * Health messages Kubernetes and Argo CD give for a rollout that will not recover by waiting: a Degraded app with one
+ * of these fails at once instead of after the Degraded grace period.
+ */
+export const TERMINAL_HEALTH_REASON =
+  /exceeded its progress deadline|ProgressDeadlineExceeded|ImagePullBackOff|ErrImagePull|InvalidImageName|CrashLoopBackOff|CreateContainerConfigError/;
+
+/** Application conditions that no reconcile fixes (the app's own spec is wrong): fail without the grace period. */
+export const TERMINAL_CONDITIONS: ReadonlySet<string> = new Set(['InvalidSpecError']);
+
 export function assessApplication(app: Application, expect: Expectation, memory: WaitMemory, now: number): Assessment {
   const status = app.status ?? {};
   const operationState = status.operationState;
@@ -290,6 +314,9 @@ export function assessApplication(app: Application, expect: Expectation, memory:
   };
   if (errorConditions.length > 0) {
     const text = errorConditions.map((c) => `${c.type}: ${c.message ?? ''}`).join('; ');
+    if (errorConditions.some((c) => TERMINAL_CONDITIONS.has(c.type))) {
+      return { verdict: 'fail', type: ArgoCdFailureType.Unhealthy, message: text };
+    }
     return unhealthy(`sync ${sync.status ?? 'Unknown'}, ${text}`, text);
   }
 
@@ -321,7 +348,11 @@ export function assessApplication(app: Application, expect: Expectation, memory:
     case 'Degraded': {
       memory.unhealthySince = undefined;
       memory.degradedSince ??= now;
-      if (memory.sawProgress || now - memory.degradedSince >= expect.degradedGraceMs) {
+      const terminal = [
+        status.health?.message,
+        ...(status.resources ?? []).filter((r) => r.health?.status === 'Degraded').map((r) => r.health?.message),
+      ].some((message) => message !== undefined && TERMINAL_HEALTH_REASON.test(message));
+      if (terminal || memory.sawProgress || now - memory.degradedSince >= expect.degradedGraceMs) {
         return {
           verdict: 'fail',
           type: ArgoCdFailureType.Degraded,
@@ -373,14 +404,11 @@ interface Target {
   fail(message: string, type: string, nonRetryable: boolean): ApplicationFailure;
 }
 
-export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
-  const { secrets } = options;
-  const pollIntervalMs = options.pollIntervalMs ?? 3_000;
-  const requestTimeoutMs = options.requestTimeoutMs ?? 8_000;
-  const degradedGraceMs = options.degradedGraceMs ?? 30_000;
-  const unhealthyGraceMs = options.unhealthyGraceMs ?? 60_000;
-  const operationWaitTimeoutMs = options.operationWaitTimeoutMs ?? 120_000;
-
+/**
+ * Reaching one app: resolves the token, builds the client, and turns Argo CD's answers into ApplicationFailures that
+ * name the app and server and say what to do (401/403/404 non-retryable, 5xx and network errors retryable).
+ */
+export function createArgoCdAccess(secrets: SecretResolver, requestTimeoutMs: number) {
   function connect(spec: ArgoCdSpec): Target {
     const prefix = `argocd app "${spec.app}" at ${spec.server}`;
     const fail = (message: string, type: string, nonRetryable: boolean): ApplicationFailure =>
@@ -457,6 +485,60 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
       throw t.fail(`${doing}: ${(err as Error).message}`, ArgoCdFailureType.Unavailable, false);
     }
   }
+
+  return { connect, guarded };
+}
+
+/** Paths of an app source that mean the root of the branch, where Ferry writes the rendered manifests. */
+const ROOT_PATHS = new Set([undefined, '', '.', './', '/']);
+
+/**
+ * What is wrong with the app's source for a stage that writes `branch` of `repoUrl` (rendered manifests at the
+ * root of the branch), or undefined when the app deploys exactly that.
+ */
+export function trackedSourceProblem(app: Application, repoUrl: string, branch: string): string | undefined {
+  const tracked = trackedSourceIndex(app, repoUrl, branch);
+  if (typeof tracked === 'string') return tracked;
+  const { sources, multi } = sourcesOf(app);
+  const path = sources[tracked]?.path;
+  if (!ROOT_PATHS.has(path)) {
+    return (
+      `deploys path "${path}" of branch "${branch}", but Ferry writes the stage's manifests at the root of that ` +
+      `branch: set ${multi ? `spec.sources[${tracked}]` : 'spec.source'}.path to "."`
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Reads the stage's app (read-only) and checks that it deploys what the stage writes. A wrong or missing token, a
+ * missing app or an app tracking another repository, branch or path fails non-retryably; an unreachable Argo CD
+ * fails retryably. Returns a line for the step message.
+ */
+export async function checkArgoApp(
+  access: ReturnType<typeof createArgoCdAccess>,
+  spec: ArgoCdSpec,
+  repoUrl: string,
+  branch: string,
+): Promise<string> {
+  const t = access.connect(spec);
+  return access.guarded(t, async () => {
+    const app = await t.client.getApplication(t.ref);
+    const problem = trackedSourceProblem(app, repoUrl, branch);
+    if (problem) throw t.fail(problem, ArgoCdFailureType.Invalid, true);
+    return `argocd: app "${spec.app}" at ${spec.server} is readable and deploys ${branch}`;
+  });
+}
+
+export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
+  const { secrets } = options;
+  const pollIntervalMs = options.pollIntervalMs ?? 3_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 8_000;
+  const degradedGraceMs = options.degradedGraceMs ?? 30_000;
+  const unhealthyGraceMs = options.unhealthyGraceMs ?? 60_000;
+  const operationWaitTimeoutMs = options.operationWaitTimeoutMs ?? 120_000;
+
+  const { connect, guarded } = createArgoCdAccess(secrets, requestTimeoutMs);
 
   async function syncArgoApp(input: SyncArgoAppInput): Promise<SyncArgoAppResult> {
     const t = connect(input.argocd);
@@ -561,7 +643,13 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
           }
           const assessment = assessApplication(
             app,
-            { revision: input.revision, tag: input.tag, sourceIndex, degradedGraceMs, unhealthyGraceMs },
+            {
+              revision: input.revision,
+              tag: input.tag,
+              sourceIndex,
+              degradedGraceMs: graceMs(input.argocd.degradedGrace, degradedGraceMs),
+              unhealthyGraceMs: graceMs(input.argocd.unhealthyGrace, unhealthyGraceMs),
+            },
             memory,
             Date.now(),
           );

@@ -5,7 +5,13 @@ import { describe, test } from 'node:test';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { createArgoCdActivities, type ArgoCdActivitiesOptions } from '../../activities/argocd/activities';
+import {
+  assessApplication,
+  createArgoCdActivities,
+  PROMOTION_INFO,
+  type ArgoCdActivitiesOptions,
+} from '../../activities/argocd/activities';
+import type { Application } from '../../activities/argocd/client';
 import { createSecretResolver } from '../../activities/secrets';
 import type { SyncArgoAppInput, WaitArgoAppHealthyInput } from '../../activities/types';
 import type { ArgoCdSpec } from '../../pipeline/schema';
@@ -40,7 +46,15 @@ function activities(options: Partial<ArgoCdActivitiesOptions> = {}, secretToken 
 }
 
 function argocd(overrides: Partial<ArgoCdSpec> = {}): ArgoCdSpec {
-  return { server: standIn.url, app: 'guestbook-dev', credentials: 'argocd', timeout: '10m', ...overrides };
+  return {
+    server: standIn.url,
+    app: 'guestbook-dev',
+    credentials: 'argocd',
+    timeout: '10m',
+    degradedGrace: '300ms',
+    unhealthyGrace: '500ms',
+    ...overrides,
+  };
 }
 
 function syncInput(overrides: Partial<SyncArgoAppInput> = {}): SyncArgoAppInput {
@@ -395,6 +409,52 @@ describe('failures', () => {
     assert.match(err.message, new RegExp(`health Missing at ${NEW} for more than 500ms`));
   });
 
+  test("a Degraded app is given the stage's argocd.degradedGrace before the promotion fails", async () => {
+    await seedPushed({ healthScript: [{ afterMs: 0, status: 'Degraded', message: 'Available: 0/1 replicas' }] });
+    const { syncArgoApp, waitArgoAppHealthy } = activities();
+    const env = newEnv();
+    await run(env, syncArgoApp, syncInput());
+    const started = Date.now();
+    const err = await failure(
+      run(env, waitArgoAppHealthy, waitInput(10_000, { argocd: argocd({ degradedGrace: '1200ms' }) })),
+    );
+    const took = Date.now() - started;
+    assert.equal(err.type, 'ArgoCdDegraded');
+    assert.match(err.message, /Available: 0\/1 replicas/);
+    assert.ok(took >= 1200 && took < 4000, `took ${took} ms; the stage allows 1200 ms (the worker default is 300 ms)`);
+  });
+
+  test('a Degraded app with a terminal reason fails at once, without waiting out the grace period', async () => {
+    const message = 'Back-off pulling image "registry.example.com/team/guestbook:9.9.9": ImagePullBackOff';
+    await seedPushed({ healthScript: [{ afterMs: 0, status: 'Degraded', message }] });
+    const { syncArgoApp, waitArgoAppHealthy } = activities({ degradedGraceMs: 60_000 });
+    const env = newEnv();
+    await run(env, syncArgoApp, syncInput());
+    const started = Date.now();
+    const err = await failure(
+      run(env, waitArgoAppHealthy, waitInput(10_000, { argocd: argocd({ degradedGrace: '1m' }) })),
+    );
+    assert.equal(err.type, 'ArgoCdDegraded');
+    assert.match(err.message, /ImagePullBackOff/);
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+  });
+
+  test("Missing health is given the stage's argocd.unhealthyGrace", async () => {
+    await seedPushed();
+    await standIn.control.inject({ kind: 'missing', app: 'guestbook-dev' });
+    const { syncArgoApp, waitArgoAppHealthy } = activities();
+    const env = newEnv();
+    await run(env, syncArgoApp, syncInput());
+    const started = Date.now();
+    const err = await failure(
+      run(env, waitArgoAppHealthy, waitInput(10_000, { argocd: argocd({ unhealthyGrace: '1500ms' }) })),
+    );
+    const took = Date.now() - started;
+    assert.equal(err.type, 'ArgoCdUnhealthy');
+    assert.match(err.message, new RegExp(`health Missing at ${NEW} for more than 1.5s`));
+    assert.ok(took >= 1500 && took < 4500, `took ${took} ms`);
+  });
+
   test('cancellation stops the wait promptly, mid-sleep, with a CancelledFailure', async () => {
     await seedPushed();
     await standIn.control.inject({ kind: 'stuckProgressing', app: 'guestbook-dev' });
@@ -411,5 +471,46 @@ describe('failures', () => {
     );
     assert.ok(err instanceof CancelledFailure, `expected CancelledFailure, got ${String(err)}`);
     assert.ok(Date.now() - cancelledAt < 200, `stopped ${Date.now() - cancelledAt} ms after the cancel`);
+  });
+});
+
+describe('assessApplication: conditions', () => {
+  /** An app our sync brought to NEW, freshly reconciled, carrying `conditions`. */
+  function settledApp(conditions: { type: string; message: string }[]): Application {
+    const source = { repoURL: REPO, path: '.', targetRevision: 'env/dev' };
+    return {
+      metadata: { name: 'guestbook-dev' },
+      spec: { source },
+      status: {
+        sync: { status: 'Synced', revision: NEW, comparedTo: { source } },
+        health: { status: 'Healthy' },
+        operationState: {
+          operation: { info: [{ name: PROMOTION_INFO, value: TAG }] },
+          phase: 'Succeeded',
+          finishedAt: '2026-11-28T03:00:00Z',
+          syncResult: { revision: NEW },
+        },
+        reconciledAt: '2026-11-28T03:00:01Z',
+        conditions,
+      },
+    };
+  }
+  const expectation = { revision: NEW, tag: TAG, sourceIndex: 0, degradedGraceMs: 30_000, unhealthyGraceMs: 60_000 };
+
+  test('a ComparisonError is waited on for the unhealthy grace; an InvalidSpecError fails at once', () => {
+    const comparison = settledApp([{ type: 'ComparisonError', message: 'rpc error: repo server unavailable' }]);
+    const memory = { sawProgress: false };
+    assert.equal(assessApplication(comparison, expectation, memory, 1_000).verdict, 'wait');
+    assert.equal(assessApplication(comparison, expectation, memory, 60_999).verdict, 'wait');
+    assert.equal(assessApplication(comparison, expectation, memory, 61_000).verdict, 'fail');
+
+    const invalid = settledApp([
+      { type: 'InvalidSpecError', message: 'application repo is not permitted in project "default"' },
+    ]);
+    assert.deepEqual(assessApplication(invalid, expectation, { sawProgress: false }, 1_000), {
+      verdict: 'fail',
+      type: 'ArgoCdUnhealthy',
+      message: 'InvalidSpecError: application repo is not permitted in project "default"',
+    });
   });
 });

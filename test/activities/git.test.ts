@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -156,6 +156,7 @@ function activities(fx: Fixture, options: Partial<GitActivitiesOptions> = {}) {
   return createGitActivities({
     workspaceRoot: fx.workspaceRoot,
     secrets: createSecretResolver({ env: {} }),
+    allowFileRepos: true,
     ...options,
   });
 }
@@ -473,6 +474,61 @@ describe('renderAndPush: retries, crashes and races', () => {
 });
 
 describe('renderAndPush: failures', () => {
+  /** Installs a pre-receive hook in the remote that records every push it sees and declines with `decline`. */
+  function receiveHook(fx: Fixture, decline?: string): () => number {
+    const log = join(fx.dir, 'pushes.log');
+    const hook = join(fx.remote, 'hooks', 'pre-receive');
+    mkdirSync(dirname(hook), { recursive: true });
+    writeFileSync(
+      hook,
+      `#!/bin/sh\necho push >> '${log}'\n${decline ? `echo '${decline}' >&2\nexit 1\n` : 'exit 0\n'}`,
+      { mode: 0o755 },
+    );
+    return () => (readdirSync(fx.dir).includes('pushes.log') ? readFileSync(log, 'utf8').split('\n').length - 1 : 0);
+  }
+
+  it("a push a hook or protected branch declines fails at once, non-retryable, with the remote's reason", async (t) => {
+    const fx = createFixture(t);
+    const pushes = receiveHook(fx, 'GL-HOOK-ERR: env/dev is a protected branch');
+    const started = Date.now();
+    await assertFailure(activities(fx).renderAndPush(promotion(fx)), {
+      type: 'PushRejected',
+      nonRetryable: true,
+      message: [/refused the push to branch env\/dev: pre-receive hook declined/, /env\/dev is a protected branch/],
+    });
+    assert.equal(pushes(), 1, 'pushed once, not retried');
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(fx.remoteGit('branch', '--list', 'env/dev'), '');
+  });
+
+  it("a branch inside an existing branch's name (env/dev/sub beside env/dev) fails at once with git's reason", async (t) => {
+    const fx = createFixture(t);
+    await activities(fx).renderAndPush(promotion(fx));
+    const pushes = receiveHook(fx);
+    await assertFailure(
+      activities(fx).renderAndPush(
+        promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: FROM, to: 'env/dev/sub' } }),
+      ),
+      {
+        type: 'PushRejected',
+        nonRetryable: true,
+        message: [/push to branch env\/dev\/sub/, /'refs\/heads\/env\/dev' exists/, /retrying cannot help/],
+      },
+    );
+    assert.equal(pushes(), 1, 'pushed once, not retried');
+  });
+
+  it('a branch name too long for the remote (one the pipeline schema would refuse) fails at once', async (t) => {
+    const fx = createFixture(t);
+    const pushes = receiveHook(fx);
+    const to = `env/${'x'.repeat(300)}`;
+    await assertFailure(
+      activities(fx).renderAndPush(promotion(fx, { render: { strategy: 'branch', engine: 'plain', from: FROM, to } })),
+      { type: 'PushRejected', nonRetryable: true, message: [/File name too long/] },
+    );
+    assert.equal(pushes(), 1, 'pushed once, not retried');
+  });
+
   it('fails for good, naming repository, branch and path, when `from` does not exist', async (t) => {
     const fx = createFixture(t);
     await assertFailure(
@@ -591,6 +647,19 @@ async function startGitHttpServer(projectRoot: string, expectedAuthorization: st
   };
 }
 
+describe('renderAndPush: file:// repositories', () => {
+  it('are refused unless the worker allows them, naming the setting, before any git command', async (t) => {
+    const fx = createFixture(t);
+    await assertFailure(activities(fx, { allowFileRepos: false }).renderAndPush(promotion(fx)), {
+      type: 'FileRepoNotAllowed',
+      nonRetryable: true,
+      message: [/file:\/\/ repositories are not allowed on this worker/, /FERRY_ALLOW_FILE_REPOS=1/],
+    });
+    assert.equal(fx.remoteGit('branch', '--list', 'env/dev'), '');
+    assert.ok(!readdirSync(fx.dir).includes('workspaces'), 'no workspace was created');
+  });
+});
+
 describe('renderAndPush: a remote that does not answer', () => {
   it('stops git after the network timeout with a retryable failure, and does not wedge the repository', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-git-'));
@@ -616,6 +685,143 @@ describe('renderAndPush: a remote that does not answer', () => {
         message: [/no answer within 0s/, /127\.0\.0\.1/],
       });
     }
+  });
+});
+
+describe('crashes leave nothing behind', () => {
+  /** Processes by pid: [parent pid, process group, command name], read from /proc. */
+  function processes(): Map<number, { ppid: number; pgrp: number; comm: string }> {
+    const all = new Map<number, { ppid: number; pgrp: number; comm: string }>();
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue; // exited meanwhile
+      }
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const [, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      all.set(Number(entry), { ppid: Number(ppid), pgrp: Number(pgrp), comm });
+    }
+    return all;
+  }
+
+  async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = probe();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('git started by a worker dies with it when the worker is SIGKILLed in the middle of a fetch', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-git-'));
+    const hanging = createServer(() => undefined); // accepts requests, never answers: git waits for ever
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    t.after(async () => {
+      hanging.closeAllConnections();
+      await new Promise<void>((resolve) => hanging.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/gitops.git`;
+    const script = join(dir, 'worker.ts');
+    writeFileSync(
+      script,
+      [
+        `import { createGitWorkspaces } from ${JSON.stringify(join(__dirname, '..', '..', 'activities', 'git'))};`,
+        `import { createSecretResolver } from ${JSON.stringify(join(__dirname, '..', '..', 'activities', 'secrets'))};`,
+        'const workspaces = createGitWorkspaces({',
+        `  workspaceRoot: ${JSON.stringify(join(dir, 'workspaces'))},`,
+        '  secrets: createSecretResolver({ env: {} }),',
+        '});',
+        `void workspaces.open({ url: ${JSON.stringify(url)}, branch: 'main' }).then((w) => w.fetch('main', 'env/dev'));`,
+        '',
+      ].join('\n'),
+    );
+    const worker = spawn(process.execPath, ['--import', 'tsx', script], {
+      cwd: join(__dirname, '..', '..'),
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    t.after(() => worker.kill('SIGKILL'));
+
+    const gitGroup = await until('the worker to start git fetch', () => {
+      const all = processes();
+      for (const [pid, p] of all) {
+        if (p.ppid !== worker.pid || p.comm !== 'git') continue;
+        let argv: string[] = [];
+        try {
+          argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        } catch {
+          // exited meanwhile
+        }
+        if (argv.includes('fetch')) return pid;
+      }
+      return undefined;
+    });
+    // The fetch's helper (git-remote-http) is in git's group too; wait for it to be connected.
+    await until('git-remote-http', () =>
+      [...processes().values()].some((p) => p.pgrp === gitGroup && p.comm.startsWith('git-remote')) ? true : undefined,
+    );
+
+    worker.kill('SIGKILL');
+    await exited;
+    await until(
+      'git and its helpers to die with the worker',
+      () => ([...processes().values()].some((p) => p.pgrp === gitGroup) ? undefined : true),
+      5_000,
+    );
+  });
+
+  it('a new worker removes what a killed one left: half-built workspaces and temporary indexes', async (t) => {
+    const fx = createFixture(t);
+    await activities(fx).renderAndPush(promotion(fx));
+    const root = fx.workspaceRoot;
+    const [workspace] = readdirSync(root);
+    assert.ok(workspace?.endsWith('.git'));
+
+    // A pid that no longer runs: a process that has exited.
+    const dead = spawn('true');
+    await new Promise((resolve) => dead.once('exit', resolve));
+    const deadTag = `${dead.pid}.0a1b2c3d`;
+    const uuid = '5f0c6a8e-3b1d-4c2e-9f7a-0d1e2f3a4b5c';
+    // A live pid of another process: maybe another worker sharing the root, so its recent work stays.
+    const live = spawn('sleep', ['30']);
+    t.after(() => live.kill('SIGKILL'));
+    const liveTag = `${live.pid}.0a1b2c3d`;
+
+    const halfBuiltByDead = join(root, `other-0123456789abcdef.git.init-${deadTag}.${uuid}`);
+    const halfBuiltByLive = join(root, `third-0123456789abcdef.git.init-${liveTag}.${uuid}`);
+    const indexByDead = join(root, workspace!, `ferry-index-${deadTag}.${uuid}`);
+    const indexByLive = join(root, workspace!, `ferry-index-${liveTag}.${uuid}`);
+    for (const d of [halfBuiltByDead, halfBuiltByLive]) mkdirSync(join(d, 'objects'), { recursive: true });
+    for (const f of [indexByDead, indexByLive]) writeFileSync(f, 'DIRC');
+
+    // The first open in a new process (here: a new set of activities over a root not swept yet in this process
+    // stands in for it only for the indexes; the root sweep is once per process, so it is checked directly below).
+    await activities(fx).renderAndPush(promotion(fx, { version: '1.0.1' }));
+    assert.ok(!readdirSync(join(root, workspace!)).includes(`ferry-index-${deadTag}.${uuid}`), 'dead index removed');
+    assert.ok(readdirSync(join(root, workspace!)).includes(`ferry-index-${liveTag}.${uuid}`), 'live index kept');
+
+    const script = join(fx.dir, 'open.ts');
+    writeFileSync(
+      script,
+      [
+        `import { createGitWorkspaces } from ${JSON.stringify(join(__dirname, '..', '..', 'activities', 'git'))};`,
+        `import { createSecretResolver } from ${JSON.stringify(join(__dirname, '..', '..', 'activities', 'secrets'))};`,
+        `const workspaces = createGitWorkspaces({ workspaceRoot: ${JSON.stringify(root)}, secrets: createSecretResolver({ env: {} }), allowFileRepos: true });`,
+        `void workspaces.open({ url: ${JSON.stringify(`file://${fx.remote}`)}, branch: 'main' });`,
+        '',
+      ].join('\n'),
+    );
+    execFileSync(process.execPath, ['--import', 'tsx', script], { cwd: join(__dirname, '..', '..'), stdio: 'pipe' });
+    const left = readdirSync(root);
+    assert.ok(!left.includes(basename(halfBuiltByDead)), 'the half-built workspace of a dead worker is removed');
+    assert.ok(left.includes(basename(halfBuiltByLive)), 'a recent one of a live process is kept');
+    assert.ok(left.includes(workspace!), 'the workspace itself stays');
   });
 });
 

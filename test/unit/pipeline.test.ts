@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import {
   type Pipeline,
   type SpecError,
 } from '../../pipeline';
+import { branchNameProblem, MAX_BRANCH_BYTES, repoPathProblem } from '../../pipeline/git-names';
 import { guestbookYaml } from '../helpers/fixtures';
 
 const GUESTBOOK = guestbookYaml(`
@@ -371,6 +373,129 @@ describe('rules across fields', () => {
       errorsOf(validatePipeline(value)).map((e) => e.path),
       ['metadata.name', 'spec.stages[1].after[0]'],
     );
+  });
+});
+
+describe('git names', () => {
+  // Names git refuses and names it accepts, each for a rule of `git check-ref-format --branch`.
+  const NAMES: Array<[string, boolean]> = [
+    ['main', true],
+    ['env/dev', true],
+    ['env/dev-2.1', true],
+    ['release/v1.4.x', true],
+    ['a./b', true],
+    ['x/HEAD', true],
+    ['a@b', true],
+    ['foo.lock.x', true],
+    ['héllo/wörld', true],
+    ['HEAD', false],
+    ['-x', false],
+    ['--', false],
+    ['.x', false],
+    ['env/.x', false],
+    ['a..b', false],
+    ['a.lock/b', false],
+    ['a/b.lock', false],
+    ['a.lock', false],
+    ['a//b', false],
+    ['/a', false],
+    ['a/', false],
+    ['a.', false],
+    ['a b', false],
+    ['a\tb', false],
+    ['a\u0001b', false],
+    ['a\u007fb', false],
+    ['a~b', false],
+    ['a^b', false],
+    ['a:b', false],
+    ['a?b', false],
+    ['a*b', false],
+    ['a[b', false],
+    ['a\\b', false],
+    ['a@{b', false],
+    ['@{-1}', false],
+  ];
+
+  test('branchNameProblem agrees with git check-ref-format --branch on a table of names', () => {
+    const disagreements: string[] = [];
+    for (const [name, valid] of NAMES) {
+      const git = spawnSync('git', ['check-ref-format', '--branch', name], { encoding: 'utf8' });
+      const gitSays = git.status === 0;
+      const oursSays = branchNameProblem(name) === undefined;
+      assert.equal(gitSays, valid, `the table is wrong about ${JSON.stringify(name)} (git says ${gitSays})`);
+      if (oursSays !== gitSays) disagreements.push(`${JSON.stringify(name)}: git ${gitSays}, Ferry ${oursSays}`);
+    }
+    assert.deepEqual(disagreements, []);
+  });
+
+  test('beyond git: "@" alone and names over the byte limit are refused; the limit itself is accepted', () => {
+    assert.match(branchNameProblem('@') ?? '', /current commit/);
+    assert.equal(branchNameProblem('e'.repeat(MAX_BRANCH_BYTES)), undefined);
+    assert.match(branchNameProblem('e'.repeat(300)) ?? '', /300 bytes long; the limit is 244/);
+    // Bytes, not characters: 123 two-byte characters are 246 bytes.
+    assert.match(branchNameProblem('é'.repeat(123)) ?? '', /246 bytes/);
+  });
+
+  test('render.to names git refuses are refused at apply time, each with its path and the reason', () => {
+    const refused: Record<string, RegExp> = {
+      HEAD: /"HEAD" means the current commit/,
+      '-x': /starts with "-"/,
+      '.x': /component ".x" starts with "."/,
+      'a..b': /contains "\.\."/,
+      'a.lock/b': /component "a\.lock" ends with "\.lock"/,
+      'a//b': /contains "\/\/"/,
+      'env/a\u0007b': /control character U\+0007/,
+      'a@{1}': /contains "@\{"/,
+      'env/': /ends with "\/"/,
+      [`env/${'x'.repeat(296)}`]: /300 bytes long/,
+    };
+    for (const [name, reason] of Object.entries(refused)) {
+      const value = guestbook();
+      value.spec.stages[1].render.to = name;
+      const errors = errorsOf(validatePipeline(value));
+      assert.equal(errors.length, 1, `${JSON.stringify(name)}: ${formatSpecErrors(errors)}`);
+      assert.equal(errors[0].path, 'spec.stages[1].render.to');
+      assert.match(errors[0].message, /^not a valid git branch name: /);
+      assert.match(errors[0].message, reason);
+    }
+  });
+
+  test('spec.repo.branch follows the same rules', () => {
+    const value = guestbook();
+    value.spec.repo.branch = 'main.lock';
+    assert.deepEqual(errorsOf(validatePipeline(value)), [
+      {
+        path: 'spec.repo.branch',
+        message: 'not a valid git branch name: its path component "main.lock" ends with ".lock"',
+      },
+    ]);
+  });
+
+  test('render.from must be a clean relative path', () => {
+    const refused: Record<string, RegExp> = {
+      '/etc/ferry': /not an absolute path/,
+      '../outside': /"\.\." is not allowed/,
+      'apps/../../x': /"\.\." is not allowed/,
+      'apps/\u0000dev': /control character U\+0000/,
+      'apps/\ndev': /control character U\+000A/,
+      'apps//dev': /empty or "\." path components/,
+      'apps\\dev': /not "\\"/,
+      '.git/hooks': /into "\.git"/,
+    };
+    for (const [from, reason] of Object.entries(refused)) {
+      const value = guestbook();
+      value.spec.stages[0].render.from = from;
+      const errors = errorsOf(validatePipeline(value));
+      assert.deepEqual(
+        errors.map((e) => e.path),
+        ['spec.stages[0].render.from'],
+        JSON.stringify(from),
+      );
+      assert.match(errors[0].message, reason, JSON.stringify(from));
+    }
+    for (const from of ['.', './', 'apps/dev', './apps/dev/', 'apps/dev..old']) {
+      assert.equal(repoPathProblem(from), undefined, from);
+    }
   });
 });
 
