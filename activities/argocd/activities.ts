@@ -1,5 +1,5 @@
 // Argo CD activities: ask Argo CD to sync an app to the head of the stage branch, then wait until it is Synced and
-// Healthy at exactly that commit (argocd-api.md §2.4). Failures are ApplicationFailures whose message starts with
+// Healthy at exactly that commit. Failures are ApplicationFailures whose message starts with
 // the app and server and says what to do; the ones a retry cannot fix are non-retryable.
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { isDeepStrictEqual } from 'node:util';
@@ -174,7 +174,7 @@ function revisionAt(
   return multi ? revisions?.[index] : revision;
 }
 
-// ---- the §2.4 assessment ----------------------------------------------------------------------------------------
+// ---- the assessment: Synced and Healthy at the revision ---------------------------------------------------
 
 export interface Expectation {
   revision: string;

@@ -1,4 +1,4 @@
-// A narrow REST client for the Argo CD API server (argocd-api.md §1): only the endpoints and fields Ferry uses,
+// A narrow REST client for the Argo CD API server: only the endpoints and fields Ferry uses,
 // validated with zod at the edge. Errors are ArgoCdError { status, grpcCode, message }, built from the grpc-gateway
 // body when there is one and from the status line when a proxy answered with HTML. The token goes into the
 // Authorization header only; it is scrubbed from every message this module produces.

@@ -1,4 +1,4 @@
-// Fidelity of the Argo CD stand-in: the wire rules of argocd-api.md §1 and the controller timeline of §6.2, checked
+// Fidelity of the Argo CD stand-in: the wire rules of the Argo CD API and the timeline of its application controller, checked
 // over real HTTP, so the activity tests that run against it test against Argo CD's behaviour and not our own guess.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';

@@ -1,4 +1,4 @@
-// The simulated Argo CD application controller (argocd-api.md §6.2), in real time with small configurable delays:
+// The simulated Argo CD application controller, in real time with small configurable delays:
 // reconcile → operation pickup → sync → completion → post-op reconcile, with health following a script after each
 // deploy. Between completion and the post-op reconcile, status.sync/health still describe the old state: the
 // stale-health window that a correct client must not mistake for success.
@@ -447,7 +447,7 @@ export class ArgoCdSimulation {
 
   // ---- API writes -----------------------------------------------------------------------------------------------
 
-  /** POST sync, after RBAC: revision vs auto-sync, resolvability, then the in-flight check (§1.3). */
+  /** POST sync, after RBAC: revision vs auto-sync, resolvability, then the in-flight check. */
   async sync(state: AppState, request: SyncRequest, username: string): Promise<Application> {
     const spec = state.app.spec;
     const sources = sourcesOf(spec);

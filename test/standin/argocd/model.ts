@@ -1,4 +1,4 @@
-// The Argo CD objects as they go over the wire (argocd-api.md §1.2): Go `json:` tag names, `omitempty` honoured by
+// The Argo CD objects as they go over the wire: Go `json:` tag names, `omitempty` honoured by
 // leaving fields undefined, int64 as numbers, times as RFC 3339 at second precision.
 
 export type HealthStatus = 'Healthy' | 'Progressing' | 'Degraded' | 'Suspended' | 'Missing' | 'Unknown';

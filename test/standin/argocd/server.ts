@@ -1,4 +1,4 @@
-// A loopback Argo CD API server for tests (argocd-api.md §1, §6): the real wire format (grpc-gateway v1 error
+// A loopback Argo CD API server for tests: the real wire format (grpc-gateway v1 error
 // bodies and status codes, 415 for non-JSON, 403-vs-404 for missing apps, JWT-shaped bearer tokens, int64 as
 // numbers, second-precision times) in front of the simulated controller in ./controller. A test-control API lives
 // under /__standin/* and, in process, on the returned `control` object.
