@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -417,14 +417,17 @@ describe('git names', () => {
   ];
 
   test('branchNameProblem agrees with git check-ref-format --branch on a table of names', () => {
+    const outsideRepo = mkdtempSync(join(tmpdir(), 'ferry-refnames-'));
     const disagreements: string[] = [];
     for (const [name, valid] of NAMES) {
-      const git = spawnSync('git', ['check-ref-format', '--branch', name], { encoding: 'utf8' });
+      // Outside any repository: inside one, git expands `@{-1}` to the branch checked out before.
+      const git = spawnSync('git', ['check-ref-format', '--branch', name], { encoding: 'utf8', cwd: outsideRepo });
       const gitSays = git.status === 0;
       const oursSays = branchNameProblem(name) === undefined;
       assert.equal(gitSays, valid, `the table is wrong about ${JSON.stringify(name)} (git says ${gitSays})`);
       if (oursSays !== gitSays) disagreements.push(`${JSON.stringify(name)}: git ${gitSays}, Ferry ${oursSays}`);
     }
+    rmSync(outsideRepo, { recursive: true, force: true });
     assert.deepEqual(disagreements, []);
   });
 
