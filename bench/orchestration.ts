@@ -65,7 +65,7 @@ function options(argv: readonly string[]): Options {
     concurrentRuns: intOption(argv, 'concurrent-runs', quick ? 1 : 2),
     concurrency: intOption(argv, 'concurrency', 200),
     floorConcurrency: intOption(argv, 'floor-concurrency', 4),
-    timeoutMs: intOption(argv, 'timeout', 600) * 1000,
+    timeoutMs: intOption(argv, 'timeout', 900) * 1000,
   };
 }
 
@@ -296,13 +296,46 @@ export async function run(argv: readonly string[]): Promise<void> {
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  // The run stops by itself: after --timeout, whatever is still waiting, the dev server is stopped and we exit.
+  const loadBefore = loadLine();
+  const failures: string[] = [];
+  const comparisons: Comparison[] = [];
+  let gitVersion = 'git';
+  const printReport = (stoppedBy?: string): void => {
+    if (stoppedBy) out(`STOPPED: ${stoppedBy}; the table holds the runs finished by then.`);
+    out(
+      `orchestration: Ferry through the HTTP API (in process) on a Temporal dev server and an in-process worker, ` +
+        `against the floor, interleaved (Ferry, floor, Ferry, …); remote: a bare repository on local disk`,
+    );
+    out(
+      `runs: ${opts.runs} per scenario after 1 warm-up (concurrent: ${opts.concurrentRuns}, no warm-up); ` +
+        `node ${process.version}; ${gitVersion}; ${Math.round((Date.now() - started) / 1000)} s in all`,
+    );
+    out(`before: ${loadBefore}`);
+    out(`after:  ${loadLine()}`);
+    out('Times are medians with their range (min–max); the ratio is of the medians.');
+    out();
+    out(table(['', 'Ferry', 'floor', 'ratio', 'goal'], comparisons.map(comparisonRow)));
+    out();
+    for (const c of comparisons) for (const note of c.notes) out(`${c.name}: ${note}`);
+    if (failures.length > 0) {
+      out();
+      out(`${failures.length} failures (first 10):`);
+      for (const f of failures.slice(0, 10)) out(`  ${f.slice(0, 400)}`);
+    }
+    const warnings = workerLog.filter((l) => /WARN|ERROR|"level":"(warn|error)"/.test(l));
+    if (warnings.length > 0)
+      out(`worker and API log: ${warnings.length} warnings or errors; first: ${warnings[0]!.slice(0, 300)}`);
+  };
+  const pastDeadline = () => Date.now() > hardDeadline;
+
+  // The run stops by itself: past --timeout no scenario starts another run (waits end there too), and should
+  // anything still hang two minutes later, the watchdog prints what was measured, stops the dev server and exits.
   const watchdog = setTimeout(() => {
-    process.stderr.write(`orchestration benchmark: gave up after ${opts.timeoutMs / 1000} s (--timeout)\n`);
+    printReport(`gave up ${opts.timeoutMs / 1000 + 120} s after the start (--timeout ${opts.timeoutMs / 1000})`);
     server?.process.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
     process.exit(3);
-  }, opts.timeoutMs + 30_000);
+  }, opts.timeoutMs + 120_000);
   const onSignal = (signal: NodeJS.Signals) => {
     server?.process.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -311,7 +344,6 @@ export async function run(argv: readonly string[]): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const loadBefore = loadLine();
   try {
     // --- the stack: Temporal dev server, worker, typed client, HTTP API; the remote; the floor's HTTP server
     progress('starting the Temporal dev server, the worker and the API');
@@ -350,6 +382,7 @@ export async function run(argv: readonly string[]): Promise<void> {
     await new Promise<void>((resolve) => floorServer!.listen(0, '127.0.0.1', resolve));
     const floorUrl = `http://127.0.0.1:${(floorServer.address() as AddressInfo).port}/`;
 
+    gitVersion = (await exec('git', ['--version'], env)).trim();
     const bare = join(dir, 'gitops.git');
     createExampleRepo(bare);
     const repoUrl = pathToFileURL(bare).href;
@@ -396,8 +429,6 @@ export async function run(argv: readonly string[]): Promise<void> {
       return performance.now() - t0;
     };
     const settleDeadline = () => Math.min(Date.now() + 60_000, hardDeadline);
-    const failures: string[] = [];
-    const comparisons: Comparison[] = [];
     let version = 0;
     const nextVersion = () => `1.0.${++version}`;
 
@@ -411,8 +442,9 @@ export async function run(argv: readonly string[]): Promise<void> {
       verdict: (f, b) => f <= 3 * b,
       notes: [],
     };
+    comparisons.push(one);
     progress(`one promotion: 1 warm-up + ${opts.runs} runs each`);
-    for (let i = 0; i <= opts.runs; i++) {
+    for (let i = 0; i <= opts.runs && !pastDeadline(); i++) {
       const freight = await client.addFreight('bench-one', nextVersion());
       const before = snapshot(bare, ['env/one']);
       let promotionId = '';
@@ -441,7 +473,6 @@ export async function run(argv: readonly string[]): Promise<void> {
       if (at !== undefined) one.ferry.push(at - t0);
       if (floorMs !== undefined) one.floor.push(floorMs);
     }
-    comparisons.push(one);
 
     // --- a three-stage auto chain: freight registration → prod commit on the remote
     const chain: Comparison = {
@@ -453,8 +484,9 @@ export async function run(argv: readonly string[]): Promise<void> {
       verdict: (f, b) => f <= 3 * b,
       notes: [],
     };
+    comparisons.push(chain);
     progress(`three-stage chain: 1 warm-up + ${opts.runs} runs each`);
-    for (let i = 0; i <= opts.runs; i++) {
+    for (let i = 0; i <= opts.runs && !pastDeadline(); i++) {
       const v = nextVersion();
       const before = snapshot(bare, ['env/chain/prod']);
       let freightId = '';
@@ -485,7 +517,6 @@ export async function run(argv: readonly string[]): Promise<void> {
       if (at !== undefined) chain.ferry.push(at - t0);
       if (floorMs !== undefined) chain.floor.push(floorMs);
     }
-    comparisons.push(chain);
 
     // --- N concurrent promotions into one repository: N requests at once → every commit on the remote
     const n = opts.concurrency;
@@ -500,9 +531,10 @@ export async function run(argv: readonly string[]): Promise<void> {
       complete: () => landedCounts.every((c) => c === `${n}/${n}`),
       notes: [],
     };
+    comparisons.push(concurrent);
     progress(`${n} concurrent promotions: ${opts.concurrentRuns} runs each`);
     const branchOf = (s: string) => `env/many/${s}`;
-    for (let r = 0; r < opts.concurrentRuns; r++) {
+    for (let r = 0; r < opts.concurrentRuns && !pastDeadline(); r++) {
       const v = nextVersion();
       const freight = await client.addFreight('bench-many', v);
       // Promotion ids are documented (promotion/<pipeline>/<stage>/<freight>): a request answered with an error
@@ -579,21 +611,22 @@ export async function run(argv: readonly string[]): Promise<void> {
       );
       let floorFailed = 0;
       const floorMs = await time(() =>
-        pool(manyStages, opts.floorConcurrency, (s) =>
-          floorPromotion(`floor/many/${s}`, v).then(
-            () => undefined,
-            (err: unknown) => {
-              floorFailed++;
-              if (floorFailed <= 3) failures.push(`concurrent floor ${s}: ${String(err)}`);
-            },
-          ),
+        pool(manyStages, opts.floorConcurrency, async (s) =>
+          pastDeadline()
+            ? undefined
+            : floorPromotion(`floor/many/${s}`, v).then(
+                () => undefined,
+                (err: unknown) => {
+                  floorFailed++;
+                  if (floorFailed <= 3) failures.push(`concurrent floor ${s}: ${String(err)}`);
+                },
+              ),
         ),
       );
       const floorLanded = [...floorBefore].filter(([b, c]) => readRef(bare, b) !== c).length;
       concurrent.notes.push(`floor run ${r + 1}: ${floorLanded}/${n} landed, ${floorFailed} failed`);
-      concurrent.floor.push(floorMs);
+      if (floorLanded === n) concurrent.floor.push(floorMs);
     }
-    comparisons.push(concurrent);
 
     // --- status of an evicted pipeline: a worker that caches 2 workflows; the other two pipelines are queried
     // first, so bench-many (which saw every concurrent promotion) is not in the cache when it is asked for.
@@ -609,13 +642,14 @@ export async function run(argv: readonly string[]): Promise<void> {
       verdict: (f) => f < 200,
       notes: [],
     };
+    comparisons.push(evicted);
     const cached: number[] = [];
     const history = await ferry.temporal.workflow
       .getHandle('pipeline/bench-many')
       .describe()
       .then((d) => d.historyLength)
       .catch(() => undefined);
-    for (let i = 0; i <= opts.runs; i++) {
+    for (let i = 0; i <= opts.runs && !pastDeadline(); i++) {
       try {
         await client.ok('GET', '/api/v1/pipelines/bench-one');
         await client.ok('GET', '/api/v1/pipelines/bench-chain');
@@ -637,32 +671,8 @@ export async function run(argv: readonly string[]): Promise<void> {
     evicted.notes.push(
       `the pipeline's history: ${history ?? '?'} events in its current run; the same GET once cached: ${formatSample(cached)}`,
     );
-    comparisons.push(evicted);
 
-    // --- the report
-    out(
-      `orchestration: Ferry through the HTTP API (in process) on a Temporal dev server and an in-process worker, ` +
-        `against the floor, interleaved (Ferry, floor, Ferry, …); remote: a bare repository on local disk`,
-    );
-    out(
-      `runs: ${opts.runs} per scenario after 1 warm-up (concurrent: ${opts.concurrentRuns}, no warm-up); ` +
-        `node ${process.version}; ${(await exec('git', ['--version'], env)).trim()}; ${Math.round((Date.now() - started) / 1000)} s in all`,
-    );
-    out(`before: ${loadBefore}`);
-    out(`after:  ${loadLine()}`);
-    out('Times are medians with their range (min–max); the ratio is of the medians.');
-    out();
-    out(table(['', 'Ferry', 'floor', 'ratio', 'goal'], comparisons.map(comparisonRow)));
-    out();
-    for (const c of comparisons) for (const note of c.notes) out(`${c.name}: ${note}`);
-    if (failures.length > 0) {
-      out();
-      out(`${failures.length} failures (first 10):`);
-      for (const f of failures.slice(0, 10)) out(`  ${f.slice(0, 400)}`);
-    }
-    const warnings = workerLog.filter((l) => /WARN|ERROR|"level":"(warn|error)"/.test(l));
-    if (warnings.length > 0)
-      out(`worker and API log: ${warnings.length} warnings or errors; first: ${warnings[0]!.slice(0, 300)}`);
+    printReport(pastDeadline() ? `--timeout ${opts.timeoutMs / 1000} s reached` : undefined);
     if (failures.length > 0) process.exitCode = 1;
   } finally {
     clearTimeout(watchdog);
