@@ -229,7 +229,7 @@ class Api {
   /** Polls a promotion until it ends (or the deadline); its last phase and error. */
   async settle(id: string, deadline: number): Promise<{ phase: string; error?: string }> {
     let last: { phase: string; error?: string } = { phase: 'unknown' };
-    while (Date.now() < deadline) {
+    for (let first = true; first || Date.now() < deadline; first = false) {
       const { status, json } = await this.call('GET', `/api/v1/promotions/${id}`).catch((err: unknown) => ({
         status: 0,
         json: { phase: 'unknown', error: String(err) },
