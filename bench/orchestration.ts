@@ -445,7 +445,11 @@ export async function run(argv: readonly string[]): Promise<void> {
     comparisons.push(one);
     progress(`one promotion: 1 warm-up + ${opts.runs} runs each`);
     for (let i = 0; i <= opts.runs && !pastDeadline(); i++) {
-      const freight = await client.addFreight('bench-one', nextVersion());
+      const freight = await client.addFreight('bench-one', nextVersion()).catch((err: unknown) => {
+        failures.push(`one promotion, registering freight: ${String(err)}`);
+        return undefined;
+      });
+      if (!freight) continue;
       const before = snapshot(bare, ['env/one']);
       let promotionId = '';
       const t0 = performance.now();
@@ -532,11 +536,15 @@ export async function run(argv: readonly string[]): Promise<void> {
       notes: [],
     };
     comparisons.push(concurrent);
-    progress(`${n} concurrent promotions: ${opts.concurrentRuns} runs each`);
+    progress(`${n} concurrent promotions: ${opts.concurrentRuns} run(s) each`);
     const branchOf = (s: string) => `env/many/${s}`;
     for (let r = 0; r < opts.concurrentRuns && !pastDeadline(); r++) {
       const v = nextVersion();
-      const freight = await client.addFreight('bench-many', v);
+      const freight = await client.addFreight('bench-many', v).catch((err: unknown) => {
+        failures.push(`concurrent, registering freight: ${String(err)}`);
+        return undefined;
+      });
+      if (!freight) continue;
       // Promotion ids are documented (promotion/<pipeline>/<stage>/<freight>): a request answered with an error
       // can still be looked up, so a promotion that started anyway is not missed.
       const idOf = (s: string) => `promotion/bench-many/${s}/${freight.id}`;
