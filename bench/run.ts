@@ -11,7 +11,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
     describe:
       'a promotion, a three-stage auto chain, 200 concurrent promotions and an evicted status query, end to end ' +
       'through the HTTP API on a real Temporal dev server, against plain git scripts',
-    usage: '[--quick] [--runs N] [--concurrent-runs N] [--concurrency N] [--floor-concurrency N]',
+    usage: '[--quick] [--runs N] [--concurrent-runs N] [--concurrency N] [--floor-concurrency N] [--timeout S]',
     load: () => import('./orchestration'),
   },
   git: {
