@@ -1,12 +1,13 @@
 // How long Ferry's git step takes per promotion, against the floor: the same work (render a stage's manifests with
 // a new image tag into its branch, commit, push) done with plain git porcelain in the same run, on the same repo.
 //
-//   npx tsx bench/git-promotion.ts [--promotions 20] [--files 200] [--history 50]
+//   npm run bench -- git [--promotions 20] [--files 200] [--history 50]
 //
 // Rows: Ferry's renderAndPush (cached bare workspace + plumbing); "clone per promotion" (git clone, edit, commit,
 // push: what a stateless job does); "kept clone" (one clone, then fetch + checkout + edit + commit + push per
-// promotion: the best a work-tree approach can do). The remote is a bare repository on local disk, so the numbers
-// are git's own cost without network latency; over a network the clone row grows with the repository's size.
+// promotion: the best a work-tree approach can do). The rows run interleaved, one promotion of each in turn. The
+// remote is a bare repository on local disk, so the numbers are git's own cost without network latency; over a
+// network the clone row grows with the repository's size.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,20 +15,11 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createGitActivities } from '../activities/render-and-push';
 import { createSecretResolver } from '../activities/secrets';
+import { formatMs, formatRatio, formatSample, intOption, loadLine, median, quantile, table } from './stats';
 
 process.env.GIT_CONFIG_GLOBAL = '/dev/null';
 process.env.GIT_CONFIG_NOSYSTEM = '1';
 
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
-
-const PROMOTIONS = option('promotions', 20);
-const FILES = option('files', 200);
-const HISTORY = option('history', 50);
 const IMAGE = 'registry.example.com/team/guestbook';
 const FROM = 'apps/guestbook/dev';
 
@@ -74,18 +66,18 @@ function manifest(i: number, tag: string): string {
   ].join('\n');
 }
 
-function setUp(dir: string): string {
+function setUp(dir: string, files: number, history: number): string {
   const remote = join(dir, 'gitops.git');
   git(dir, 'init', '--bare', '--quiet', '--initial-branch=main', remote);
   const dev = join(dir, 'dev');
   git(dir, 'init', '--quiet', '--initial-branch=main', dev);
-  for (let i = 0; i < FILES; i++) {
+  for (let i = 0; i < files; i++) {
     const path = join(dev, FROM, `m${String(i).padStart(3, '0')}.yaml`);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, manifest(i, '0.0.0'));
   }
   // Some history, and other apps, so cloning costs what it costs in a real GitOps repository.
-  for (let c = 0; c < HISTORY; c++) {
+  for (let c = 0; c < history; c++) {
     const path = join(dev, 'apps', `other-${c % 10}`, `config-${c}.yaml`);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, `kind: ConfigMap\nmetadata: {name: c${c}}\ndata: {rev: "${c}"}\n`);
@@ -137,19 +129,31 @@ async function time(fn: () => unknown): Promise<number> {
   return performance.now() - start;
 }
 
-async function main(): Promise<void> {
+export async function run(argv: readonly string[]): Promise<void> {
+  const promotions = intOption(argv, 'promotions', 20);
+  const files = intOption(argv, 'files', 200);
+  const history = intOption(argv, 'history', 50);
+  const loadBefore = loadLine();
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
   try {
-    const remote = setUp(dir);
+    const remote = setUp(dir, files, history);
     const url = `file://${remote}`;
-    const rows: Row[] = [];
 
     const ferry = createGitActivities({
       workspaceRoot: join(dir, 'workspaces'),
       secrets: createSecretResolver({ env: {} }),
+      // The remote is a file:// repository: opt in, as the operator of a local repository must. Spread in, so
+      // git activities that do not know the option still compile.
+      ...{ allowFileRepos: true },
     });
     const ferryRow: Row = { name: 'ferry renderAndPush', timings: [] };
-    for (let i = 1; i <= PROMOTIONS; i++) {
+    const cloneRow: Row = { name: 'floor: clone per promotion', timings: [] };
+    const keptRow: Row = { name: 'floor: kept clone, fetch each time', timings: [] };
+    const kept = join(dir, 'kept', 'repo');
+    mkdirSync(dirname(kept), { recursive: true });
+
+    // Interleaved (Ferry, clone, kept, Ferry, …) so that a change in the machine's load hits every row alike.
+    for (let i = 1; i <= promotions; i++) {
       const version = `1.0.${i}`;
       ferryRow.timings.push(
         await time(async () => {
@@ -166,27 +170,17 @@ async function main(): Promise<void> {
           if (!result.created) throw new Error('expected a commit per promotion');
         }),
       );
-    }
-    rows.push(ferryRow);
 
-    const cloneRow: Row = { name: 'floor: clone per promotion', timings: [] };
-    for (let i = 1; i <= PROMOTIONS; i++) {
       const work = join(dir, `clone-${i}`, 'repo');
       mkdirSync(dirname(work), { recursive: true });
       cloneRow.timings.push(
         await time(() => {
           git(dir, 'clone', '--quiet', '--no-tags', url, work);
-          commitRendered(work, 'env/clone', i > 1, `1.0.${i}`);
+          commitRendered(work, 'env/clone', i > 1, version);
         }),
       );
       rmSync(dirname(work), { recursive: true, force: true });
-    }
-    rows.push(cloneRow);
 
-    const keptRow: Row = { name: 'floor: kept clone, fetch each time', timings: [] };
-    const kept = join(dir, 'kept', 'repo');
-    mkdirSync(dirname(kept), { recursive: true });
-    for (let i = 1; i <= PROMOTIONS; i++) {
       keptRow.timings.push(
         await time(() => {
           if (i === 1) git(dir, 'clone', '--quiet', '--no-tags', url, kept);
@@ -194,49 +188,37 @@ async function main(): Promise<void> {
             git(kept, 'fetch', '--quiet', '--prune', 'origin');
             git(kept, 'checkout', '--quiet', '-B', 'main', 'origin/main');
           }
-          commitRendered(kept, 'env/kept', i > 1, `1.0.${i}`);
+          commitRendered(kept, 'env/kept', i > 1, version);
         }),
       );
     }
-    rows.push(keptRow);
 
-    print(rows);
+    process.stdout.write(
+      `git promotion: ${promotions} promotions per row, interleaved (Ferry, clone, kept, Ferry, …); ${files} manifests ` +
+        `under ${FROM}, ${history} commits of history; node ${process.version}, ${git(tmpdir(), '--version')}\n` +
+        `before: ${loadBefore}\nafter:  ${loadLine()}\n` +
+        `"first" includes the initial clone; the median and its range (min–max) are over promotions 2..${promotions}.\n\n` +
+        `${report([ferryRow, cloneRow, keptRow])}\n`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function print(rows: Row[]): void {
-  const steady = (r: Row) => r.timings.slice(1);
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const percentile = (xs: number[], p: number) => {
-    const sorted = [...xs].sort((a, b) => a - b);
-    return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-  };
-  const ferryMean = mean(steady(rows[0]!).length > 0 ? steady(rows[0]!) : rows[0]!.timings);
-  const header = ['', 'first (ms)', 'mean (ms)', 'p50 (ms)', 'p95 (ms)', 'vs ferry'];
-  const lines = rows.map((r) => {
-    const xs = steady(r).length > 0 ? steady(r) : r.timings;
-    return [
-      r.name,
-      r.timings[0]!.toFixed(1),
-      mean(xs).toFixed(1),
-      percentile(xs, 50).toFixed(1),
-      percentile(xs, 95).toFixed(1),
-      `${(mean(xs) / ferryMean).toFixed(2)}x`,
-    ];
-  });
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const format = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  process.stdout.write(
-    `git promotion: ${PROMOTIONS} promotions, ${FILES} manifests under ${FROM}, ${HISTORY} commits of history, node ${process.version}, ${git(tmpdir(), '--version')}\n` +
-      `"first" includes the initial clone; mean/p50/p95 are over promotions 2..${PROMOTIONS}.\n\n` +
-      `${format(header)}\n${format(widths.map((w) => '-'.repeat(w)))}\n${lines.map(format).join('\n')}\n`,
+function report(rows: Row[]): string {
+  const steady = (r: Row) => (r.timings.length > 1 ? r.timings.slice(1) : r.timings);
+  const ferryMedian = median(steady(rows[0]!));
+  return table(
+    ['', 'first', 'median (min–max)', 'IQR', 'vs ferry'],
+    rows.map((r) => {
+      const xs = steady(r);
+      return [
+        r.name,
+        formatMs(r.timings[0]!),
+        formatSample(xs),
+        `${formatMs(quantile(xs, 0.25)).replace(/ ms$/, '')}–${formatMs(quantile(xs, 0.75))}`,
+        formatRatio(median(xs), ferryMedian),
+      ];
+    }),
   );
 }
-
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
