@@ -148,7 +148,11 @@ describe('syncArgoApp and waitArgoAppHealthy', () => {
     const fresh = events.filter((e) => e.type === 'reconciled' && e.at >= completed.at);
     const firstHealthy = fresh.find((e) => e.health === 'Healthy');
     assert.ok(firstHealthy, 'a post-deploy reconcile reported Healthy');
-    assert.ok(fresh.indexOf(firstHealthy) > 0 && fresh[0].health === 'Progressing', 'Progressing came first');
+    // The stand-in reports Progressing for progressingMs after the deploy; on a loaded machine its first reconcile
+    // can come later than that, and then Healthy is already the truth.
+    if (fresh[0].at - completed.at < TIMING.progressingMs) {
+      assert.ok(fresh.indexOf(firstHealthy) > 0 && fresh[0].health === 'Progressing', 'Progressing came first');
+    }
     assert.ok(returnedAt >= firstHealthy.at, 'the wait returned only after Argo CD reported Healthy after the deploy');
 
     assert.ok(heartbeats.length > 0, 'the wait heartbeats');
