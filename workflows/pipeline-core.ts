@@ -85,7 +85,6 @@ export function catalogueRefusal(state: PipelineStatus, referenced: Set<string>)
 /** Adds freight at the head of the catalogue and drops the oldest unreferenced freight beyond MAX_FREIGHT. */
 export function addFreight(state: PipelineStatus, entry: FreightEntry, referenced: Set<string>): string[] {
   state.freight.unshift(entry);
-  referenced.add(entry.id);
   const dropped: string[] = [];
   let unreferenced = state.freight.filter((f) => !referenced.has(f.id)).length;
   for (let i = state.freight.length - 1; i >= 0 && unreferenced > MAX_FREIGHT; i--) {
