@@ -21,6 +21,7 @@ import { createExampleRepo } from '../../dev/example';
 import { validatePipeline } from '../../pipeline/load';
 import type { Pipeline } from '../../pipeline/schema';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
+import { applySpecUpdate } from '../../workflows/messages';
 import { until } from '../helpers/processes';
 import { createTemporalTestEnv } from '../helpers/temporal';
 
@@ -280,6 +281,38 @@ describe('Ferry keeps its word (real dev server, real git)', () => {
     const ended = stage.history.find((h) => h.id === first);
     assert.equal(ended?.reason, 'EndedOutside');
     assert.equal(stage.current?.freight, b);
+  });
+
+  it('frees the stage of a lock holder that an earlier run of the pipeline started, once it is terminated', async () => {
+    const { pipeline } = onePipeline('carried', { name: 'qa' });
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    preflights.set('carried', async () => {
+      if (++calls === 1) await held;
+      return { checked: [] };
+    });
+    await ferry.applyPipeline(pipeline);
+    const a = (await ferry.addFreight('carried', { guestbook: '4.1.0' })).id;
+    const b = (await ferry.addFreight('carried', { guestbook: '4.1.1' })).id;
+    const first = (await ferry.promote('carried', 'qa', a, 'carol')).id;
+    const second = (await ferry.promote('carried', 'qa', b, 'carol')).id;
+    await until('second queued behind the first', async () =>
+      (await ferry.getPipeline('carried')).stages[0].queue.some((q) => q.id === second) ? true : undefined,
+    );
+    // Grow the pipeline's history until it continues as new: the new run did not start the holder.
+    const handle = env.client.workflow.getHandle('pipeline/carried');
+    const firstRun = (await handle.describe()).runId;
+    while ((await handle.describe()).runId === firstRun)
+      for (let i = 0; i < 20; i++) await handle.executeUpdate(applySpecUpdate, { args: [pipeline] });
+    assert.equal((await ferry.getPipeline('carried')).stages[0].running?.id, first);
+
+    await env.client.workflow.getHandle(first).terminate('stuck');
+    const terminatedAt = Date.now();
+    const next = await ferry.waitForPromotion(second, { timeoutMs: 30_000 });
+    release();
+    assert.equal(next.phase, 'Succeeded', next.error);
+    assert.ok(Date.now() - terminatedAt < 15_000, `the next one took ${Date.now() - terminatedAt} ms`);
   });
 
   it('fails a promotion whose preflight fails, with its message and reason, and writes nothing', async () => {
