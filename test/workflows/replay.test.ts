@@ -30,6 +30,8 @@ describe('recorded workflow histories replay against the current workflow code',
       if (file.endsWith('-promotion.json')) {
         for (const activity of ['renderAndPush', 'syncArgoApp', 'waitArgoAppHealthy'])
           assert.ok(text.includes(activity), `${file} ran ${activity}`);
+        // From v4 on, a promotion checks before it writes.
+        if (file >= 'v4') assert.ok(text.includes('preflightPromotion'), `${file} ran preflightPromotion`);
       }
       await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH, replayName: file }, history);
     });
