@@ -31,6 +31,7 @@ import {
   type PromotionRequested,
   type PromotionStatus,
 } from '../workflows/messages';
+import { decisionTaken } from '../workflows/promotion-core';
 import { FerryPhase, FerryPipeline } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode, type FieldError } from './errors';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
@@ -318,18 +319,20 @@ export class FerryClient implements FerryApi {
       return await handle.executeUpdate(update, { args: [decision] });
     } catch (err) {
       const error = toFerryError(err, `promotion "${id}"`);
-      // Temporal answers an update to a closed workflow as "not found"; the user needs to hear "already finished".
-      if (error.code === 'NotFound') {
+      // Temporal answers an update to a closed workflow as "not found" or "already completed"; the user needs to
+      // hear which decision ended it.
+      if (error.code === 'NotFound' || (error.code === 'Conflict' && !(err instanceof WorkflowUpdateFailedError))) {
         const closed = await handle.describe().then(
           (d) => d.status.name !== 'RUNNING',
           () => false,
         );
         if (closed) {
-          const phase = await handle.query(promotionStatusQuery).then(
-            (s) => s.phase,
-            () => 'closed',
+          const taken = await handle.query(promotionStatusQuery).then(
+            (s) => decisionTaken(s) ?? `it has already finished (phase: ${s.phase})`,
+            () => 'it has already finished',
           );
-          throw new FerryError('Conflict', `promotion "${id}" has already finished (phase: ${phase})`);
+          const done = { approve: 'approved', reject: 'rejected', abort: 'aborted' }[update.name] ?? update.name;
+          throw new FerryError('Conflict', `promotion "${id}" cannot be ${done}: ${taken}`);
         }
       }
       throw error;

@@ -160,8 +160,10 @@ describe('Ferry keeps its word (real dev server, real git)', () => {
     }
     const rejectedOne = ids.find((_, i) => races[i][1].status === 'fulfilled');
     if (rejectedOne) {
+      // After the promotion ended too: the 409 still names the decision.
       const late = await refusal(ferry.approve(rejectedOne, { user: 'alice' }));
       assert.equal(late.code, 'Conflict');
+      assert.match(late.message, /cannot be approved: it was rejected by bob/);
     }
   });
 
