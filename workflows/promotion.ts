@@ -1,5 +1,8 @@
 // Promotion workflow: one freight into one stage.
-//   approval gate → wait for the stage lock → render and push → sync Argo CD → wait healthy at that revision.
+//   approval gate → stage lock → preflight → render and push (the git step) → sync Argo CD → healthy at that revision.
+// This file is the Temporal wiring; the status and its rules (approvals, who may abort, failures and their
+// reasons) are plain functions in promotion-core.ts. The stage lock is the pipeline's (pipeline-core.ts); the git
+// step is the renderAndPush activity (activities/render-and-push.ts).
 // Deterministic code only: all I/O happens in activities, which this file knows by type alone.
 import {
   ApplicationFailure,
