@@ -68,7 +68,7 @@ export { isFreightAvailable, MAX_FREIGHT, MAX_STAGE_HISTORY } from './pipeline-c
  * Continue as new past this many events (Temporal suggests it only at thousands): a query on a pipeline evicted
  * from the worker cache replays the current run, and a few hundred events replay in tens of milliseconds.
  */
-export const MAX_HISTORY_EVENTS = 500;
+export const MAX_HISTORY_EVENTS = 300;
 /** How often the pipeline looks whether a lock holder it cannot watch (started by an earlier run) still runs. */
 const HOLDER_PROBE_INTERVAL = '3s';
 

@@ -224,6 +224,22 @@ describe('Ferry keeps its word (real dev server, real git)', () => {
     assert.equal((await ferry.waitForPromotion(id, { timeoutMs: 30_000 })).phase, 'Succeeded');
   });
 
+  it('checks freight in the pipeline’s update itself and returns every bad artifact by path', async () => {
+    const { pipeline } = onePipeline('fields', { name: 'qa' });
+    await ferry.applyPipeline(pipeline);
+    const refused = await refusal(
+      ferry.addFreight('fields', { guestbok: '1.0.0', extra: 'not a tag!' } as Record<string, string>),
+    );
+    assert.equal(refused.code, 'InvalidArgument');
+    assert.equal(refused.message, 'freight does not match the artifacts of pipeline "fields"');
+    assert.deepEqual(
+      refused.details?.errors?.map((e) => e.path),
+      ['artifacts.guestbok', 'artifacts.extra', 'artifacts.guestbook'],
+    );
+    assert.equal((await refusal(ferry.addFreight('nope', { guestbook: '1.0.0' }))).code, 'NotFound');
+    assert.deepEqual((await ferry.getPipeline('fields')).freight, []);
+  });
+
   it('keeps 150 freights waiting for approval: 150 promotions wait, none dropped from the catalogue', async () => {
     const { pipeline } = onePipeline('many', {
       name: 'prod',
