@@ -354,10 +354,16 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   const shortHistory = patched('short-pipeline-history');
   const continueAsNewDue = (): boolean =>
     workflowInfo().continueAsNewSuggested || (shortHistory && workflowInfo().historyLength > MAX_HISTORY_EVENTS);
-  /** Lock holders started by an earlier run of this pipeline: their end does not reach us, so we look. */
+  /**
+   * Lock holders started by an earlier run of this pipeline: their end does not reach us, so we look. A holder
+   * without a runId is being started by this run right now (granted at start): it will be watched, and probing it
+   * before its start is processed could find no workflow and free a stage that is in use.
+   */
   const unwatchedHolders = (): PromotionRef[] =>
     shortHistory
-      ? state.stages.flatMap((s) => (s.running && !watched.has(s.running.runId ?? '') ? [s.running] : []))
+      ? state.stages.flatMap((s) =>
+          s.running?.runId !== undefined && !watched.has(s.running.runId) ? [s.running] : [],
+        )
       : [];
 
   // --- main loop: carry out grants and auto-promotions; continue as new when the history grows
