@@ -60,8 +60,12 @@ export default tseslint.config(
           })),
           patterns: [
             {
+              // pipeline/ids, reasons and freight-rules are dependency-free domain modules workflows share.
               group: [
                 '../pipeline/*',
+                '!../pipeline/ids',
+                '!../pipeline/freight-rules',
+                '!../pipeline/reasons',
                 '../activities/*',
                 '../client/*',
                 '../worker/*',

@@ -9,7 +9,8 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
-import { freightId, validateFreight } from '../pipeline/freight';
+import { freightId } from '../pipeline/freight';
+import { PROMOTION_ID } from '../pipeline/ids';
 import type { Pipeline } from '../pipeline/schema';
 import {
   abortUpdate,
@@ -30,8 +31,9 @@ import {
   type PromotionRequested,
   type PromotionStatus,
 } from '../workflows/messages';
+import { decisionTaken } from '../workflows/promotion-core';
 import { FerryPhase, FerryPipeline } from '../workflows/search-attributes';
-import { FerryError, type FerryErrorCode } from './errors';
+import { FerryError, type FerryErrorCode, type FieldError } from './errors';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
 
 export interface FerryClientOptions {
@@ -65,7 +67,7 @@ export function toFerryError(err: unknown, what: string): FerryError {
   if (err instanceof WorkflowUpdateFailedError) {
     const cause = err.cause;
     if (cause instanceof ApplicationFailure && cause.type && REFUSAL_CODES[cause.type]) {
-      return new FerryError(REFUSAL_CODES[cause.type], cause.message);
+      return new FerryError(REFUSAL_CODES[cause.type], cause.message, fieldErrorsOf(cause));
     }
     return new FerryError('Internal', `${what}: ${cause instanceof Error ? cause.message : err.message}`);
   }
@@ -83,7 +85,27 @@ export function toFerryError(err: unknown, what: string): FerryError {
 
 const HEALTH_DEADLINE_MS = 1000;
 
-const PROMOTION_ID = /^promotion\/[a-z0-9-]+\/[a-z0-9-]+\/[0-9a-f]+$/;
+/** The per-field errors a workflow validator put in its refusal's details (e.g. every bad artifact of freight). */
+function fieldErrorsOf(failure: ApplicationFailure): { errors: FieldError[] } | undefined {
+  const first: unknown = failure.details?.[0];
+  if (typeof first !== 'object' || first === null || !Array.isArray((first as { errors?: unknown }).errors))
+    return undefined;
+  return { errors: (first as { errors: FieldError[] }).errors };
+}
+
+/** Repository URLs compared for "the same repository": case of scheme and host, a trailing `.git` or `/`. */
+export function sameRepository(a: string, b: string): boolean {
+  const normalize = (url: string): string => {
+    let out = url
+      .trim()
+      .replace(/\/+$/, '')
+      .replace(/\.git$/, '');
+    const match = /^([a-z+]+:\/\/)([^/]*)(.*)$/i.exec(out);
+    if (match) out = `${match[1].toLowerCase()}${match[2].toLowerCase().replace(/^[^@]*@/, '')}${match[3]}`;
+    return out;
+  };
+  return normalize(a) === normalize(b);
+}
 
 export class FerryClient implements FerryApi {
   private constructor(
@@ -134,6 +156,7 @@ export class FerryClient implements FerryApi {
 
   async applyPipeline(spec: Pipeline): Promise<PipelineStatus> {
     const name = spec.metadata.name;
+    await this.refuseBranchesOwnedElsewhere(spec);
     const startWorkflowOperation = new WithStartWorkflowOperation('pipelineWorkflow', {
       workflowId: pipelineWorkflowId(name),
       taskQueue: this.taskQueue,
@@ -153,6 +176,55 @@ export class FerryClient implements FerryApi {
       });
     } catch (err) {
       throw toFerryError(err, `pipeline "${name}"`);
+    }
+  }
+
+  /**
+   * Two pipelines must not write the same branch of the same repository: each would overwrite the other's
+   * freight. Compares the spec against every other running pipeline's applied spec.
+   */
+  private async refuseBranchesOwnedElsewhere(spec: Pipeline): Promise<void> {
+    const others: PipelineStatus[] = [];
+    try {
+      const names: string[] = [];
+      for await (const wf of this.temporal.workflow.list({
+        query: `WorkflowType = "pipelineWorkflow" AND ExecutionStatus = "Running"`,
+      })) {
+        const other = wf.workflowId.replace(/^pipeline\//, '');
+        if (other !== spec.metadata.name) names.push(other);
+      }
+      const specs = await Promise.all(names.map((other) => this.getPipeline(other).catch(() => undefined)));
+      for (const status of specs) if (status) others.push(status);
+    } catch (err) {
+      throw toFerryError(err, 'pipelines');
+    }
+    const errors: FieldError[] = [];
+    spec.spec.stages.forEach((stage, i) => {
+      for (const other of others) {
+        if (!sameRepository(other.spec.spec.repo.url, spec.spec.repo.url)) continue;
+        if (other.spec.spec.repo.branch === stage.render.to) {
+          errors.push({
+            path: `spec.stages[${i}].render.to`,
+            message: `branch "${stage.render.to}" of ${spec.spec.repo.url} holds the sources of pipeline "${other.name}"; give this stage a branch of its own`,
+          });
+          break;
+        }
+        const owner = other.spec.spec.stages.find((s) => s.render.to === stage.render.to);
+        if (owner) {
+          errors.push({
+            path: `spec.stages[${i}].render.to`,
+            message: `branch "${stage.render.to}" of ${spec.spec.repo.url} is already written by pipeline "${other.name}" (stage "${owner.name}"); give this stage a branch of its own`,
+          });
+          break;
+        }
+      }
+    });
+    if (errors.length > 0) {
+      throw new FerryError(
+        'InvalidArgument',
+        `pipeline "${spec.metadata.name}" would write branches another pipeline owns`,
+        { errors },
+      );
     }
   }
 
@@ -185,16 +257,11 @@ export class FerryClient implements FerryApi {
   }
 
   async addFreight(pipeline: string, artifacts: Record<string, string>): Promise<AddFreightResult> {
-    const status = await this.getPipeline(pipeline);
-    const errors = validateFreight(status.spec, artifacts);
-    if (errors.length > 0) {
-      throw new FerryError('InvalidArgument', `freight does not match the artifacts of pipeline "${pipeline}"`, {
-        errors,
-      });
-    }
+    // One round trip: the pipeline workflow checks the artifacts in its update validator (every bad one by path).
+    const isRecord = typeof artifacts === 'object' && artifacts !== null && !Array.isArray(artifacts);
     try {
       return await this.pipelineHandle(pipeline).executeUpdate(addFreightUpdate, {
-        args: [{ id: freightId(artifacts), artifacts }],
+        args: [{ id: isRecord ? freightId(artifacts) : '', artifacts }],
       });
     } catch (err) {
       throw toFerryError(err, `pipeline "${pipeline}"`);
@@ -227,9 +294,28 @@ export class FerryClient implements FerryApi {
     return this.temporal.workflow.getHandle(id);
   }
 
+  /**
+   * The promotion's status. While a step's activity retries, the running step also shows the attempt and the
+   * last attempt's error (from the workflow's pending activity, read in parallel with the query).
+   */
   async getPromotion(id: string): Promise<PromotionStatus> {
+    const handle = this.promotionHandle(id);
     try {
-      return await this.promotionHandle(id).query(promotionStatusQuery);
+      const [status, pending] = await Promise.all([
+        handle.query(promotionStatusQuery),
+        handle.describe().then(
+          (d) => d.raw.pendingActivities ?? [],
+          () => [],
+        ),
+      ]);
+      const retrying = pending.find((a) => (a.attempt ?? 1) > 1);
+      const running = status.steps.find((s) => s.status === 'Running');
+      if (retrying && running) {
+        running.attempt = retrying.attempt ?? undefined;
+        const lastError = retrying.lastFailure?.cause?.message || retrying.lastFailure?.message;
+        if (lastError) running.lastError = lastError;
+      }
+      return status;
     } catch (err) {
       throw toFerryError(err, `promotion "${id}"`);
     }
@@ -257,18 +343,20 @@ export class FerryClient implements FerryApi {
       return await handle.executeUpdate(update, { args: [decision] });
     } catch (err) {
       const error = toFerryError(err, `promotion "${id}"`);
-      // Temporal answers an update to a closed workflow as "not found"; the user needs to hear "already finished".
-      if (error.code === 'NotFound') {
+      // Temporal answers an update to a closed workflow as "not found" or "already completed"; the user needs to
+      // hear which decision ended it.
+      if (error.code === 'NotFound' || (error.code === 'Conflict' && !(err instanceof WorkflowUpdateFailedError))) {
         const closed = await handle.describe().then(
           (d) => d.status.name !== 'RUNNING',
           () => false,
         );
         if (closed) {
-          const phase = await handle.query(promotionStatusQuery).then(
-            (s) => s.phase,
-            () => 'closed',
+          const taken = await handle.query(promotionStatusQuery).then(
+            (s) => decisionTaken(s) ?? `it has already finished (phase: ${s.phase})`,
+            () => 'it has already finished',
           );
-          throw new FerryError('Conflict', `promotion "${id}" has already finished (phase: ${phase})`);
+          const done = { approve: 'approved', reject: 'rejected', abort: 'aborted' }[update.name] ?? update.name;
+          throw new FerryError('Conflict', `promotion "${id}" cannot be ${done}: ${taken}`);
         }
       }
       throw error;

@@ -1,6 +1,7 @@
-// Records real workflow histories for the replay test (test/workflows/replay.test.ts): runs a promotion with an
-// approval gate and an Argo CD stage on a real dev server, with the real worker, real git and the Argo CD stand-in,
-// and writes the histories of the pipeline and promotion workflows to test/histories/<name>.json.
+// Records real workflow histories for the replay test (test/workflows/replay.test.ts): on a real dev server, with
+// the real worker, real git and the Argo CD stand-in, promotes freight into a free stage without approval (dev) and
+// then into a stage with an approval gate (prod), both with Argo CD, and writes the histories of the pipeline and
+// both promotion workflows to test/histories/<name>-{pipeline,promotion,free-stage-promotion}.json.
 //
 //   npm run history:record -- <name>     (e.g. v1; never overwrite a recorded history: add a new one)
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   const name = process.argv[2];
   if (!name || !/^[a-z0-9-]+$/.test(name)) throw new Error('usage: npm run history:record -- <name>');
   const outDir = join(PROJECT_ROOT, 'test', 'histories');
-  const files = ['pipeline', 'promotion'].map((kind) => join(outDir, `${name}-${kind}.json`));
+  const files = ['pipeline', 'promotion', 'free-stage-promotion'].map((kind) => join(outDir, `${name}-${kind}.json`));
   if (files.some(existsSync)) throw new Error(`histories named "${name}" exist already; pick a new name`);
 
   const dir = mkdtempSync(join(tmpdir(), 'ferry-record-'));
@@ -30,6 +31,14 @@ async function main(): Promise<void> {
   const argocd = await startArgoCdStandIn({ tokens: { [token]: true } });
   try {
     const repo = createExampleRepo(join(dir, 'gitops.git'));
+    await argocd.control.addApp({
+      name: 'guestbook-dev',
+      project: 'default',
+      repoURL: repo.url,
+      path: '.',
+      targetRevision: 'env/dev',
+      deployedRevision: null,
+    });
     await argocd.control.addApp({
       name: 'guestbook-prod',
       project: 'default',
@@ -42,22 +51,30 @@ async function main(): Promise<void> {
       connection: env.nativeConnection,
       taskQueue: 'ferry',
       workspaceRoot: join(dir, 'workspaces'),
+      // The test repositories are file:// remotes, which a worker uses only when its operator allows it.
+      allowFileRepos: true,
       secrets: createSecretResolver({ env: { FERRY_SECRET_ARGOCD_TOKEN: token } }),
       argoPollIntervalMs: 100,
     });
     const ferry = FerryClient.fromClient(env.client);
     await worker.runUntil(async () => {
-      const loaded = validatePipeline(
-        oneArgoCdStagePipeline({
-          repoUrl: repo.url,
-          argocdUrl: argocd.url,
-          stage: 'prod',
-          approval: { required: 1, approvers: ['alice'] },
-        }),
-      );
+      const spec = oneArgoCdStagePipeline({
+        repoUrl: repo.url,
+        argocdUrl: argocd.url,
+        stage: 'prod',
+        approval: { required: 1, approvers: ['alice'] },
+      });
+      const dev = oneArgoCdStagePipeline({ repoUrl: repo.url, argocdUrl: argocd.url, stage: 'dev' }).spec.stages[0];
+      const loaded = validatePipeline({
+        ...spec,
+        spec: { ...spec.spec, stages: [dev, { ...spec.spec.stages[0], after: ['dev'] }] },
+      });
       if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
       await ferry.applyPipeline(loaded.pipeline);
       const { id: freight } = await ferry.addFreight('guestbook', { guestbook: '1.4.2' });
+      const { id: devId } = await ferry.promote('guestbook', 'dev', freight, 'carol');
+      const devDone = await ferry.waitForPromotion(devId, { timeoutMs: 60_000 });
+      if (devDone.phase !== 'Succeeded') throw new Error(`dev promotion ended ${devDone.phase}: ${devDone.error}`);
       const { id } = await ferry.promote('guestbook', 'prod', freight, 'carol');
       while ((await ferry.getPromotion(id)).phase !== 'AwaitingApproval') await new Promise((r) => setTimeout(r, 100));
       await ferry.approve(id, { user: 'alice', comment: 'recorded' });
@@ -68,8 +85,10 @@ async function main(): Promise<void> {
       mkdirSync(outDir, { recursive: true });
       const pipelineHistory = await env.client.workflow.getHandle('pipeline/guestbook').fetchHistory();
       const promotionHistory = await env.client.workflow.getHandle(id).fetchHistory();
+      const devHistory = await env.client.workflow.getHandle(devId).fetchHistory();
       writeFileSync(files[0], `${historyToJSON(pipelineHistory)}\n`);
       writeFileSync(files[1], `${historyToJSON(promotionHistory)}\n`);
+      writeFileSync(files[2], `${historyToJSON(devHistory)}\n`);
     });
     process.stdout.write(`recorded ${files.join(', ')}\n`);
   } finally {

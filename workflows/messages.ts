@@ -6,10 +6,7 @@ import type { Pipeline, Stage } from '../pipeline/schema';
 
 export const TASK_QUEUE = 'ferry';
 
-/** Workflow ids are readable and deterministic; the same request never starts two workflows. */
-export const pipelineWorkflowId = (pipeline: string): string => `pipeline/${pipeline}`;
-export const promotionWorkflowId = (pipeline: string, stage: string, freight: string): string =>
-  `promotion/${pipeline}/${stage}/${freight}`;
+export { pipelineWorkflowId, promotionWorkflowId } from '../pipeline/ids';
 
 /**
  * Error `type`s that workflow validators and activities use to refuse a request. The HTTP API maps them to
@@ -61,7 +58,7 @@ export type PromotionPhase =
 
 export const TERMINAL_PHASES: readonly PromotionPhase[] = ['Succeeded', 'Failed', 'Rejected', 'Aborted'];
 
-export type StepName = 'approval' | 'queue' | 'render' | 'sync' | 'health';
+export type StepName = 'approval' | 'queue' | 'preflight' | 'render' | 'sync' | 'health';
 export type StepStatus = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped' | 'Cancelled';
 
 export interface PromotionStep {
@@ -70,6 +67,11 @@ export interface PromotionStep {
   startedAt?: string;
   finishedAt?: string;
   message?: string;
+  /** Machine-readable reason beside a failed or cancelled step's message (pipeline/reasons.ts). */
+  reason?: string;
+  /** While the step's activity retries: its attempt (2 = first retry) and the error of the attempt before. */
+  attempt?: number;
+  lastError?: string;
 }
 
 export interface Approval {
@@ -88,6 +90,8 @@ export interface PromotionInput {
   requestedBy: string;
   /** Workflow id of the pipeline workflow that owns the stage lock. */
   pipelineWorkflowId: string;
+  /** The pipeline granted the stage lock at start (the stage was free): no lock request, no grant signal. */
+  granted?: boolean;
 }
 
 export interface PromotionStatus {
@@ -109,6 +113,8 @@ export interface PromotionStatus {
   /** Commit on repo.branch the render was taken from. */
   sourceCommit?: string;
   error?: string;
+  /** Machine-readable reason beside `error` (pipeline/reasons.ts, or the failed check's type). */
+  reason?: string;
 }
 
 export interface Decision {
@@ -147,6 +153,8 @@ export interface StageHistoryEntry {
   phase: PromotionPhase;
   finishedAt: string;
   commit?: string;
+  error?: string;
+  reason?: string;
 }
 
 export interface StageState {
@@ -215,6 +223,8 @@ export const promotionFinishedSignal = defineSignal<
       phase: PromotionPhase;
       commit?: string;
       finishedAt: string;
+      error?: string;
+      reason?: string;
     },
   ]
 >('promotionFinished');

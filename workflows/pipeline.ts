@@ -1,6 +1,10 @@
 // Pipeline workflow: one long-lived entity per pipeline. It holds the applied spec and the freight catalog, starts
 // promotions as child workflows, hands out each stage's lock to one promotion at a time (the rest wait in order),
-// and auto-promotes freight into `promotion: auto` stages. Continues as new when the history grows.
+// and auto-promotes freight into `promotion: auto` stages. Continues as new while its history is still short, so
+// a query on a pipeline evicted from the worker's cache replays little.
+//
+// The rules (catalogue, availability, stage lock, results) are in pipeline-core.ts; this file is the Temporal
+// wiring: handlers, child starts, signals, timers, continue-as-new.
 import {
   allHandlersFinished,
   condition,
@@ -15,14 +19,16 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { validateFreight } from '../pipeline/freight-rules';
+import { AUTO_PROMOTER, FREIGHT_ID, promotionWorkflowId } from '../pipeline/ids';
+import { Reason } from '../pipeline/reasons';
 import type { Stage } from '../pipeline/schema';
 import {
   addFreightUpdate,
   applySpecUpdate,
   pipelineStatusQuery,
   promotionFinishedSignal,
-  promotionWorkflowId,
   RefusalType,
   refusal,
   requestPromotionUpdate,
@@ -35,27 +41,39 @@ import {
   type PromotionRef,
   type PromotionRequested,
   type RequestPromotion,
-  type StageState,
 } from './messages';
+import {
+  addFreight,
+  applySpec,
+  autoPromotionsFor,
+  catalogueRefusal,
+  existingPromotion,
+  isFreightAvailable,
+  isKnownRun,
+  isStageFree,
+  newPipelineState,
+  recordEnd,
+  referencedFreight,
+  releaseLock,
+  requestLock,
+  stageStateOf,
+  type PromotionEnded,
+} from './pipeline-core';
 import { promotionWorkflow } from './promotion';
 import { FerryFreight, FerryPhase, FerryPipeline, FerryStage } from './search-attributes';
 
-/** Bounds that keep the workflow state (and every query answer) small. */
-export const MAX_FREIGHT = 100;
-export const MAX_STAGE_HISTORY = 20;
-const AUTO_PROMOTER = 'ferry/auto-promotion';
+export { isFreightAvailable, MAX_FREIGHT, MAX_STAGE_HISTORY } from './pipeline-core';
+
+/**
+ * Continue as new past this many events (Temporal suggests it only at thousands): a query on a pipeline evicted
+ * from the worker cache replays the current run, and a few hundred events replay in tens of milliseconds.
+ */
+export const MAX_HISTORY_EVENTS = 300;
+/** How often the pipeline looks whether a lock holder it cannot watch (started by an earlier run) still runs. */
+const HOLDER_PROBE_INTERVAL = '3s';
 
 function refuse(type: RefusalType, message: string): never {
   throw refusal(type, message);
-}
-
-function newStageState(name: string): StageState {
-  return { name, queue: [], active: [], history: [] };
-}
-
-/** A stage takes freight that succeeded in all of the stages it comes after, or any freight when it has none. */
-export function isFreightAvailable(stage: Stage, freight: FreightEntry): boolean {
-  return stage.after.every((upstream) => freight.verifiedIn.includes(upstream));
 }
 
 function isCarriedState(value: unknown): value is PipelineStatus {
@@ -66,13 +84,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   const now = (): string => new Date().toISOString();
   const state: PipelineStatus = isCarriedState(input.carried)
     ? { ...input.carried, spec: input.spec }
-    : {
-        name: input.spec.metadata.name,
-        spec: input.spec,
-        appliedAt: now(),
-        stages: input.spec.spec.stages.map((s) => newStageState(s.name)),
-        freight: [],
-      };
+    : newPipelineState(input.spec, now());
   const name = state.name;
 
   /** Stage-lock grants and auto-promotions are decided in handlers and carried out by the main loop. */
@@ -80,16 +92,10 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   const pendingAutoPromotions: Array<{ stage: string; freight: string }> = [];
   /** Promotions being started right now, so a concurrent identical request joins instead of starting twice. */
   const starting = new Map<string, Promise<PromotionRequested>>();
+  /** Runs started by this run of the pipeline: their end (however it comes) reaches us as the child's result. */
+  const watched = new Set<string>();
 
   const stageSpec = (stage: string): Stage | undefined => state.spec.spec.stages.find((s) => s.name === stage);
-  const stageState = (stage: string): StageState => {
-    let found = state.stages.find((s) => s.name === stage);
-    if (!found) {
-      found = newStageState(stage);
-      state.stages.push(found);
-    }
-    return found;
-  };
   const findFreight = (id: string): FreightEntry | undefined => state.freight.find((f) => f.id === id);
 
   const showDetails = (): void => {
@@ -103,12 +109,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   };
 
   const queueAutoPromotions = (freight: FreightEntry): void => {
-    for (const stage of state.spec.spec.stages) {
-      if (stage.promotion !== 'auto' || !isFreightAvailable(stage, freight)) continue;
-      if (stage.after.length === 0 && freight.verifiedIn.length > 0) continue; // only when the freight is new
-      if (freight.verifiedIn.includes(stage.name)) continue;
-      pendingAutoPromotions.push({ stage: stage.name, freight: freight.id });
-    }
+    pendingAutoPromotions.push(...autoPromotionsFor(state.spec, freight));
   };
 
   const validatePromotionRequest = (request: RequestPromotion): void => {
@@ -125,15 +126,50 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     }
   };
 
-  /** Is this signal about the run we know (or about a promotion we know no run of)? */
-  const sameRun = (ref: PromotionRef | undefined, id: string, runId: string): boolean =>
-    ref !== undefined && ref.id === id && (ref.runId === undefined || ref.runId === runId);
+  /** Records a promotion's end and carries out what follows: the next lock holder, auto-promotions onward. */
+  const promotionEnded = (ended: PromotionEnded): void => {
+    const { next, verified } = recordEnd(state, ended);
+    if (next) pendingGrants.push(next.id);
+    if (verified) queueAutoPromotions(verified);
+    showDetails();
+  };
+
+  /**
+   * A run this pipeline started ended. If it never reported (terminated or timed out by Temporal), it is released
+   * here, so the stage goes to the next promotion at once.
+   */
+  const watchEnd = (id: string, runId: string, stage: string, freight: string, result: Promise<unknown>): void => {
+    watched.add(runId);
+    result
+      .catch(() => undefined)
+      .then(() => {
+        watched.delete(runId);
+        if (!isKnownRun(stageStateOf(state, stage), id, runId)) return; // it reported its end itself
+        log.warn('promotion ended without reporting (terminated or timed out); releasing its stage', { id, runId });
+        promotionEnded({
+          id,
+          runId,
+          stage,
+          freight,
+          phase: 'Failed',
+          finishedAt: now(),
+          error: 'the promotion workflow was terminated or timed out outside Ferry',
+          reason: Reason.EndedOutside,
+        });
+      });
+  };
 
   const startPromotion = async (request: RequestPromotion): Promise<PromotionRequested> => {
     const id = promotionWorkflowId(name, request.stage, request.freight);
-    const stage = stageState(request.stage);
+    const stage = stageStateOf(state, request.stage);
     const inFlight = starting.get(id);
     if (inFlight) return { ...(await inFlight), existing: true };
+    // The same promotion asked again (50 clients, a retry, the auto-promotion and a human) joins the one that runs
+    // or made the freight current; `force` asks for a new run of a finished one.
+    if (!request.force && patched('idempotent-promotion-requests')) {
+      const existing = existingPromotion(stage, name, request.freight);
+      if (existing) return { id: existing, existing: true };
+    }
 
     const spec = stageSpec(request.stage);
     const freight = findFreight(request.freight);
@@ -142,18 +178,23 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     const versions = Object.entries(freight.artifacts)
       .map(([artifact, version]) => `${artifact}:${version}`)
       .join(', ');
+    const ref: PromotionRef = {
+      id,
+      freight: freight.id,
+      requestedBy: request.requestedBy,
+      requestedAt: now(),
+    };
     const track = (runId: string | undefined): void => {
       // A run we knew under this id has finished (its signal may still be on the way): the new run replaces it.
       stage.active = stage.active.filter((p) => p.id !== id);
-      stage.active.push({
-        id,
-        ...(runId ? { runId } : {}),
-        freight: freight.id,
-        requestedBy: request.requestedBy,
-        requestedAt: now(),
-      });
+      if (runId) ref.runId = runId;
+      stage.active.push(ref);
       showDetails();
     };
+    // A free stage is granted with the start: the promotion needs no lock request and no grant signal.
+    const grantAtStart = !spec.approval && isStageFree(stage) && patched('grant-free-stage-at-start');
+    if (grantAtStart) stage.running = ref;
+    track(undefined); // referenced before the start returns, so the catalogue keeps its freight meanwhile
 
     // Always ask Temporal: the workflow id is the promotion's identity, so a running promotion is joined
     // (AlreadyStarted) and a finished one is promoted again as a new run, however stale our own view is.
@@ -170,6 +211,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
               freight: { id: freight.id, artifacts: freight.artifacts },
               requestedBy: request.requestedBy,
               pipelineWorkflowId: workflowInfo().workflowId,
+              ...(grantAtStart ? { granted: true } : {}),
             },
           ],
           // The pipeline continues as new while promotions run; they report back by signal, not by result.
@@ -184,12 +226,18 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
           staticDetails: `Requested by ${request.requestedBy}. Stage renders ${spec.render.from} into branch ${spec.render.to}${spec.argocd ? ` and syncs Argo CD app ${spec.argocd.app}` : ''}.`,
         });
         track(child.firstExecutionRunId);
+        if (patched('free-stage-of-ended-promotion'))
+          watchEnd(id, child.firstExecutionRunId, spec.name, freight.id, child.result());
         return { id, existing: false };
       } catch (err) {
-        if (err instanceof WorkflowExecutionAlreadyStartedError) {
-          if (!stage.active.some((p) => p.id === id)) track(undefined); // started by a run whose state we lost
-          return { id, existing: true };
+        if (grantAtStart) {
+          // Another run of this id holds on (started by a run whose state we lost): it asks for the lock itself.
+          const next = releaseLock(stage, id, undefined);
+          if (next) pendingGrants.push(next.id);
         }
+        // Already running: started by a run of this pipeline whose state we lost; it stays tracked.
+        if (err instanceof WorkflowExecutionAlreadyStartedError) return { id, existing: true };
+        stage.active = stage.active.filter((p) => p !== ref);
         throw err;
       } finally {
         starting.delete(id);
@@ -199,18 +247,25 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     return start;
   };
 
-  /** Starts the auto-promotions decided so far (from the main loop, or from the freight update itself). */
+  /** Starts the auto-promotions decided so far, all at once (each start is a round trip to the server). */
   const startPendingAutoPromotions = async (): Promise<void> => {
+    const concurrently = patched('start-auto-promotions-concurrently');
+    const starts: Promise<void>[] = [];
     while (pendingAutoPromotions.length > 0) {
       const next = pendingAutoPromotions.shift() as { stage: string; freight: string };
       const request = { ...next, requestedBy: AUTO_PROMOTER };
-      try {
-        validatePromotionRequest(request);
-        await startPromotion(request);
-      } catch (err) {
-        log.warn('auto-promotion not started', { ...next, error: String(err) });
-      }
+      const started = (async () => {
+        try {
+          validatePromotionRequest(request);
+          await startPromotion(request);
+        } catch (err) {
+          log.warn('auto-promotion not started', { ...next, error: String(err) });
+        }
+      })();
+      if (concurrently) starts.push(started);
+      else await started;
     }
+    await Promise.all(starts);
   };
 
   // --- handlers
@@ -220,17 +275,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   setHandler(
     applySpecUpdate,
     (spec) => {
-      state.spec = spec;
-      state.appliedAt = now();
-      for (const s of spec.spec.stages) stageState(s.name);
-      // Stages removed from the spec disappear once nothing runs in them.
-      state.stages = state.stages.filter(
-        (s) => spec.spec.stages.some((x) => x.name === s.name) || s.active.length > 0 || s.running !== undefined,
-      );
-      state.stages.sort(
-        (a, b) =>
-          spec.spec.stages.findIndex((s) => s.name === a.name) - spec.spec.stages.findIndex((s) => s.name === b.name),
-      );
+      applySpec(state, spec, now());
       showDetails();
       return state;
     },
@@ -246,20 +291,16 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     },
   );
 
+  /** Freight the catalogue must keep: what stages and promotions refer to, and what is about to be promoted. */
+  const inUse = (): Set<string> => referencedFreight(state, [...pendingAutoPromotions.map((p) => p.freight)]);
+
   setHandler(
     addFreightUpdate,
     async (freight: Freight) => {
       const existing = findFreight(freight.id);
       if (existing) return { id: existing.id, created: false };
       const entry: FreightEntry = { ...freight, createdAt: now(), verifiedIn: [] };
-      state.freight.unshift(entry);
-      // Bounded catalog: drop the oldest freight that no stage currently holds.
-      while (state.freight.length > MAX_FREIGHT) {
-        const inUse = new Set(state.stages.flatMap((s) => [s.current?.freight, ...s.active.map((p) => p.freight)]));
-        const index = state.freight.map((f) => !inUse.has(f.id)).lastIndexOf(true);
-        if (index < 0) break;
-        state.freight.splice(index, 1);
-      }
+      addFreight(state, entry, inUse());
       queueAutoPromotions(entry);
       showDetails();
       // The auto-promotions this freight triggers exist by the time the caller hears back, so it can look them
@@ -269,16 +310,21 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     },
     {
       validator: (freight) => {
-        const expected = state.spec.spec.artifacts.map((a) => a.name).sort();
-        const given = Object.keys(freight.artifacts ?? {}).sort();
-        if (expected.join(',') !== given.join(',')) {
-          refuse(
-            RefusalType.InvalidArgument,
-            `freight must give a version for exactly the artifacts ${expected.join(', ')} (got ${given.join(', ') || 'none'})`,
-          );
+        // The same checks and messages as the edges: every bad artifact with its path, in the failure's details.
+        const errors = validateFreight(state.spec, freight.artifacts);
+        if (errors.length > 0) {
+          throw ApplicationFailure.create({
+            message: `freight does not match the artifacts of pipeline "${name}"`,
+            type: RefusalType.InvalidArgument,
+            nonRetryable: true,
+            details: [{ errors }],
+          });
         }
-        if (!/^[0-9a-f]{6,64}$/.test(freight.id))
+        if (!FREIGHT_ID.test(freight.id))
           refuse(RefusalType.InvalidArgument, `freight id "${freight.id}" is not a content hash`);
+        if (findFreight(freight.id)) return;
+        const full = catalogueRefusal(state, inUse());
+        if (full) refuse(RefusalType.Conflict, full);
       },
     },
   );
@@ -288,62 +334,16 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   });
 
   setHandler(stageLockRequestedSignal, ({ id, runId, stage }) => {
-    const s = stageState(stage);
-    if (sameRun(s.running, id, runId) || s.queue.some((p) => sameRun(p, id, runId))) return; // a repeated request
+    const s = stageStateOf(state, stage);
     const known = s.active.find((p) => p.id === id);
     const ref: PromotionRef = known
       ? { ...known, runId }
-      : {
-          id,
-          runId,
-          freight: id.split('/').pop() ?? '',
-          requestedBy: 'unknown',
-          requestedAt: now(),
-        };
-    if (!s.running) {
-      s.running = ref;
-      pendingGrants.push(id);
-    } else {
-      s.queue.push(ref);
-    }
+      : { id, runId, freight: id.split('/').pop() ?? '', requestedBy: 'unknown', requestedAt: now() };
+    if (requestLock(s, ref)) pendingGrants.push(id);
     showDetails();
   });
 
-  setHandler(promotionFinishedSignal, (finished) => {
-    const s = stageState(finished.stage);
-    s.active = s.active.filter((p) => !sameRun(p, finished.id, finished.runId));
-    s.queue = s.queue.filter((p) => !sameRun(p, finished.id, finished.runId));
-    if (sameRun(s.running, finished.id, finished.runId)) {
-      s.running = undefined;
-      const next = s.queue.shift();
-      if (next) {
-        s.running = next;
-        pendingGrants.push(next.id);
-      }
-    }
-    s.history.unshift({
-      id: finished.id,
-      freight: finished.freight,
-      phase: finished.phase,
-      finishedAt: finished.finishedAt,
-      ...(finished.commit ? { commit: finished.commit } : {}),
-    });
-    s.history.splice(MAX_STAGE_HISTORY);
-    if (finished.phase === 'Succeeded') {
-      s.current = {
-        freight: finished.freight,
-        promotion: finished.id,
-        at: finished.finishedAt,
-        ...(finished.commit ? { commit: finished.commit } : {}),
-      };
-      const freight = findFreight(finished.freight);
-      if (freight && !freight.verifiedIn.includes(finished.stage)) {
-        freight.verifiedIn.push(finished.stage);
-        queueAutoPromotions(freight);
-      }
-    }
-    showDetails();
-  });
+  setHandler(promotionFinishedSignal, (finished) => promotionEnded(finished));
 
   upsertSearchAttributes([
     { key: FerryPipeline, value: name },
@@ -351,11 +351,50 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   ]);
   showDetails();
 
+  const shortHistory = patched('short-pipeline-history');
+  const continueAsNewDue = (): boolean =>
+    workflowInfo().continueAsNewSuggested || (shortHistory && workflowInfo().historyLength > MAX_HISTORY_EVENTS);
+  /**
+   * Lock holders started by an earlier run of this pipeline: their end does not reach us, so we look. A holder
+   * without a runId is being started by this run right now (granted at start): it will be watched, and probing it
+   * before its start is processed could find no workflow and free a stage that is in use.
+   */
+  const unwatchedHolders = (): PromotionRef[] =>
+    shortHistory
+      ? state.stages.flatMap((s) =>
+          s.running?.runId !== undefined && !watched.has(s.running.runId) ? [s.running] : [],
+        )
+      : [];
+
   // --- main loop: carry out grants and auto-promotions; continue as new when the history grows
   for (;;) {
-    await condition(
-      () => pendingGrants.length > 0 || pendingAutoPromotions.length > 0 || workflowInfo().continueAsNewSuggested,
-    );
+    const due = (): boolean => pendingGrants.length > 0 || pendingAutoPromotions.length > 0 || continueAsNewDue();
+    if (unwatchedHolders().length > 0) {
+      if (!(await condition(due, HOLDER_PROBE_INTERVAL))) {
+        for (const holder of unwatchedHolders()) {
+          // A signal to a run that has ended fails: that holder is gone, its stage goes to the next promotion.
+          // (The signal itself is harmless: a holder was granted already.)
+          try {
+            await getExternalWorkflowHandle(holder.id, holder.runId).signal(stageGrantedSignal);
+          } catch {
+            const stage = state.stages.find((s) => s.running === holder);
+            if (stage && stage.running === holder)
+              promotionEnded({
+                id: holder.id,
+                ...(holder.runId ? { runId: holder.runId } : {}),
+                stage: stage.name,
+                freight: holder.freight,
+                phase: 'Failed',
+                finishedAt: now(),
+                error: 'the promotion workflow ended outside Ferry without reporting',
+                reason: Reason.EndedOutside,
+              });
+          }
+        }
+      }
+    } else {
+      await condition(due);
+    }
     while (pendingGrants.length > 0) {
       const id = pendingGrants.shift() as string;
       try {
@@ -372,9 +411,9 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
       }
     }
     await startPendingAutoPromotions();
-    if (workflowInfo().continueAsNewSuggested && pendingGrants.length === 0 && pendingAutoPromotions.length === 0) {
+    if (continueAsNewDue() && pendingGrants.length === 0 && pendingAutoPromotions.length === 0) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof pipelineWorkflow>({ spec: state.spec, carried: state });
+      await continueAsNew<typeof pipelineWorkflow>({ spec: state.spec, carried: { ...state, spec: undefined } });
     }
   }
 }

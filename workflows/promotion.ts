@@ -1,11 +1,12 @@
 // Promotion workflow: one freight into one stage.
-//   approval gate → wait for the stage lock → render and push → sync Argo CD → wait healthy at that revision.
+//   approval gate → stage lock → preflight → render and push (the git step) → sync Argo CD → healthy at that revision.
+// This file is the Temporal wiring; the status and its rules (approvals, who may abort, failures and their
+// reasons) are plain functions in promotion-core.ts. The stage lock is the pipeline's (pipeline-core.ts); the git
+// step is the renderAndPush activity (activities/render-and-push.ts).
 // Deterministic code only: all I/O happens in activities, which this file knows by type alone.
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  ChildWorkflowFailure,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
@@ -14,7 +15,6 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
   allHandlersFinished,
@@ -27,19 +27,25 @@ import {
   promotionFinishedSignal,
   promotionStatusQuery,
   RefusalType,
-  refusal,
   rejectUpdate,
   stageGrantedSignal,
   stageLockRequestedSignal,
-  TERMINAL_PHASES,
-  type Approval,
   type Decision,
   type PromotionInput,
   type PromotionPhase,
   type PromotionStatus,
-  type PromotionStep,
   type StepName,
 } from './messages';
+import {
+  abortRefusal,
+  approvalRefusal,
+  endStep as endStepOf,
+  failureMessage,
+  newPromotionStatus,
+  recordOf,
+  settle,
+  startStep as startStepOf,
+} from './promotion-core';
 import { FerryPhase } from './search-attributes';
 
 const git = proxyActivities<FerryActivities>({
@@ -48,6 +54,13 @@ const git = proxyActivities<FerryActivities>({
   startToCloseTimeout: '15 minutes',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+// Every check that can be made before the first git write; its failures are non-retryable and name what to fix.
+const preflight = proxyActivities<FerryActivities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 5 },
 });
 
 const argoSync = proxyActivities<FerryActivities>({
@@ -64,67 +77,14 @@ export function durationMs(text: string): number {
   return Number(match[1]) * unit;
 }
 
-/**
- * Why an approval (or, with `reject`, a rejection) is refused, or undefined when it is allowed. Shared by the
- * update validators and the approval signal.
- */
-export function approvalRefusal(
-  status: PromotionStatus,
-  decision: Decision,
-  action: 'approve' | 'reject' = 'approve',
-): ApplicationFailure | undefined {
-  if (status.phase !== 'AwaitingApproval') {
-    const hint = action === 'reject' ? '; use abort to stop it' : '';
-    return refusal(
-      RefusalType.Conflict,
-      `promotion ${status.id} is not awaiting approval (phase: ${status.phase})${hint}`,
-    );
-  }
-  const approvers = status.approval?.approvers ?? [];
-  if (!approvers.includes(decision.user)) {
-    const may = action === 'reject' ? ' and may not reject' : '';
-    return refusal(
-      RefusalType.Forbidden,
-      `user "${decision.user}" is not an approver of stage "${status.stage}"${may} (approvers: ${approvers.join(', ')})`,
-    );
-  }
-  if (action === 'approve' && status.approvals.some((a) => a.user === decision.user)) {
-    return refusal(RefusalType.Conflict, `user "${decision.user}" already approved promotion ${status.id}`);
-  }
-  return undefined;
-}
-
-function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) {
-    return failureMessage(err.cause ?? err);
-  }
-  if (err instanceof TemporalFailure || err instanceof Error) return err.message;
-  return String(err);
-}
-
 export async function promotionWorkflow(input: PromotionInput): Promise<PromotionStatus> {
   const { workflowId, runId } = workflowInfo();
   const now = (): string => new Date().toISOString();
   const { stage, freight } = input;
 
-  const stepNames: StepName[] = [
-    ...(stage.approval ? (['approval'] as const) : []),
-    'queue',
-    'render',
-    ...(stage.argocd ? (['sync', 'health'] as const) : []),
-  ];
-  const status: PromotionStatus = {
-    id: workflowId,
-    pipeline: input.pipeline,
-    stage: stage.name,
-    freight,
-    phase: 'Pending',
-    steps: stepNames.map((name): PromotionStep => ({ name, status: 'Pending' })),
-    ...(stage.approval ? { approval: { required: stage.approval.required, approvers: stage.approval.approvers } } : {}),
-    approvals: [],
-    requestedBy: input.requestedBy,
-    startedAt: now(),
-  };
+  // Promotions started before the preflight existed replay without it; new ones check before they write.
+  const withPreflight = patched('preflight-before-write');
+  const status = newPromotionStatus(input, workflowId, now(), withPreflight);
 
   const versions = Object.entries(freight.artifacts)
     .map(([name, version]) => `${name}:${version}`)
@@ -146,17 +106,8 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     upsertSearchAttributes([{ key: FerryPhase, value: phase }]);
     showDetails();
   };
-
-  const step = (name: StepName): PromotionStep => {
-    const found = status.steps.find((s) => s.name === name);
-    if (!found) throw new Error(`no step ${name}`); // unreachable: steps are derived from the stage
-    return found;
-  };
   const startStep = (name: StepName, message?: string): void => {
-    const s = step(name);
-    s.status = 'Running';
-    s.startedAt = now();
-    if (message) s.message = message;
+    startStepOf(status, name, now(), message);
     showDetails();
   };
   const endStep = (
@@ -164,10 +115,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     result: 'Succeeded' | 'Failed' | 'Cancelled' | 'Skipped',
     message?: string,
   ): void => {
-    const s = step(name);
-    s.status = result;
-    s.finishedAt = now();
-    if (message !== undefined) s.message = message;
+    endStepOf(status, name, result, now(), message);
     showDetails();
   };
 
@@ -181,51 +129,56 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     if (!reportBeforeTerminalPhase) setPhase(phase);
   };
 
-  // --- message handlers: registered before the first await so no update is ever refused for want of a handler
-  let granted = false;
+  // --- message handlers: registered before the first await so no update is ever refused for want of a handler.
+  // The rules (who may decide, when a decision is final) live in promotion-core.ts; the handlers apply them
+  // synchronously, so of two decisions racing in one workflow task the second sees the first.
+  let granted = input.granted === true;
   const scope = new CancellationScope();
 
   setHandler(promotionStatusQuery, () => status);
 
-  /** Who decided, when, and why: the record kept for approvals, rejections and aborts. */
-  const record = (decision: Decision): Approval => ({
-    user: decision.user,
-    at: now(),
-    ...(decision.comment ? { comment: decision.comment } : {}),
-  });
   const recordApproval = (decision: Decision): void => {
-    status.approvals.push(record(decision));
+    status.approvals.push(recordOf(decision, now()));
     showDetails();
+  };
+  /** The answer to a decision is the state after it: an approval that closes the gate shows the gate passed. */
+  const stateAfterDecision = async (): Promise<PromotionStatus> => {
+    if (patched('decision-answers-state-after')) {
+      await condition(
+        () => status.phase !== 'AwaitingApproval' || status.approvals.length < (status.approval?.required ?? 0),
+      );
+    }
+    return status;
   };
   setHandler(
     approveUpdate,
     (decision) => {
       recordApproval(decision);
-      return status;
+      return stateAfterDecision();
     },
     {
       validator: (decision) => {
-        const refused = approvalRefusal(status, decision);
+        const refused = approvalRefusal(status, decision, 'approve', ending);
         if (refused) throw refused;
       },
-      description: 'Approve the promotion; refused at once when the user is not an approver or it is not awaited.',
+      description: 'Approve the promotion; refused at once when the user is not an approver or the gate is closed.',
     },
   );
   setHandler(approveSignal, (decision) => {
-    const refused = approvalRefusal(status, decision);
+    const refused = approvalRefusal(status, decision, 'approve', ending);
     if (refused) log.warn('approval signal ignored', { reason: refused.message });
     else recordApproval(decision);
   });
   setHandler(
     rejectUpdate,
     (decision) => {
-      status.rejectedBy = record(decision);
+      status.rejectedBy = recordOf(decision, now());
       scope.cancel();
       return status;
     },
     {
       validator: (decision) => {
-        const refused = approvalRefusal(status, decision, 'reject');
+        const refused = approvalRefusal(status, decision, 'reject', ending);
         if (refused) throw refused;
       },
       description: 'Reject the promotion while it awaits approval; it fails with phase Rejected.',
@@ -234,20 +187,16 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   setHandler(
     abortUpdate,
     (decision) => {
-      status.abortedBy = record(decision);
+      status.abortedBy = recordOf(decision, now());
       scope.cancel();
       return status;
     },
     {
-      validator: (_decision) => {
-        if (ending || TERMINAL_PHASES.includes(status.phase) || status.abortedBy || status.rejectedBy) {
-          throw refusal(
-            RefusalType.Conflict,
-            `promotion ${status.id} has already finished (phase: ${ending ?? status.phase})`,
-          );
-        }
+      validator: (decision) => {
+        const refused = abortRefusal(status, decision, ending);
+        if (refused) throw refused;
       },
-      description: 'Abort the promotion at any step; running activities are cancelled.',
+      description: 'Abort the promotion at any step (its requester, the stage approvers or an admin).',
     },
   );
   setHandler(stageGrantedSignal, () => {
@@ -256,6 +205,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
 
   showDetails();
 
+  let failure: unknown;
   try {
     await scope.run(async () => {
       if (stage.approval) {
@@ -268,13 +218,30 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
 
       setPhase('Queued');
       startStep('queue', `waiting for stage ${stage.name}`);
-      await getExternalWorkflowHandle(input.pipelineWorkflowId).signal(stageLockRequestedSignal, {
-        id: workflowId,
-        runId,
-        stage: stage.name,
-      });
-      await condition(() => granted);
+      // A stage that was free when the pipeline started us was granted with the start: no handshake.
+      if (!granted) {
+        await getExternalWorkflowHandle(input.pipelineWorkflowId).signal(stageLockRequestedSignal, {
+          id: workflowId,
+          runId,
+          stage: stage.name,
+        });
+        await condition(() => granted);
+      }
       endStep('queue', 'Succeeded', `stage ${stage.name} is ours`);
+
+      if (withPreflight) {
+        // Nothing is written before everything that can be checked was: credentials, the Argo CD app and where
+        // its source points. A failed check fails the promotion here, with the branch untouched.
+        startStep('preflight', `checking credentials${stage.argocd ? ` and Argo CD app ${stage.argocd.app}` : ''}`);
+        const checked = await preflight.preflightPromotion({
+          pipeline: input.pipeline,
+          stage: stage.name,
+          repo: input.repo,
+          render: stage.render,
+          ...(stage.argocd ? { argocd: stage.argocd } : {}),
+        });
+        endStep('preflight', 'Succeeded', checked.checked.length > 0 ? checked.checked.join('; ') : 'nothing to check');
+      }
 
       setPhase('Rendering');
       startStep('render', `rendering ${stage.render.from} into ${stage.render.to}`);
@@ -336,48 +303,37 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       finish('Succeeded');
     });
   } catch (err) {
-    const running = status.steps.find((s) => s.status === 'Running');
-    if (isCancellation(err) || status.rejectedBy || status.abortedBy) {
-      if (status.rejectedBy) {
-        status.error = `rejected by ${status.rejectedBy.user}${status.rejectedBy.comment ? `: ${status.rejectedBy.comment}` : ''}`;
-        if (running) endStep(running.name, 'Failed', status.error);
-        finish('Rejected');
-      } else {
-        const by = status.abortedBy ? `aborted by ${status.abortedBy.user}` : 'cancelled';
-        status.error = `${by}${status.abortedBy?.comment ? `: ${status.abortedBy.comment}` : ''}`;
-        if (running) endStep(running.name, 'Cancelled', status.error);
-        finish('Aborted');
-      }
-    } else {
-      status.error = failureMessage(err);
-      if (running) endStep(running.name, 'Failed', status.error);
-      finish('Failed');
-    }
-  } finally {
-    const finishedAt = now();
-    status.finishedAt = finishedAt;
-    for (const s of status.steps) if (s.status === 'Pending') s.status = 'Skipped';
-    showDetails();
-    // Always tell the pipeline, whatever the phase: it releases the stage lock (or drops us from the queue) and
-    // records the result. The signal must go out even when this workflow is being cancelled.
-    const finished = {
-      id: workflowId,
-      runId,
-      stage: stage.name,
-      freight: freight.id,
-      phase: ending ?? status.phase,
-      ...(status.commit ? { commit: status.commit } : {}),
-      finishedAt,
-    };
-    await CancellationScope.nonCancellable(async () => {
-      try {
-        await getExternalWorkflowHandle(input.pipelineWorkflowId).signal(promotionFinishedSignal, finished);
-      } catch (err) {
-        log.warn('could not tell the pipeline workflow that this promotion finished', { error: failureMessage(err) });
-      }
-    });
-    if (reportBeforeTerminalPhase && ending) setPhase(ending);
+    failure = err;
+    const phase = settle(status, err, isCancellation(err), now());
+    ending = phase;
+    if (!reportBeforeTerminalPhase) setPhase(phase);
   }
+
+  if (failure === undefined) settle(status, undefined, false, now());
+  const finishedAt = now();
+  status.finishedAt = finishedAt;
+  showDetails();
+  // Always tell the pipeline, whatever the phase: it releases the stage lock (or drops us from the queue) and
+  // records the result. The signal must go out even when this workflow is being cancelled.
+  const finished = {
+    id: workflowId,
+    runId,
+    stage: stage.name,
+    freight: freight.id,
+    phase: ending ?? status.phase,
+    ...(status.commit ? { commit: status.commit } : {}),
+    finishedAt,
+    ...(status.error ? { error: status.error } : {}),
+    ...(status.reason ? { reason: status.reason } : {}),
+  };
+  await CancellationScope.nonCancellable(async () => {
+    try {
+      await getExternalWorkflowHandle(input.pipelineWorkflowId).signal(promotionFinishedSignal, finished);
+    } catch (err) {
+      log.warn('could not tell the pipeline workflow that this promotion finished', { error: failureMessage(err) });
+    }
+  });
+  if (reportBeforeTerminalPhase && ending) setPhase(ending);
 
   await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   if (status.phase !== 'Succeeded') {

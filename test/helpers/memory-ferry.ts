@@ -15,6 +15,7 @@ import {
   type PromotionRequested,
   type PromotionStatus,
 } from '../../workflows/messages';
+import { abortRefusal } from '../../workflows/promotion-core';
 
 export interface MemoryFerryOptions {
   /**
@@ -177,6 +178,9 @@ class MemoryFerry implements FerryApi {
     const status = this.promotion(id);
     if (TERMINAL_PHASES.includes(status.phase))
       throw new FerryError('Conflict', `promotion ${id} has already finished (${status.phase})`);
+    // Who may abort is the workflow's rule (the requester, the stage approvers, an admin): the same here.
+    const refused = abortRefusal(status, decision);
+    if (refused?.type === 'Forbidden') throw new FerryError('Forbidden', refused.message);
     this.decided('abort', id, decision);
     status.phase = 'Aborted';
     status.abortedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };

@@ -30,6 +30,8 @@ describe('pipeline workflow continue-as-new (real dev server with a low history 
       connection: env.nativeConnection,
       taskQueue: TASK_QUEUE,
       workspaceRoot: join(dir, 'ws'),
+      // The test repositories are file:// remotes, which a worker uses only when its operator allows it.
+      allowFileRepos: true,
     });
     running = worker.run();
   });

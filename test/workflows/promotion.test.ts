@@ -55,6 +55,8 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
       connection: env.nativeConnection,
       taskQueue: TASK_QUEUE,
       workspaceRoot: join(dir, 'workspaces'),
+      // The test repositories are file:// remotes, which a worker uses only when its operator allows it.
+      allowFileRepos: true,
     });
     running = worker.run();
     ferry = FerryClient.fromClient(env.client, TASK_QUEUE);
@@ -155,6 +157,9 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
     const approved = await ferry.approve(promotionId, { user: 'alice', comment: 'ship it' });
     assert.equal(approved.approvals[0]?.user, 'alice');
     assert.equal(approved.approvals[0]?.comment, 'ship it');
+    // The answer is the state after the approval: it completed the gate, so the promotion is past it.
+    assert.notEqual(approved.phase, 'AwaitingApproval');
+    assert.equal(approved.steps[0].status, 'Succeeded');
     const again = await refusal(ferry.approve(promotionId, { user: 'alice' }));
     assert.equal(again.code, 'Conflict');
 
@@ -165,6 +170,7 @@ describe('pipeline and promotion workflows (real dev server, real git)', () => {
       [
         ['approval', 'Succeeded'],
         ['queue', 'Succeeded'],
+        ['preflight', 'Succeeded'],
         ['render', 'Succeeded'],
       ],
     );

@@ -53,6 +53,8 @@ describe('stage lock (real dev server, real git, Argo CD stand-in)', () => {
       connection: env.nativeConnection,
       taskQueue: TASK_QUEUE,
       workspaceRoot: join(dir, 'ws'),
+      // The test repositories are file:// remotes, which a worker uses only when its operator allows it.
+      allowFileRepos: true,
       secrets: createSecretResolver({ env: { FERRY_SECRET_ARGOCD_TOKEN: token } }),
       argoPollIntervalMs: 100,
     });

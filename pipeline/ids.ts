@@ -1,0 +1,16 @@
+// Ferry's identifiers in one place: workflow ids, the freight id's shape, the requester of automatic promotions.
+// Dependency-free, so workflow code may import it (the freight id itself is computed in pipeline/freight.ts).
+
+/** Workflow ids are readable and deterministic; the same request never starts two workflows. */
+export const pipelineWorkflowId = (pipeline: string): string => `pipeline/${pipeline}`;
+export const promotionWorkflowId = (pipeline: string, stage: string, freight: string): string =>
+  `promotion/${pipeline}/${stage}/${freight}`;
+
+/** What a promotion id looks like: promotion/<pipeline>/<stage>/<freight>. */
+export const PROMOTION_ID = /^promotion\/[a-z0-9-]+\/[a-z0-9-]+\/[0-9a-f]+$/;
+
+/** A freight id: the first 12 hex digits of a sha256 (older freight may carry a longer or shorter prefix). */
+export const FREIGHT_ID = /^[0-9a-f]{6,64}$/;
+
+/** The requester recorded on promotions the pipeline starts by itself (`promotion: auto`). */
+export const AUTO_PROMOTER = 'ferry/auto-promotion';
