@@ -35,6 +35,7 @@ import { decisionTaken } from '../workflows/promotion-core';
 import { FerryPhase, FerryPipeline } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode, type FieldError } from './errors';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
+import { createUpdateAdmission } from './update-admission';
 
 export interface FerryClientOptions {
   /** Temporal frontend, default `TEMPORAL_ADDRESS` or 127.0.0.1:7233. */
@@ -108,6 +109,9 @@ export function sameRepository(a: string, b: string): boolean {
 }
 
 export class FerryClient implements FerryApi {
+  /** Queues this process's updates per workflow and retries those Temporal pushes back (update-admission.ts). */
+  private readonly updates = createUpdateAdmission();
+
   private constructor(
     readonly temporal: Client,
     private readonly connection: Connection | undefined,
@@ -260,9 +264,11 @@ export class FerryClient implements FerryApi {
     // One round trip: the pipeline workflow checks the artifacts in its update validator (every bad one by path).
     const isRecord = typeof artifacts === 'object' && artifacts !== null && !Array.isArray(artifacts);
     try {
-      return await this.pipelineHandle(pipeline).executeUpdate(addFreightUpdate, {
-        args: [{ id: isRecord ? freightId(artifacts) : '', artifacts }],
-      });
+      return await this.updates.run(pipelineWorkflowId(pipeline), `pipeline "${pipeline}"`, () =>
+        this.pipelineHandle(pipeline).executeUpdate(addFreightUpdate, {
+          args: [{ id: isRecord ? freightId(artifacts) : '', artifacts }],
+        }),
+      );
     } catch (err) {
       throw toFerryError(err, `pipeline "${pipeline}"`);
     }
@@ -276,9 +282,11 @@ export class FerryClient implements FerryApi {
     options: PromoteOptions = {},
   ): Promise<PromotionRequested> {
     try {
-      return await this.pipelineHandle(pipeline).executeUpdate(requestPromotionUpdate, {
-        args: [{ stage, freight, requestedBy, ...(options.force ? { force: true } : {}) }],
-      });
+      return await this.updates.run(pipelineWorkflowId(pipeline), `pipeline "${pipeline}"`, () =>
+        this.pipelineHandle(pipeline).executeUpdate(requestPromotionUpdate, {
+          args: [{ stage, freight, requestedBy, ...(options.force ? { force: true } : {}) }],
+        }),
+      );
     } catch (err) {
       throw toFerryError(err, `pipeline "${pipeline}"`);
     }
@@ -340,7 +348,7 @@ export class FerryClient implements FerryApi {
   ): Promise<PromotionStatus> {
     const handle = this.promotionHandle(id);
     try {
-      return await handle.executeUpdate(update, { args: [decision] });
+      return await this.updates.run(id, `promotion "${id}"`, () => handle.executeUpdate(update, { args: [decision] }));
     } catch (err) {
       const error = toFerryError(err, `promotion "${id}"`);
       // Temporal answers an update to a closed workflow as "not found" or "already completed"; the user needs to

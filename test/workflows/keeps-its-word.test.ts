@@ -228,6 +228,30 @@ describe('Ferry keeps its word (real dev server, real git)', () => {
     assert.equal((await ferry.waitForPromotion(id, { timeoutMs: 30_000 })).phase, 'Succeeded');
   });
 
+  it('takes 60 requests at once from three API processes, more than Temporal admits in flight, and drops none', async () => {
+    const { pipeline } = onePipeline('burst', { name: 'qa', approval: { required: 1, approvers: ['alice'] } });
+    await ferry.applyPipeline(pipeline);
+    // Three clients, like three API replicas: each keeps at most a few updates in flight, together more than the
+    // server's limit of 10 per workflow, so some are turned away and must be retried, not reported as errors.
+    const clients = [
+      ferry,
+      FerryClient.fromClient(env.client, TASK_QUEUE),
+      FerryClient.fromClient(env.client, TASK_QUEUE),
+    ];
+    const answers = await Promise.allSettled(
+      Array.from({ length: 60 }, (_, i) =>
+        clients[i % 3]
+          .addFreight('burst', { guestbook: `3.0.${i}` })
+          .then(({ id }) => clients[(i + 1) % 3].promote('burst', 'qa', id, 'carol')),
+      ),
+    );
+    const failed = answers.flatMap((a) => (a.status === 'rejected' ? [String(a.reason)] : []));
+    assert.deepEqual(failed, []);
+    const status = await ferry.getPipeline('burst');
+    assert.equal(status.freight.length, 60);
+    assert.equal(status.stages.find((s) => s.name === 'qa')?.active.length, 60);
+  });
+
   it('checks freight in the pipeline’s update itself and returns every bad artifact by path', async () => {
     const { pipeline } = onePipeline('fields', { name: 'qa' });
     await ferry.applyPipeline(pipeline);
