@@ -86,7 +86,8 @@ export function createApiApp(options: ApiAppOptions): Express {
   api.post('/pipelines/:name/freight', async (req, res) => {
     const name = req.params.name;
     const body = parseBody(req, FreightBody);
-    // The typed client checks the versions against the pipeline's artifacts (400 with every bad one by path).
+    // The pipeline workflow's update validator checks the versions against its artifacts (400 with every bad one
+    // by path); the typed client only passes its answer on.
     const result = await ferry.addFreight(name, body.artifacts as Record<string, string>);
     res.status(result.created ? 201 : 200).json({ id: result.id, created: result.created });
   });
@@ -177,7 +178,8 @@ function authenticatedUser(res: Response): string {
 
 const FreightBody = z
   .object({
-    // Shape and names are checked against the pipeline by the typed client (validateFreight), each by path.
+    // Shape and names are checked against the pipeline by its workflow's update validator (validateFreight), each
+    // by path.
     artifacts: z.unknown().refine((v) => v !== undefined, 'is required'),
   })
   .strict();
