@@ -217,21 +217,40 @@ export class GitWorkspace {
    * pattern (`<target>*`), which matches nothing rather than failing, and `--prune` forgets it when it was deleted.
    */
   async fetch(source: string, target: string): Promise<void> {
-    await withRepoLock(this.dir, () =>
-      this.network(
-        'fetch',
-        [
-          'fetch',
-          '--prune',
-          '--no-tags',
-          '--no-write-fetch-head',
-          '--quiet',
-          'origin',
-          `+refs/heads/${source}:${REMOTE_TRACKING}${source}`,
-          `+refs/heads/${target}*:${REMOTE_TRACKING}${target}*`,
-        ],
-        { branch: source },
-      ),
+    const refspecs = [
+      `+refs/heads/${source}:${REMOTE_TRACKING}${source}`,
+      `+refs/heads/${target}*:${REMOTE_TRACKING}${target}*`,
+    ];
+    // Promotions into many stages of one repository fetch at the same moment; the fetches waiting for the workspace
+    // join into one `git fetch` with all their refspecs instead of queueing one network round trip each.
+    const key = `${this.dir}\0${this.credentials ?? ''}`;
+    let batch = pendingFetches.get(key);
+    if (!batch) {
+      const created: FetchBatch = { refspecs: new Set(), members: 0, done: Promise.resolve() };
+      created.done = withRepoLock(this.dir, async () => {
+        pendingFetches.delete(key); // from here on, newcomers start the next batch
+        await this.runFetch([...created.refspecs], source);
+      });
+      pendingFetches.set(key, created);
+      batch = created;
+    }
+    for (const refspec of refspecs) batch.refspecs.add(refspec);
+    batch.members++;
+    try {
+      await batch.done;
+    } catch (err) {
+      // One member's refspec can fail the whole batch (its source branch is gone): each member then fetches on its
+      // own, so the failure is reported to the promotion it concerns and to no other.
+      if (batch.members === 1) throw err;
+      await withRepoLock(this.dir, () => this.runFetch(refspecs, source));
+    }
+  }
+
+  private async runFetch(refspecs: readonly string[], source: string): Promise<void> {
+    await this.network(
+      'fetch',
+      ['fetch', '--prune', '--no-tags', '--no-write-fetch-head', '--quiet', 'origin', ...refspecs],
+      { branch: source },
     );
   }
 
@@ -405,9 +424,8 @@ export class GitWorkspace {
 
   /** Every branch on the remote with its commit (`git ls-remote --heads`, read-only). */
   async remoteBranches(): Promise<Map<string, string>> {
-    const out = await withRepoLock(this.dir, () =>
-      this.network('ls-remote', ['ls-remote', '--heads', '--refs', 'origin'], { branch: '' }),
-    );
+    // Read-only on both sides (no ref of the workspace changes), so it needs no turn of the workspace's lock.
+    const out = await this.network('ls-remote', ['ls-remote', '--heads', '--refs', 'origin'], { branch: '' });
     const branches = new Map<string, string>();
     for (const line of out.split('\n')) {
       const [sha, ref] = line.split('\t');
@@ -768,6 +786,15 @@ function runGit(
     child.stdin.end(options.input ?? '');
   });
 }
+
+interface FetchBatch {
+  refspecs: Set<string>;
+  members: number;
+  done: Promise<void>;
+}
+
+/** Per workspace (and credential), the fetch that has not started yet and still takes more refspecs. */
+const pendingFetches = new Map<string, FetchBatch>();
 
 // One fetch or push at a time per workspace in this process: concurrent ref updates in one repository fail on
 // git's ref locks, and serializing them is cheaper than retrying.

@@ -473,6 +473,85 @@ describe('renderAndPush: retries, crashes and races', () => {
   });
 });
 
+describe('renderAndPush: many stages of one repository at once', () => {
+  /** Runs `fn` with a `git` on PATH that records every subcommand before running the real git. */
+  async function countingGit<T>(dir: string, fn: (calls: () => string[]) => Promise<T>): Promise<T> {
+    const bin = join(dir, 'bin');
+    const log = join(dir, 'git-calls.log');
+    mkdirSync(bin, { recursive: true });
+    const real = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
+    writeFileSync(
+      join(bin, 'git'),
+      `#!/bin/sh\nfor a in "$@"; do case "$a" in -*|*/*) ;; *) echo "$a" >> '${log}'; break;; esac; done\nexec '${real}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    writeFileSync(log, '');
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      return await fn(() => readFileSync(log, 'utf8').split('\n').filter(Boolean));
+    } finally {
+      process.env.PATH = path;
+    }
+  }
+
+  it('lands 24 stages at once with fewer fetches than promotions: waiting fetches join into one', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    await ferry.renderAndPush(promotion(fx, { version: '0.9.0' })); // the first clone, outside the count
+    const stages = Array.from({ length: 24 }, (_, i) => `s${i + 1}`);
+    const fetches = await countingGit(fx.dir, async (calls) => {
+      const results = await Promise.all(
+        stages.map((stage) =>
+          ferry.renderAndPush(
+            promotion(fx, {
+              stage,
+              promotionId: `promotion/guestbook/${stage}/f-1.0.0`,
+              render: { strategy: 'branch', engine: 'plain', from: FROM, to: `env/${stage}` },
+            }),
+          ),
+        ),
+      );
+      assert.ok(results.every((r) => r.created));
+      return calls().filter((c) => c === 'fetch').length;
+    });
+    for (const stage of stages) assert.equal(ferryCommits(fx, `env/${stage}`).length, 1, stage);
+    assert.ok(fetches < stages.length, `${fetches} fetches for ${stages.length} promotions`);
+  });
+
+  it('fails only the promotion whose source branch is missing when fetches were joined', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    await ferry.renderAndPush(promotion(fx, { version: '0.9.0' }));
+    const good = Array.from({ length: 6 }, (_, i) =>
+      ferry.renderAndPush(
+        promotion(fx, {
+          stage: `g${i}`,
+          promotionId: `promotion/guestbook/g${i}/f-1.0.0`,
+          render: { strategy: 'branch', engine: 'plain', from: FROM, to: `env/g${i}` },
+        }),
+      ),
+    );
+    const bad = ferry.renderAndPush(
+      promotion(fx, {
+        stage: 'bad',
+        promotionId: 'promotion/guestbook/bad/f-1.0.0',
+        repo: { url: `file://${fx.remote}`, branch: 'no-such-branch' },
+        render: { strategy: 'branch', engine: 'plain', from: FROM, to: 'env/bad' },
+      }),
+    );
+    const [goodResults, badResult] = await Promise.all([Promise.allSettled(good), Promise.allSettled([bad])]);
+    assert.deepEqual(
+      goodResults.map((r) => r.status),
+      good.map(() => 'fulfilled'),
+    );
+    assert.equal(badResult[0].status, 'rejected');
+    const failure = (badResult[0] as PromiseRejectedResult).reason as ApplicationFailure;
+    assert.equal(failure.type, 'SourceBranchNotFound');
+    assert.match(failure.message, /no-such-branch/);
+  });
+});
+
 describe('renderAndPush: failures', () => {
   /** Installs a pre-receive hook in the remote that records every push it sees and declines with `decline`. */
   function receiveHook(fx: Fixture, decline?: string): () => number {
