@@ -386,40 +386,100 @@ export class GitWorkspace {
    * non-retryable, with git's reason: retrying cannot change the answer.
    */
   async push(commit: string, branch: string, expected: string | undefined): Promise<PushResult> {
-    return withRepoLock(this.dir, async () => {
-      const args = [
+    // Like fetches, pushes waiting for the workspace join into one `git push` of all their branches, each with its
+    // own lease. Anything but a clean success of a joined push is sorted out branch by branch: a refusal of one
+    // branch (or a pre-receive hook, which refuses the whole push) must reach only the promotion it concerns.
+    const key = `${this.dir}\0${this.credentials ?? ''}`;
+    let batch = pendingPushes.get(key);
+    if (!batch || batch.items.some((item) => item.branch === branch)) {
+      const created: PushBatch = { items: [] };
+      pendingPushes.set(key, created);
+      void withRepoLock(this.dir, async () => {
+        if (pendingPushes.get(key) === created) pendingPushes.delete(key);
+        await this.runPushBatch(created.items);
+      });
+      batch = created;
+    }
+    return new Promise<PushResult>((resolve, reject) =>
+      batch.items.push({ commit, branch, expected, resolve, reject }),
+    );
+  }
+
+  /** Runs a joined push under the workspace lock; every item's promise is settled when it returns. */
+  private async runPushBatch(items: readonly PushItem[]): Promise<void> {
+    const pushed = items.length > 1 ? await this.pushJoined(items) : new Set<string>();
+    // One item, or the branches a joined push did not land: each on its own, as git answers for it.
+    for (const item of items) {
+      if (pushed.has(item.branch)) item.resolve('pushed');
+      else await this.pushOneUnlocked(item.commit, item.branch, item.expected).then(item.resolve, item.reject);
+    }
+  }
+
+  /** One `git push` of several branches, each with its lease; returns the branches git reports as updated. */
+  private async pushJoined(items: readonly PushItem[]): Promise<Set<string>> {
+    let porcelain: string;
+    try {
+      porcelain = await this.network(
         'push',
-        '--porcelain',
-        '--no-verify',
-        `--force-with-lease=refs/heads/${branch}:${expected ?? ''}`,
-        'origin',
-        `${commit}:refs/heads/${branch}`,
-      ];
-      try {
-        await this.network('push', args, { branch });
-        return 'pushed';
-      } catch (err) {
-        if (!(err instanceof GitCommandError)) throw err;
-        const rejected = err.stdout
-          .split('\n')
-          .find((line) => line.startsWith('!') && line.includes(`:refs/heads/${branch}\t`));
-        if (!rejected) throw this.failure('push', err, { branch });
-        const reason = /\(([^)]*)\)\s*$/.exec(rejected)?.[1] ?? rejected;
-        const refusal = classifyPushRejection(reason, err.stderr);
-        if (refusal === 'busy') return 'moved';
-        // A lease refused, or the remote failing to update the ref: the branch may have moved (retry on the new
-        // head), or the remote refuses this update for good (then the branch is still where we expected it).
-        if (refusal === 'maybe-moved' && (await this.remoteHeadUnlocked(branch)) !== expected) return 'moved';
-        const said = remoteMessages(err.stderr);
-        throw ApplicationFailure.nonRetryable(
-          this.secrets.redact(
-            `${this.displayUrl}: the remote refused the push to branch ${branch}: ${reason}${said ? ` (${said})` : ''}` +
-              (refusal === 'maybe-moved' ? '; the branch has not moved, so retrying cannot help' : ''),
-          ),
-          'PushRejected',
-        );
+        [
+          'push',
+          '--porcelain',
+          '--no-verify',
+          ...items.map((i) => `--force-with-lease=refs/heads/${i.branch}:${i.expected ?? ''}`),
+          'origin',
+          ...items.map((i) => `${i.commit}:refs/heads/${i.branch}`),
+        ],
+        { branch: items.map((i) => i.branch).join(', ') },
+      );
+    } catch (err) {
+      if (!(err instanceof GitCommandError)) return new Set();
+      porcelain = err.stdout;
+    }
+    // `<flag>\t<from>:<to>\t<summary>`: "!" is a refused ref; " ", "+", "*", "=" are updated (or already there).
+    const updated = new Set<string>();
+    for (const line of porcelain.split('\n')) {
+      const [flag, refs] = line.split('\t');
+      const to = refs?.slice(refs.indexOf(':') + 1);
+      if (flag !== undefined && flag.length === 1 && ' +*='.includes(flag) && to?.startsWith('refs/heads/')) {
+        updated.add(to.slice('refs/heads/'.length));
       }
-    });
+    }
+    return updated;
+  }
+
+  private async pushOneUnlocked(commit: string, branch: string, expected: string | undefined): Promise<PushResult> {
+    const args = [
+      'push',
+      '--porcelain',
+      '--no-verify',
+      `--force-with-lease=refs/heads/${branch}:${expected ?? ''}`,
+      'origin',
+      `${commit}:refs/heads/${branch}`,
+    ];
+    try {
+      await this.network('push', args, { branch });
+      return 'pushed';
+    } catch (err) {
+      if (!(err instanceof GitCommandError)) throw err;
+      const rejected = err.stdout
+        .split('\n')
+        .find((line) => line.startsWith('!') && line.includes(`:refs/heads/${branch}\t`));
+      if (!rejected) throw this.failure('push', err, { branch });
+      const reason = /\(([^)]*)\)\s*$/.exec(rejected)?.[1] ?? rejected;
+      const refusal = classifyPushRejection(reason, err.stderr);
+      if (refusal === 'busy') return 'moved';
+      // A lease refused, or the remote failing to update the ref: the branch may have moved (retry on the new
+      // head), or the remote refuses this update for good (then the branch is still where we expected it).
+      if (refusal === 'maybe-moved' && (await this.remoteHeadUnlocked(branch)) !== expected) return 'moved';
+      const said = remoteMessages(err.stderr);
+      throw ApplicationFailure.nonRetryable(
+        this.secrets.redact(
+          `${this.displayUrl}: the remote refused the push to branch ${branch}: ${reason}${said ? ` (${said})` : ''}` +
+            (refusal === 'maybe-moved' ? '; the branch has not moved, so retrying cannot help' : ''),
+        ),
+        'PushRejected',
+      );
+    }
   }
 
   /** Every branch on the remote with its commit (`git ls-remote --heads`, read-only). */
@@ -792,6 +852,21 @@ interface FetchBatch {
   members: number;
   done: Promise<void>;
 }
+
+interface PushItem {
+  commit: string;
+  branch: string;
+  expected: string | undefined;
+  resolve: (result: PushResult) => void;
+  reject: (err: unknown) => void;
+}
+
+interface PushBatch {
+  items: PushItem[];
+}
+
+/** Per workspace (and credential), the push that has not started yet and still takes more branches. */
+const pendingPushes = new Map<string, PushBatch>();
 
 /** Per workspace (and credential), the fetch that has not started yet and still takes more refspecs. */
 const pendingFetches = new Map<string, FetchBatch>();

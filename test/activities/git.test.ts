@@ -495,12 +495,12 @@ describe('renderAndPush: many stages of one repository at once', () => {
     }
   }
 
-  it('lands 24 stages at once with fewer fetches than promotions: waiting fetches join into one', async (t) => {
+  it('lands 24 stages at once with fewer fetches and pushes than promotions: waiting ones join into one', async (t) => {
     const fx = createFixture(t);
     const ferry = activities(fx);
     await ferry.renderAndPush(promotion(fx, { version: '0.9.0' })); // the first clone, outside the count
     const stages = Array.from({ length: 24 }, (_, i) => `s${i + 1}`);
-    const fetches = await countingGit(fx.dir, async (calls) => {
+    const counts = await countingGit(fx.dir, async (calls) => {
       const results = await Promise.all(
         stages.map((stage) =>
           ferry.renderAndPush(
@@ -513,10 +513,50 @@ describe('renderAndPush: many stages of one repository at once', () => {
         ),
       );
       assert.ok(results.every((r) => r.created));
-      return calls().filter((c) => c === 'fetch').length;
+      return {
+        fetches: calls().filter((c) => c === 'fetch').length,
+        pushes: calls().filter((c) => c === 'push').length,
+      };
     });
     for (const stage of stages) assert.equal(ferryCommits(fx, `env/${stage}`).length, 1, stage);
-    assert.ok(fetches < stages.length, `${fetches} fetches for ${stages.length} promotions`);
+    assert.ok(counts.fetches < stages.length, `${counts.fetches} fetches for ${stages.length} promotions`);
+    assert.ok(counts.pushes < stages.length, `${counts.pushes} pushes for ${stages.length} promotions`);
+  });
+
+  it('a hook refusing one branch of a joined push fails that promotion only', async (t) => {
+    const fx = createFixture(t);
+    const ferry = activities(fx);
+    await ferry.renderAndPush(promotion(fx, { version: '0.9.0' }));
+    // pre-receive sees the whole push and can only refuse all of it: the others must land on their own.
+    const hook = join(fx.remote, 'hooks', 'pre-receive');
+    writeFileSync(
+      hook,
+      '#!/bin/sh\nwhile read old new ref; do [ "$ref" = refs/heads/env/locked ] && { echo "env/locked is frozen" >&2; exit 1; }; done\nexit 0\n',
+      { mode: 0o755 },
+    );
+    const stages = ['a1', 'a2', 'a3', 'locked', 'a4', 'a5'];
+    const results = await Promise.allSettled(
+      stages.map((stage) =>
+        ferry.renderAndPush(
+          promotion(fx, {
+            stage,
+            promotionId: `promotion/guestbook/${stage}/f-1.0.0`,
+            render: { strategy: 'branch', engine: 'plain', from: FROM, to: `env/${stage}` },
+          }),
+        ),
+      ),
+    );
+    stages.forEach((stage, i) => {
+      if (stage === 'locked') {
+        assert.equal(results[i].status, 'rejected');
+        const failure = (results[i] as PromiseRejectedResult).reason as ApplicationFailure;
+        assert.equal(failure.type, 'PushRejected');
+        assert.match(failure.message, /env\/locked is frozen/);
+      } else {
+        assert.equal(results[i].status, 'fulfilled', stage);
+        assert.equal(ferryCommits(fx, `env/${stage}`).length, 1, stage);
+      }
+    });
   });
 
   it('fails only the promotion whose source branch is missing when fetches were joined', async (t) => {
