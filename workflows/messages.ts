@@ -212,19 +212,18 @@ export const requestPromotionUpdate = defineUpdate<PromotionRequested, [RequestP
 /** Child → pipeline: the promotion passed its gates and asks for the stage lock. */
 export const stageLockRequestedSignal =
   defineSignal<[{ id: string; runId: string; stage: string }]>('stageLockRequested');
+/** What a promotion tells its pipeline when it ends. */
+export interface PromotionFinished {
+  id: string;
+  runId: string;
+  stage: string;
+  freight: string;
+  phase: PromotionPhase;
+  commit?: string;
+  finishedAt: string;
+  error?: string;
+  reason?: string;
+}
+
 /** Child → pipeline: the promotion finished (any terminal phase); releases the stage lock. */
-export const promotionFinishedSignal = defineSignal<
-  [
-    {
-      id: string;
-      runId: string;
-      stage: string;
-      freight: string;
-      phase: PromotionPhase;
-      commit?: string;
-      finishedAt: string;
-      error?: string;
-      reason?: string;
-    },
-  ]
->('promotionFinished');
+export const promotionFinishedSignal = defineSignal<[PromotionFinished]>('promotionFinished');

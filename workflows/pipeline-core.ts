@@ -6,7 +6,7 @@ import type { Pipeline, Stage } from '../pipeline/schema';
 import type {
   FreightEntry,
   PipelineStatus,
-  PromotionPhase,
+  PromotionFinished,
   PromotionRef,
   StageHistoryEntry,
   StageState,
@@ -168,17 +168,8 @@ export function releaseLock(stage: StageState, id: string, runId: string | undef
 // ---------------------------------------------------------------------------------------------------------------
 // Promotion results
 
-export interface PromotionEnded {
-  id: string;
-  runId?: string;
-  stage: string;
-  freight: string;
-  phase: PromotionPhase;
-  commit?: string;
-  finishedAt: string;
-  error?: string;
-  reason?: string;
-}
+/** How a promotion ended, as the pipeline records it; an ended run we never knew the run id of has none. */
+export type PromotionEnded = Omit<PromotionFinished, 'runId'> & { runId?: string };
 
 /** Is this run still known to the stage (active, queued or holding the lock)? */
 export function isKnownRun(stage: StageState, id: string, runId: string | undefined): boolean {

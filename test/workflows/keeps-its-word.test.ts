@@ -23,20 +23,11 @@ import type { Pipeline } from '../../pipeline/schema';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
 import { applySpecUpdate } from '../../workflows/messages';
 import { until } from '../helpers/processes';
+import { refusal } from '../helpers/refusal';
 import { createTemporalTestEnv } from '../helpers/temporal';
 
 const TASK_QUEUE = 'ferry-keeps-its-word';
 const IMAGE = 'registry.example.com/team/guestbook';
-
-async function refusal(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof FerryError) return err;
-    throw err;
-  }
-  assert.fail('expected the request to be refused');
-}
 
 describe('Ferry keeps its word (real dev server, real git)', () => {
   let env: TestWorkflowEnvironment;

@@ -9,13 +9,13 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { FerryClient } from '../../client/ferry-client';
-import { FerryError } from '../../client/errors';
 import { parsePipelineText } from '../../pipeline/load';
 import type { Pipeline } from '../../pipeline/schema';
 import { createExampleRepo, examplePipelineYaml } from '../../dev/example';
 import { approveSignal } from '../../workflows/messages';
 import { createFerryWorker } from '../../worker/create-worker';
 import { until } from '../helpers/processes';
+import { refusal } from '../helpers/refusal';
 import { createTemporalTestEnv } from '../helpers/temporal';
 
 const TASK_QUEUE = 'ferry-workflow-tests';
@@ -24,16 +24,6 @@ function pipelineFor(repoUrl: string): Pipeline {
   const loaded = parsePipelineText(examplePipelineYaml(repoUrl, ['alice', 'bob']));
   if (!loaded.ok) throw new Error(loaded.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
   return loaded.pipeline;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof FerryError) return err;
-    throw err;
-  }
-  assert.fail('expected the request to be refused');
 }
 
 describe('pipeline and promotion workflows (real dev server, real git)', () => {
