@@ -214,3 +214,13 @@ export function recordEnd(
   freight.verifiedIn.push(ended.stage);
   return { ...(next ? { next } : {}), verified: freight };
 }
+
+/**
+ * The lock holders one look probes, `size` at a time in turn, so that every holder is probed within
+ * ceil(holders / size) looks however many there are; `offset` is where the previous look stopped.
+ */
+export function nextProbeBatch<T>(holders: readonly T[], offset: number, size: number): { batch: T[]; offset: number } {
+  if (holders.length <= size) return { batch: [...holders], offset: 0 };
+  const start = offset % holders.length;
+  return { batch: [...holders, ...holders].slice(start, start + size), offset: start + size };
+}

@@ -52,6 +52,7 @@ import {
   isKnownRun,
   isStageFree,
   newPipelineState,
+  nextProbeBatch,
   recordEnd,
   referencedFreight,
   releaseLock,
@@ -71,6 +72,12 @@ export { isFreightAvailable, MAX_FREIGHT, MAX_STAGE_HISTORY } from './pipeline-c
 export const MAX_HISTORY_EVENTS = 300;
 /** How often the pipeline looks whether a lock holder it cannot watch (started by an earlier run) still runs. */
 const HOLDER_PROBE_INTERVAL = '3s';
+/**
+ * How many of those holders one look probes (each probe is a signal: a server round trip and two history events).
+ * A pipeline that continued as new with 200 promotions running would otherwise signal all 200 every 3 s, filling
+ * its history, continuing as new again, and finding them all unwatched once more.
+ */
+const HOLDER_PROBE_BATCH = 8;
 
 function refuse(type: RefusalType, message: string): never {
   throw refusal(type, message);
@@ -366,12 +373,23 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
         )
       : [];
 
+  const probeInBatches = shortHistory && patched('probe-holders-in-batches');
+  let probeOffset = 0;
+  /** The holders this look probes: all of them, or the next batch in turn. */
+  const holdersToProbe = (): PromotionRef[] => {
+    const holders = unwatchedHolders();
+    if (!probeInBatches) return holders;
+    const next = nextProbeBatch(holders, probeOffset, HOLDER_PROBE_BATCH);
+    probeOffset = next.offset;
+    return next.batch;
+  };
+
   // --- main loop: carry out grants and auto-promotions; continue as new when the history grows
   for (;;) {
     const due = (): boolean => pendingGrants.length > 0 || pendingAutoPromotions.length > 0 || continueAsNewDue();
     if (unwatchedHolders().length > 0) {
       if (!(await condition(due, HOLDER_PROBE_INTERVAL))) {
-        for (const holder of unwatchedHolders()) {
+        for (const holder of holdersToProbe()) {
           // A signal to a run that has ended fails: that holder is gone, its stage goes to the next promotion.
           // (The signal itself is harmless: a holder was granted already.)
           try {

@@ -313,12 +313,18 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
       app: 'guestbook-dev',
       message: 'invalid session: token has invalid signature',
     });
+    const devBefore = git('rev-parse', 'env/dev');
     const added = await http('POST', '/api/v1/pipelines/shop/freight', ALICE, { artifacts: { guestbook: '1.4.4' } });
     const id = `promotion/shop/dev/${added.body.id}`;
     const done = await finished(id, 60_000);
     await control('DELETE', '/injections');
     assert.equal(done.phase, 'Failed');
     assert.match(done.error ?? '', /invalid session/);
+    // Found before anything was written: the preflight failed, and the stage branch is where it was.
+    assert.equal(done.reason, 'ArgoCdUnauthorized');
+    assert.equal(done.steps.find((s) => s.name === 'preflight')?.status, 'Failed');
+    assert.equal(done.steps.find((s) => s.name === 'render')?.status, 'Skipped');
+    assert.equal(git('rev-parse', 'env/dev'), devBefore);
 
     for (const workflowId of [
       id,
@@ -345,6 +351,19 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
       assert.ok(!worker.output().includes(secret), 'worker output contains a credential value');
       assert.ok(!api.output().includes(secret), 'API output contains a credential value');
     }
+  });
+
+  it('fails a promotion whose Argo CD app does not exist before writing anything to the stage branch', async () => {
+    await control('POST', '/injections', { kind: 'notFound', app: 'guestbook-dev' });
+    const devBefore = git('rev-parse', 'env/dev');
+    const added = await http('POST', '/api/v1/pipelines/shop/freight', ALICE, { artifacts: { guestbook: '1.4.5' } });
+    const done = await finished(`promotion/shop/dev/${added.body.id}`, 60_000);
+    await control('DELETE', '/injections');
+    assert.equal(done.phase, 'Failed');
+    assert.equal(done.reason, 'ArgoCdNotFound');
+    assert.match(done.error ?? '', /guestbook-dev/);
+    assert.equal(done.steps.find((s) => s.name === 'render')?.status, 'Skipped');
+    assert.equal(git('rev-parse', 'env/dev'), devBefore);
   });
 
   it('finishes a promotion whose worker was SIGKILLed while it waited on Argo CD after its push, with exactly one commit', async () => {

@@ -13,6 +13,7 @@ import {
   MAX_FREIGHT,
   MAX_FREIGHT_KEPT,
   newPipelineState,
+  nextProbeBatch,
   recordEnd,
   referencedFreight,
   releaseLock,
@@ -169,5 +170,24 @@ describe('stage lock', () => {
     assert.deepEqual(failed, {});
     assert.deepEqual([dev.history[0].phase, dev.history[0].reason], ['Failed', 'EndedOutside']);
     assert.equal(dev.current?.freight, f.id, 'a failure does not change the current freight');
+  });
+});
+
+describe('probing lock holders of earlier runs', () => {
+  it('probes a few holders a look, in turn, and every one of 20 within three looks', () => {
+    const holders = Array.from({ length: 20 }, (_, i) => `h${i}`);
+    const seen = new Set<string>();
+    let offset = 0;
+    for (let look = 0; look < 3; look++) {
+      const next = nextProbeBatch(holders, offset, 8);
+      assert.equal(next.batch.length, 8);
+      next.batch.forEach((h) => seen.add(h));
+      offset = next.offset;
+    }
+    assert.equal(seen.size, 20);
+  });
+
+  it('probes all holders at once when they are few', () => {
+    assert.deepEqual(nextProbeBatch(['a', 'b'], 5, 8), { batch: ['a', 'b'], offset: 0 });
   });
 });
