@@ -495,23 +495,29 @@ describe('renderAndPush: many stages of one repository at once', () => {
     }
   }
 
+  /** Promotes into stage `stage` (branch env/<stage>) of the fixture's repository. */
+  const promoteStage = (
+    ferry: ReturnType<typeof activities>,
+    fx: Fixture,
+    stage: string,
+    overrides: Partial<RenderAndPushInput> = {},
+  ): Promise<RenderAndPushResult> =>
+    ferry.renderAndPush(
+      promotion(fx, {
+        stage,
+        promotionId: `promotion/guestbook/${stage}/f-1.0.0`,
+        render: { strategy: 'branch', engine: 'plain', from: FROM, to: `env/${stage}` },
+        ...overrides,
+      }),
+    );
+
   it('lands 24 stages at once with fewer fetches and pushes than promotions: waiting ones join into one', async (t) => {
     const fx = createFixture(t);
     const ferry = activities(fx);
     await ferry.renderAndPush(promotion(fx, { version: '0.9.0' })); // the first clone, outside the count
     const stages = Array.from({ length: 24 }, (_, i) => `s${i + 1}`);
     const counts = await countingGit(fx.dir, async (calls) => {
-      const results = await Promise.all(
-        stages.map((stage) =>
-          ferry.renderAndPush(
-            promotion(fx, {
-              stage,
-              promotionId: `promotion/guestbook/${stage}/f-1.0.0`,
-              render: { strategy: 'branch', engine: 'plain', from: FROM, to: `env/${stage}` },
-            }),
-          ),
-        ),
-      );
+      const results = await Promise.all(stages.map((stage) => promoteStage(ferry, fx, stage)));
       assert.ok(results.every((r) => r.created));
       return {
         fetches: calls().filter((c) => c === 'fetch').length,
@@ -535,17 +541,7 @@ describe('renderAndPush: many stages of one repository at once', () => {
       { mode: 0o755 },
     );
     const stages = ['a1', 'a2', 'a3', 'locked', 'a4', 'a5'];
-    const results = await Promise.allSettled(
-      stages.map((stage) =>
-        ferry.renderAndPush(
-          promotion(fx, {
-            stage,
-            promotionId: `promotion/guestbook/${stage}/f-1.0.0`,
-            render: { strategy: 'branch', engine: 'plain', from: FROM, to: `env/${stage}` },
-          }),
-        ),
-      ),
-    );
+    const results = await Promise.allSettled(stages.map((stage) => promoteStage(ferry, fx, stage)));
     stages.forEach((stage, i) => {
       if (stage === 'locked') {
         assert.equal(results[i].status, 'rejected');
@@ -563,23 +559,8 @@ describe('renderAndPush: many stages of one repository at once', () => {
     const fx = createFixture(t);
     const ferry = activities(fx);
     await ferry.renderAndPush(promotion(fx, { version: '0.9.0' }));
-    const good = Array.from({ length: 6 }, (_, i) =>
-      ferry.renderAndPush(
-        promotion(fx, {
-          stage: `g${i}`,
-          promotionId: `promotion/guestbook/g${i}/f-1.0.0`,
-          render: { strategy: 'branch', engine: 'plain', from: FROM, to: `env/g${i}` },
-        }),
-      ),
-    );
-    const bad = ferry.renderAndPush(
-      promotion(fx, {
-        stage: 'bad',
-        promotionId: 'promotion/guestbook/bad/f-1.0.0',
-        repo: { url: `file://${fx.remote}`, branch: 'no-such-branch' },
-        render: { strategy: 'branch', engine: 'plain', from: FROM, to: 'env/bad' },
-      }),
-    );
+    const good = Array.from({ length: 6 }, (_, i) => promoteStage(ferry, fx, `g${i}`));
+    const bad = promoteStage(ferry, fx, 'bad', { repo: { url: `file://${fx.remote}`, branch: 'no-such-branch' } });
     const [goodResults, badResult] = await Promise.all([Promise.allSettled(good), Promise.allSettled([bad])]);
     assert.deepEqual(
       goodResults.map((r) => r.status),
