@@ -423,8 +423,8 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
         for (const s of state.stages) {
           if (s.running?.id !== id) continue;
           s.active = s.active.filter((p) => p.id !== id);
-          s.running = s.queue.shift();
-          if (s.running) pendingGrants.push(s.running.id);
+          const next = releaseLock(s, id, undefined);
+          if (next) pendingGrants.push(next.id);
         }
       }
     }
