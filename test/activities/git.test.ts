@@ -15,6 +15,7 @@ import { createGitActivities, RENDERED_STATE_PATH } from '../../activities/rende
 import type { GitActivitiesOptions } from '../../activities/render-and-push';
 import { createSecretResolver } from '../../activities/secrets';
 import type { RenderAndPushInput, RenderAndPushResult } from '../../activities/types';
+import { git } from '../helpers/git';
 
 // Hermetic: no global or system git configuration (credential helpers, hooks, signing) of whoever runs the tests.
 process.env.GIT_CONFIG_GLOBAL = '/dev/null';
@@ -22,21 +23,6 @@ process.env.GIT_CONFIG_NOSYSTEM = '1';
 
 const IMAGE = 'registry.example.com/team/guestbook';
 const FROM = 'apps/guestbook/dev';
-
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd,
-    encoding: 'utf8',
-    stdio: 'pipe',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 'Dev',
-      GIT_AUTHOR_EMAIL: 'dev@example.com',
-      GIT_COMMITTER_NAME: 'Dev',
-      GIT_COMMITTER_EMAIL: 'dev@example.com',
-    },
-  }).trim();
-}
 
 function write(root: string, files: Record<string, string>): void {
   for (const [path, content] of Object.entries(files)) {

@@ -2,7 +2,6 @@
 // promotion makes before its first write. Each failure is reported with nothing written: the remote's refs are the
 // same before and after.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import type { PreflightInput } from '../../activities/types';
 import type { ArgoCdSpec } from '../../pipeline/schema';
 import { argoCdStandInForFile } from '../helpers/argocd-standin';
 import { makeToken, type AppSeed, type ArgoCdStandIn } from '../standin/argocd/server';
+import { git } from '../helpers/git';
 
 process.env.GIT_CONFIG_GLOBAL = '/dev/null';
 process.env.GIT_CONFIG_NOSYSTEM = '1';
@@ -23,21 +23,6 @@ let standIn: ArgoCdStandIn;
 let dir: string;
 let remote: string;
 let repoUrl: string;
-
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd,
-    encoding: 'utf8',
-    stdio: 'pipe',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 'Dev',
-      GIT_AUTHOR_EMAIL: 'dev@example.com',
-      GIT_COMMITTER_NAME: 'Dev',
-      GIT_COMMITTER_EMAIL: 'dev@example.com',
-    },
-  }).trim();
-}
 
 /** Every ref of the remote with its commit: compared before and after to show nothing was written. */
 const remoteRefs = (): string => git(remote, 'for-each-ref', '--format=%(objectname) %(refname)');
