@@ -11,6 +11,8 @@ import { FerryError, type FieldError } from '../client/errors';
 import { logger as defaultLogger, type Logger } from '../client/log';
 import type { FerryApi } from '../client/types';
 import { guardAvailability, type AvailabilityOptions } from './availability';
+import { openApiRoute } from './openapi';
+import { DecisionBody, FreightBody, PromotionBody } from './schemas';
 
 export interface ApiAppOptions {
   ferry: FerryApi;
@@ -59,6 +61,8 @@ export function createApiApp(options: ApiAppOptions): Express {
     const ok = await ferry.health();
     res.status(ok ? 200 : 503).json({ ok });
   });
+
+  app.get('/api/v1/openapi.json', openApiRoute());
 
   const api = express.Router();
   api.use(authenticate(tokens));
@@ -175,30 +179,6 @@ function authenticatedUser(res: Response): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Bodies
-
-const FreightBody = z
-  .object({
-    // Shape and names are checked against the pipeline by its workflow's update validator (validateFreight), each
-    // by path.
-    artifacts: z.unknown().refine((v) => v !== undefined, 'is required'),
-  })
-  .strict();
-
-const PromotionBody = z
-  .object({
-    freight: z
-      .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string (a freight id)') })
-      .min(1, 'must not be empty'),
-    /** Start a new run even when the freight is already current in the stage or its promotion runs. */
-    force: z.boolean({ error: 'must be true or false' }).optional(),
-  })
-  .strict();
-
-const DecisionBody = z
-  .object({
-    comment: z.string({ error: 'must be a string' }).max(4096, 'must be at most 4096 characters').optional(),
-  })
-  .strict();
 
 function mediaType(req: Request): string | undefined {
   const header = req.get('content-type');
