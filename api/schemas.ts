@@ -4,6 +4,7 @@
 // workflows/messages.ts and client/types.ts (which stay zod-free for the workflow bundle); the `Same` checks at the
 // bottom make a field added to one and not the other a compile error.
 import { z } from 'zod';
+import { freightId } from '../pipeline/freight';
 import { PipelineSchema } from '../pipeline/schema';
 import type { FerryError, FerryErrorCode } from '../client/errors';
 import type { PipelineSummary } from '../client/types';
@@ -16,6 +17,10 @@ import type {
   StepName,
   StepStatus,
 } from '../workflows/messages';
+
+/** The walkthrough's names (README.md), as examples in the document: fuzzers and readers start from them. */
+const EXAMPLE_FREIGHT = freightId({ guestbook: '1.4.2' });
+export const EXAMPLE_PROMOTION = `promotion/guestbook/dev/${EXAMPLE_FREIGHT}`;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Request bodies
@@ -35,7 +40,8 @@ export const FreightBody = z
       }),
   })
   .strict()
-  .describe('Freight to register: one version of every artifact of the pipeline.');
+  .describe('Freight to register: one version of every artifact of the pipeline.')
+  .meta({ examples: [{ artifacts: { guestbook: '1.4.2' } }] });
 
 export const PromotionBody = z
   .object({
@@ -49,7 +55,8 @@ export const PromotionBody = z
       .describe('Start a new run even when the freight is already current in the stage or its promotion runs.'),
   })
   .strict()
-  .describe('A promotion request.');
+  .describe('A promotion request.')
+  .meta({ examples: [{ freight: EXAMPLE_FREIGHT }] });
 
 export const DecisionBody = z
   .object({
@@ -65,15 +72,24 @@ export const DecisionBody = z
 // ---------------------------------------------------------------------------------------------------------------
 // Path parameters (strings as the URL gives them; an unknown name is a 404 from the route)
 
-export const PipelineNameParam = z.string().min(1).describe('Name of the pipeline (`metadata.name`).');
-export const StageNameParam = z.string().min(1).describe('Name of a stage of the pipeline.');
+export const PipelineNameParam = z
+  .string()
+  .min(1)
+  .describe('Name of the pipeline (`metadata.name`).')
+  .meta({ examples: ['guestbook'] });
+export const StageNameParam = z
+  .string()
+  .min(1)
+  .describe('Name of a stage of the pipeline.')
+  .meta({ examples: ['dev'] });
 export const PromotionIdParam = z
   .string()
   .min(1)
   .describe(
     'Promotion id, `promotion/<pipeline>/<stage>/<freight>`: URL-encoded as one segment, or with its slashes as ' +
       'they are.',
-  );
+  )
+  .meta({ examples: [EXAMPLE_PROMOTION] });
 
 // ---------------------------------------------------------------------------------------------------------------
 // Responses
@@ -227,8 +243,33 @@ export const OpenApiDocumentSchema = z
 // The named schemas of the document (components/schemas): bodies as clients send them (defaults optional), responses
 // as the API answers them (defaults filled in). A route may only use schemas named here.
 
+/** The walkthrough's pipeline, trimmed to two stages: an example body for PUT /api/v1/pipelines/{name}. */
+const EXAMPLE_PIPELINE = {
+  apiVersion: 'ferry.dev/v1alpha1',
+  kind: 'Pipeline',
+  metadata: { name: 'guestbook' },
+  spec: {
+    repo: { url: 'https://git.example.com/org/gitops.git', branch: 'main', credentials: 'gitops' },
+    artifacts: [{ name: 'guestbook', image: 'registry.example.com/team/guestbook' }],
+    stages: [
+      {
+        name: 'dev',
+        promotion: 'auto',
+        render: { strategy: 'branch', from: 'apps/guestbook/overlays/dev', to: 'env/dev' },
+      },
+      {
+        name: 'prod',
+        after: ['dev'],
+        approval: { required: 1, approvers: ['alice', 'bob'] },
+        render: { strategy: 'branch', from: 'apps/guestbook/overlays/prod', to: 'env/prod' },
+      },
+    ],
+  },
+};
+
 export const REQUEST_SCHEMAS = {
-  Pipeline: PipelineSchema,
+  // A copy of the pipeline schema carrying the example; app.ts validates with PipelineSchema itself (pipeline/load).
+  Pipeline: PipelineSchema.meta({ examples: [EXAMPLE_PIPELINE] }),
   FreightRequest: FreightBody,
   PromotionRequest: PromotionBody,
   DecisionRequest: DecisionBody,

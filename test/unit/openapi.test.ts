@@ -11,9 +11,12 @@ import type { Express } from 'express';
 import { z } from 'zod';
 import { createApiApp } from '../../api/app';
 import { openApiDocument, ROUTES, type RouteDoc } from '../../api/openapi';
+import { EXAMPLE_PROMOTION, FreightBody, PromotionBody } from '../../api/schemas';
 import { createTokenStore } from '../../client/auth';
 import { FerryError } from '../../client/errors';
 import { silentLogger } from '../../client/log';
+import { freightId } from '../../pipeline/freight';
+import { validatePipeline } from '../../pipeline/load';
 import { OPENAPI_FILE, generateOpenApi } from '../../scripts/gen-docs';
 import { guestbookYaml } from '../helpers/fixtures';
 import { createMemoryFerry, type MemoryFerry } from '../helpers/memory-ferry';
@@ -280,6 +283,21 @@ describe('the OpenAPI document', () => {
     for (const status of ['400', '401', '403', '404', '409', '413', '415', '500', '503']) {
       assert.ok(errorStatuses.has(status), `no ${status} was checked`);
     }
+  });
+
+  test("the document's examples are requests the API accepts", () => {
+    const schemas = document.components.schemas;
+    const [pipeline] = schemas.Pipeline.examples as unknown[];
+    const loaded = validatePipeline(pipeline);
+    assert.ok(loaded.ok, JSON.stringify(loaded));
+    for (const [name, schema] of [
+      ['FreightRequest', FreightBody],
+      ['PromotionRequest', PromotionBody],
+    ] as const) {
+      const [example] = schemas[name].examples as unknown[];
+      assert.ok(schema.safeParse(example).success, `${name} example`);
+    }
+    assert.equal(EXAMPLE_PROMOTION, `promotion/guestbook/dev/${freightId({ guestbook: '1.4.2' })}`);
   });
 
   test('a response that breaks the documented schema is caught', () => {
