@@ -35,8 +35,8 @@ export function ensureSchemathesis(
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const wrongVersion = (path: string, found: string | undefined): Error =>
     new Error(
-      `${path} is schemathesis ${found ?? '(does not run)'}; the tests need ${SCHEMATHESIS_VERSION} ` +
-        `(pip install schemathesis==${SCHEMATHESIS_VERSION})`,
+      `${path} is not schemathesis ${SCHEMATHESIS_VERSION} (\`--version\` says ${found ?? 'nothing it knows'}); ` +
+        `install that version (pip install schemathesis==${SCHEMATHESIS_VERSION}) or unset SCHEMATHESIS_PATH`,
     );
   if (env.SCHEMATHESIS_PATH) {
     const found = schemathesisVersion(env.SCHEMATHESIS_PATH);

@@ -15,6 +15,7 @@ import { EXAMPLE_PROMOTION, FreightBody, PromotionBody } from '../../api/schemas
 import { createTokenStore } from '../../client/auth';
 import { FerryError } from '../../client/errors';
 import { silentLogger } from '../../client/log';
+import { ensureSchemathesis, SCHEMATHESIS_VERSION } from '../../dev/schemathesis';
 import { freightId } from '../../pipeline/freight';
 import { validatePipeline } from '../../pipeline/load';
 import { OPENAPI_FILE, generateOpenApi } from '../../scripts/gen-docs';
@@ -298,6 +299,13 @@ describe('the OpenAPI document', () => {
       assert.ok(schema.safeParse(example).success, `${name} example`);
     }
     assert.equal(EXAMPLE_PROMOTION, `promotion/guestbook/dev/${freightId({ guestbook: '1.4.2' })}`);
+  });
+
+  test('the fuzzer the CI runs is the pinned schemathesis: another SCHEMATHESIS_PATH is refused with what to do', () => {
+    assert.throws(
+      () => ensureSchemathesis({ env: { SCHEMATHESIS_PATH: process.execPath } }),
+      new RegExp(`is not schemathesis ${SCHEMATHESIS_VERSION.replaceAll('.', '\\.')} .*pip install schemathesis==`),
+    );
   });
 
   test('a response that breaks the documented schema is caught', () => {
