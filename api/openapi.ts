@@ -178,6 +178,11 @@ const INFO_DESCRIPTION =
   'durable Temporal workflow. Every route but `/healthz` and this document needs `Authorization: Bearer <token>`. ' +
   'Errors have one shape (`Error`). Guide: docs/api.md.';
 
+const WWW_AUTHENTICATE = {
+  description: 'The scheme the API takes: `Bearer realm="ferry"`, with `error="invalid_token"` for a refused token.',
+  schema: { type: 'string' },
+};
+
 const componentRef = (name: string): { $ref: string } => ({ $ref: `#/components/schemas/${name}` });
 const errorResponseName = (status: ErrorStatus): string => `Error${status}`;
 
@@ -272,6 +277,7 @@ export function openApiDocument(routes: readonly RouteDoc[] = ROUTES): Record<st
           errorResponseName(status),
           {
             description: ERROR_DESCRIPTIONS[status],
+            ...(status === 401 ? { headers: { 'WWW-Authenticate': WWW_AUTHENTICATE } } : {}),
             content: { 'application/json': { schema: componentRef('Error') } },
           },
         ]),

@@ -67,13 +67,19 @@ function registeredRoutes(app: Express): string[] {
   return found.sort();
 }
 
+/** The documented answer of an operation with that status, its $ref resolved. */
+function documentedResponse(route: RouteDoc, status: number): (Json & { headers?: Json }) | undefined {
+  const response = document.paths[route.path]?.[route.method]?.responses[String(status)];
+  if (typeof response?.$ref === 'string') {
+    return document.components.responses[response.$ref.replace('#/components/responses/', '')];
+  }
+  return response;
+}
+
 /** The documented schema of an operation's answer, as a zod schema (refs resolved within the document). */
 function documentedSchema(route: RouteDoc, status: number): z.ZodType | undefined {
-  let response = document.paths[route.path]?.[route.method]?.responses[String(status)];
+  const response = documentedResponse(route, status);
   if (!response) return undefined;
-  if (typeof response.$ref === 'string') {
-    response = document.components.responses[response.$ref.replace('#/components/responses/', '')];
-  }
   const schema = (response.content as Record<string, { schema: Json }>)['application/json'].schema;
   const root = JSON.parse(
     JSON.stringify({ ...schema, $defs: document.components.schemas }).replaceAll('#/components/schemas/', '#/$defs/'),
@@ -131,6 +137,9 @@ describe('the OpenAPI document', () => {
     assert.match(response.headers.get('content-type') ?? '', /^application\/json\b/, `${operation} content type`);
     const schema = documentedSchema(route, response.status);
     assert.ok(schema, `${operation} answered ${response.status}, which the document does not list`);
+    for (const header of Object.keys(documentedResponse(route, response.status)?.headers ?? {})) {
+      assert.ok(response.headers.get(header), `${operation} ${response.status} lacks the documented ${header} header`);
+    }
     const value = JSON.parse(text) as Json;
     const result = schema.safeParse(value);
     assert.ok(
