@@ -3,7 +3,8 @@
 // real git repository and freight promoted into dev, so the routes have something to find. Bounded (a few examples
 // per operation, one worker). Fails on any 5xx and on any answer the document does not describe (status, content
 // type, body schema), and prints how many requests were sent, server errors and mismatches. SCHEMATHESIS_PATH picks an
-// installed schemathesis of the pinned version; FERRY_SCHEMATHESIS_REPORT=FILE keeps the NDJSON report.
+// installed schemathesis of the pinned version; FERRY_SCHEMATHESIS_REPORT=FILE keeps the NDJSON report, and
+// FERRY_SCHEMATHESIS_EXAMPLES=N fuzzes with N examples per operation instead of 10.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -32,8 +33,11 @@ const CHECKS = [
   'content_type_conformance',
   'response_schema_conformance',
 ];
-/** Per operation; with the examples and coverage phases this is a few hundred requests, a minute or two here. */
-const MAX_EXAMPLES = 10;
+/**
+ * Per operation; with the examples and coverage phases about 900 requests, under a minute here.
+ * FERRY_SCHEMATHESIS_EXAMPLES asks for a deeper run.
+ */
+const MAX_EXAMPLES = Number(process.env.FERRY_SCHEMATHESIS_EXAMPLES) || 10;
 
 interface Outcome {
   requests: number;
