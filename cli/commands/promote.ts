@@ -28,12 +28,7 @@ const USAGE = 'ferry promote PIPELINE STAGE FREIGHT [--wait [--timeout DURATION]
 export const promote: Command = {
   name: 'promote',
   usage: USAGE,
-  help: [
-    'ferry promote PIPELINE STAGE FREIGHT [--wait]',
-    'promote freight into a stage; prints the promotion id (--wait: follows it, exit 0 succeeded, ' +
-      `${WAIT_EXIT_CODES.Failed} failed, ${WAIT_EXIT_CODES.Rejected} rejected, ${WAIT_EXIT_CODES.Aborted} aborted, ` +
-      `${WAIT_EXIT_CODES.TimedOut} --timeout passed)`,
-  ],
+  help: ['ferry promote PIPELINE STAGE FREIGHT [--wait]', 'promote freight into a stage; prints the promotion id'],
   details: [
     '',
     'Prints the promotion id. With --wait, follows the promotion and prints a line for each change: its phase,',
