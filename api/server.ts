@@ -20,7 +20,7 @@ export function apiAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host:
   return { host: env.FERRY_HOST || DEFAULT_API_HOST, port };
 }
 
-export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'availability'> {
+export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'roles' | 'oidc' | 'availability'> {
   ferry: FerryApi;
   tokens: TokenStore;
   /** Default 127.0.0.1: the API is local unless the operator says otherwise. */
@@ -45,6 +45,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     tokens: options.tokens,
     logger: options.logger,
     admins: options.admins,
+    roles: options.roles,
+    oidc: options.oidc,
     availability: options.availability,
   });
   // A server must not close an idle keep-alive connection that its client is about to reuse: the request goes into

@@ -172,7 +172,18 @@ export const ApprovalSchema = z
     approvers: z
       .array(z.string().min(1, 'must not be empty'))
       .min(1, 'must name at least one approver')
-      .describe('Users who may approve or reject: the user names behind Ferry API tokens.'),
+      .describe(
+        "Users who may approve or reject: Ferry user names (a static token's user, or the name an OIDC rule " +
+          'gives, such as `github:acme/app@refs/heads/main`). A user on this list also needs role `approver` ' +
+          '(or `admin`) on the stage; a user with that role who is not on this list may not approve.',
+      ),
+    allowSelfApproval: z
+      .boolean({ error: 'must be true or false' })
+      .optional()
+      .describe(
+        'Whether the user who requested a promotion may approve it. Default `true`. With `false`, another ' +
+          'approver must approve (the requester may still reject or abort it).',
+      ),
   })
   .strict()
   .describe(

@@ -101,7 +101,7 @@ export interface PromotionStatus {
   freight: Freight;
   phase: PromotionPhase;
   steps: PromotionStep[];
-  approval?: { required: number; approvers: string[] };
+  approval?: { required: number; approvers: string[]; allowSelfApproval?: boolean };
   approvals: Approval[];
   rejectedBy?: Approval;
   abortedBy?: Approval;
@@ -117,12 +117,22 @@ export interface PromotionStatus {
   reason?: string;
 }
 
+/** Roles of the HTTP API (api/roles.ts says what each allows). */
+export type Role = 'viewer' | 'promoter' | 'approver' | 'admin';
+
 export interface Decision {
   /** The authenticated user; the HTTP API fills it from the bearer token, never from the request body. */
   user: string;
   comment?: string;
-  /** Set by the HTTP API when the user is one of the operator's admins (FERRY_ADMINS), never from a request body. */
+  /** Set by the HTTP API when the user is an admin on the promotion's stage, never from a request body. */
   admin?: boolean;
+  /**
+   * The roles the user holds on the promotion's stage, admin expanded to every role, filled by the HTTP API from
+   * its role configuration (never from a request body). When present, the approval and abort rules decide with
+   * them; absent (decisions recorded before roles existed, or sent by a program with a Temporal client), the
+   * rules fall back to the approver list, the requester and `admin`.
+   */
+  roles?: Role[];
 }
 
 export const promotionStatusQuery = defineQuery<PromotionStatus>('status');
