@@ -54,6 +54,7 @@ spec:
       approval:
         required: 2
         approvers: [alice, bob, carol]
+        allowSelfApproval: false
       render:
         strategy: branch
         from: apps/guestbook/overlays/prod
