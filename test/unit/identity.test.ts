@@ -10,7 +10,8 @@ import { createOidcVerifier } from '../../api/identity/oidc';
 import { createRoleBook, globMatches } from '../../api/roles';
 import { loadServerConfig, parseServerConfig, roleBindingsOf, type ServerConfig } from '../../api/server-config';
 import { startApiServer, type ApiServer } from '../../api/server';
-import { createTokenStore } from '../../client/auth';
+import { createTokenStore, tokenDigest } from '../../client/auth';
+import { run } from '../../cli/run';
 import { silentLogger } from '../../client/log';
 import type { FerryApi } from '../../client/types';
 import { freightId } from '../../pipeline/freight';
@@ -450,5 +451,37 @@ oidc:
     assert.deepEqual(book.grantsFor('alice', 'token'), [{ role: 'promoter' }, { role: 'approver' }]);
     assert.deepEqual(book.grantsFor('github:acme/x@main', 'oidc'), []);
     assert.deepEqual(book.grantsFor('root', 'token')[0], { role: 'admin' });
+  });
+});
+
+describe('ferry token create', () => {
+  test('adds a token for a user to the tokens file, stores only its digest, and prints it once', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-token-'));
+    try {
+      const out: string[] = [];
+      const err: string[] = [];
+      const io = {
+        out: (line = '') => out.push(line),
+        err: (line: string) => err.push(line),
+        env: { FERRY_HOME: home },
+        cwd: home,
+        readStdin: () => '',
+      };
+      const store = createTokenStore({ env: { FERRY_HOME: home }, logger: silentLogger });
+      assert.equal(await run(['token', 'create', 'ci-bot'], io), 0, err.join('\n'));
+      assert.equal(out.length, 1);
+      const created = out[0];
+      assert.match(created, /^[A-Za-z0-9_-]{43}$/);
+      assert.equal(store.userForToken(created), 'ci-bot', 'the running store accepts it without a restart');
+      const stored = fs.readFileSync(path.join(home, 'tokens.json'), 'utf8');
+      assert.ok(!stored.includes(created));
+      assert.deepEqual(JSON.parse(stored), { tokens: [{ sha256: tokenDigest(created), user: 'ci-bot' }] });
+      assert.match(err.join('\n'), /added a token for "ci-bot" to .*tokens\.json \(only its sha256 is stored\)/);
+
+      assert.equal(await run(['token', 'create', 'bad user'], io), 2);
+      assert.equal(await run(['token', 'list'], io), 2);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 });
