@@ -276,6 +276,22 @@ describe('OIDC identities', () => {
     assert.equal(issuer.jwksFetches(), before + 1, 'and then cached');
   });
 
+  test('tokens with unknown key ids refetch the JWKS at most once per cooldown', async () => {
+    const issuers = parseServerConfig(
+      `oidc: { issuers: [{ issuer: "${issuer.url}", audience: "${AUDIENCE}", jwksCooldown: 1h, ` +
+        `rules: [{ match: { repository: acme/guestbook }, user: "{repository}" }] }] }`,
+      'test',
+    ).oidc?.issuers;
+    const verifier = createOidcVerifier(issuers ?? [], { roles: createRoleBook({ bindings: [] }) });
+    const start = issuer.jwksFetches();
+    assert.equal((await verifier.verify(await ciToken())).user, 'acme/guestbook');
+    assert.equal(issuer.jwksFetches(), start + 1);
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(verifier.verify(await ciToken({ key: 'foreign' })), /not signed by a key of the issuer/);
+    }
+    assert.equal(issuer.jwksFetches(), start + 1, 'garbage key ids do not make Ferry hammer the issuer');
+  });
+
   test("the issuer answers GitHub Actions' token request with {value}, and Ferry accepts that token", async () => {
     await setUp();
     const { requestUrl, requestToken } = issuer.actions;
