@@ -149,3 +149,28 @@ export async function startLocalOidcIssuer(): Promise<LocalOidcIssuer> {
   issuer.actions.requestUrl = `${url}/_apis/token?api-version=2.0`;
   return issuer;
 }
+
+/**
+ * A server configuration (server.yaml) that trusts `issuer` for `audience`: its GitHub Actions tokens for
+ * acme/guestbook become `github:acme/guestbook@<ref>` with role promoter on every pipeline (add `approver` and it
+ * also approves and aborts), and `admins` are admins. For tests that run the CI recipes against the local stack.
+ */
+export function serverConfigTrusting(
+  issuer: Pick<LocalOidcIssuer, 'url'>,
+  options: { audience: string; admins?: string[]; ciRoles?: Array<'promoter' | 'approver' | 'viewer'> },
+): string {
+  const ciRoles = options.ciRoles ?? ['promoter'];
+  return [
+    'roles:',
+    `  - { users: [${(options.admins ?? ['alice']).map((u) => JSON.stringify(u)).join(', ')}], role: admin }`,
+    'oidc:',
+    '  issuers:',
+    `    - issuer: ${issuer.url}`,
+    `      audience: ${JSON.stringify(options.audience)}`,
+    '      rules:',
+    '        - match: { repository: acme/guestbook }',
+    '          user: "github:{repository}@{ref}"',
+    `          roles: [${ciRoles.map((r) => `{ role: ${r} }`).join(', ')}]`,
+    '',
+  ].join('\n');
+}

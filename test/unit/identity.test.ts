@@ -17,7 +17,12 @@ import type { FerryApi } from '../../client/types';
 import { freightId } from '../../pipeline/freight';
 import { guestbookYaml } from '../helpers/fixtures';
 import { createMemoryFerry, type MemoryFerry } from '../helpers/memory-ferry';
-import { GITHUB_ACTIONS_CLAIMS, startLocalOidcIssuer, type LocalOidcIssuer } from '../helpers/oidc-issuer';
+import {
+  GITHUB_ACTIONS_CLAIMS,
+  serverConfigTrusting,
+  startLocalOidcIssuer,
+  type LocalOidcIssuer,
+} from '../helpers/oidc-issuer';
 
 const AUDIENCE = 'https://ferry.example.com';
 const ADMIN = 'tok-admin-00000000000000000000';
@@ -436,6 +441,12 @@ oidc:
         /oidc\.issuers\[0\]\.algorithms\[0\]: must be one of RS256/,
       );
     }
+  });
+
+  test("the local issuer's helper writes a valid configuration that trusts it", () => {
+    const parsed = parseServerConfig(serverConfigTrusting(issuer, { audience: AUDIENCE, admins: ['root'] }), 't');
+    assert.equal(parsed.oidc?.issuers[0].issuer, issuer.url);
+    assert.deepEqual(parsed.roles, [{ users: ['root'], role: 'admin' }]);
   });
 
   test('FERRY_CONFIG names the file; the default <FERRY_HOME>/server.yaml may be absent', () => {
