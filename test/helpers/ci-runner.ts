@@ -206,8 +206,7 @@ export async function runGitlabPipeline(file: string, ctx: GitlabContext): Promi
   const stages = doc.stages ?? ['build', 'test', 'deploy'];
   const jobs = Object.entries(doc)
     .filter(
-      ([name, value]) =>
-        !['stages', 'variables', 'default', 'workflow', 'include'].includes(name) && !name.startsWith('.'),
+      ([name]) => !['stages', 'variables', 'default', 'workflow', 'include'].includes(name) && !name.startsWith('.'),
     )
     .map(([name, value]) => [name, value as GitlabJob] as const)
     .sort(([, a], [, b]) => stages.indexOf(a.stage ?? 'test') - stages.indexOf(b.stage ?? 'test'));
