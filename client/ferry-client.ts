@@ -11,6 +11,7 @@ import {
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { freightId } from '../pipeline/freight';
 import { PROMOTION_ID } from '../pipeline/ids';
+import { sameRepository } from '../pipeline/repository-url';
 import type { Pipeline } from '../pipeline/schema';
 import {
   abortUpdate,
@@ -94,19 +95,7 @@ function fieldErrorsOf(failure: ApplicationFailure): { errors: FieldError[] } | 
   return { errors: (first as { errors: FieldError[] }).errors };
 }
 
-/** Repository URLs compared for "the same repository": case of scheme and host, a trailing `.git` or `/`. */
-export function sameRepository(a: string, b: string): boolean {
-  const normalize = (url: string): string => {
-    let out = url
-      .trim()
-      .replace(/\/+$/, '')
-      .replace(/\.git$/, '');
-    const match = /^([a-z+]+:\/\/)([^/]*)(.*)$/i.exec(out);
-    if (match) out = `${match[1].toLowerCase()}${match[2].toLowerCase().replace(/^[^@]*@/, '')}${match[3]}`;
-    return out;
-  };
-  return normalize(a) === normalize(b);
-}
+export { sameRepository } from '../pipeline/repository-url';
 
 export class FerryClient implements FerryApi {
   /** Queues this process's updates per workflow and retries those Temporal pushes back (update-admission.ts). */
@@ -171,7 +160,7 @@ export class FerryClient implements FerryApi {
         { key: FerryPhase, value: 'Active' },
       ],
       staticSummary: `Pipeline ${name}: ${spec.spec.stages.map((s) => s.name).join(' → ')}`,
-      staticDetails: `Repository ${spec.spec.repo.url} (${spec.spec.repo.branch}); artifacts ${spec.spec.artifacts.map((a) => a.image).join(', ')}`,
+      staticDetails: `Repository ${spec.spec.repo.url} (${spec.spec.repo.branch}); artifacts ${spec.spec.artifacts.map((a) => a.image ?? `${a.git?.url} ${a.git?.branch}`).join(', ')}`,
     });
     try {
       return await this.temporal.workflow.executeUpdateWithStart(applySpecUpdate, {
