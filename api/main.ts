@@ -5,6 +5,7 @@ import { FerryClient } from '../client/ferry-client';
 import { createLogger } from '../client/log';
 import { adminsFromEnv } from './app';
 import { apiAddressFromEnv, startApiServer } from './server';
+import { createWebhookSecrets } from './webhooks';
 
 const log = createLogger({ base: { component: 'api' } });
 
@@ -21,7 +22,8 @@ async function main(): Promise<void> {
   // Connects on first use: the API starts whether or not Temporal is up, and answers 503 while it is not.
   const ferry = await FerryClient.connect({});
   const admins = adminsFromEnv();
-  const server = await startApiServer({ ferry, tokens, admins, host, port, logger: log });
+  const webhooks = { secrets: createWebhookSecrets() };
+  const server = await startApiServer({ ferry, tokens, admins, webhooks, host, port, logger: log });
   process.stdout.write(`ferry api listening on ${server.url}\n`);
 
   let stopping = false;

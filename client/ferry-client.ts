@@ -31,9 +31,12 @@ import {
   type PipelineStatus,
   type PromotionRequested,
   type PromotionStatus,
+  pullRequestKey,
+  pullRequestMergedSignal,
+  type PullRequestMerged,
 } from '../workflows/messages';
 import { decisionTaken } from '../workflows/promotion-core';
-import { FerryPhase, FerryPipeline } from '../workflows/search-attributes';
+import { FerryPhase, FerryPipeline, FerryPullRequest } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode, type FieldError } from './errors';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
 import { createUpdateAdmission } from './update-admission';
@@ -279,6 +282,27 @@ export class FerryClient implements FerryApi {
     } catch (err) {
       throw toFerryError(err, `pipeline "${pipeline}"`);
     }
+  }
+
+  async pullRequestMerged(merge: PullRequestMerged): Promise<{ signalled: string[] }> {
+    const key = pullRequestKey(merge.provider, merge.repository, merge.number);
+    const signalled: string[] = [];
+    try {
+      for await (const wf of this.temporal.workflow.list({
+        query: `${FerryPullRequest.name} = ${JSON.stringify(key)} AND ExecutionStatus = "Running"`,
+      })) {
+        try {
+          await this.temporal.workflow.getHandle(wf.workflowId, wf.runId).signal(pullRequestMergedSignal, merge);
+          signalled.push(wf.workflowId);
+        } catch (err) {
+          // It ended between the list and the signal: nothing waits there any more.
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+    } catch (err) {
+      throw toFerryError(err, `workflows waiting on pull request ${key}`);
+    }
+    return { signalled };
   }
 
   private promotionHandle(id: string): WorkflowHandle {
