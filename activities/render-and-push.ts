@@ -209,12 +209,12 @@ async function sourceCommit(workspace: GitWorkspace, input: RenderAndPushInput, 
   );
   const pinned = own ? input.freight.artifacts[own.name] : undefined;
   if (!own || pinned === undefined) return head;
-  const reachable = await workspace.isAncestor(pinned, head);
-  if (reachable === 'yes') return pinned;
+  // Only repo.branch is fetched, so a commit the workspace does not have is not on it either.
+  if ((await workspace.isAncestor(pinned, head)) === 'yes') return pinned;
   throw ApplicationFailure.nonRetryable(
-    `stage ${input.stage}: freight ${input.freight.id} pins artifact "${own.name}" to commit ${pinned}, which ${
-      reachable === 'no' ? 'is not on' : 'does not exist in'
-    } ${workspace.displayUrl} branch ${input.repo.branch} (head ${head.slice(0, 12)}); register freight with a commit of that branch`,
+    `stage ${input.stage}: freight ${input.freight.id} pins artifact "${own.name}" to commit ${pinned}, which is not on ` +
+      `${workspace.displayUrl} branch ${input.repo.branch} (not reachable from its head ${head.slice(0, 12)}); ` +
+      'register freight with a commit of that branch',
     'SourceCommitNotOnBranch',
   );
 }
