@@ -2,6 +2,9 @@
 // secrets.ts resolves them), but the API gets only these: its own directory, FERRY_WEBHOOK_SECRETS_DIR, and the
 // environment variables FERRY_SECRET_<NAME>_TOKEN of the names the operator lists in FERRY_WEBHOOK_SECRETS. A
 // pipeline that names its git or Argo CD credential as a webhook secret therefore gets nothing from the API.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createSecretResolver, envPrefix } from '../../activities/secrets';
 
 export interface WebhookSecrets {
@@ -53,4 +56,16 @@ export function staticWebhookSecrets(secrets: Record<string, string>): WebhookSe
     resolve: (name) => (Object.prototype.hasOwnProperty.call(secrets, name) ? secrets[name] : undefined),
     describe: (name) => `the API's configured webhook secrets (no "${name}")`,
   };
+}
+
+/**
+ * For `npm start`: makes sure `<home>/webhook-secrets/<name>` holds a secret (a random one, mode 0600, created once)
+ * and returns the directory, for the API's FERRY_WEBHOOK_SECRETS_DIR.
+ */
+export function ensureLocalWebhookSecret(home: string, name: string): string {
+  const dir = join(home, 'webhook-secrets');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, name);
+  if (!existsSync(file)) writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+  return dir;
 }
