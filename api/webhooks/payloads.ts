@@ -5,6 +5,35 @@ import { z } from 'zod';
 
 const version = z.string({ error: 'must be a version string (an image tag, sha256:<digest> or a commit id)' });
 
+// --- Headers (lowercase, as Node gives them), for the API description; the routes read them one by one.
+
+export const GenericDeliveryHeaders = z.object({
+  'x-ferry-timestamp': z
+    .string()
+    .regex(/^\d{1,12}$/)
+    .describe('Time of signing, Unix seconds.'),
+  'x-ferry-signature': z
+    .string()
+    .regex(/^sha256=[0-9a-fA-F]{64}$/)
+    .describe('sha256= and the hex HMAC-SHA256, under the secret, of "<X-Ferry-Timestamp>.<raw body>".'),
+});
+
+export const GitHubDeliveryHeaders = z.object({
+  'x-hub-signature-256': z.string().describe('sha256= and the hex HMAC-SHA256 of the raw body under the secret.'),
+  'x-github-event': z.string().describe('push, package, registry_package, pull_request or ping (others are ignored).'),
+  'x-github-delivery': z.string().describe('The delivery id; a repeated one within the window is a duplicate.'),
+});
+
+export const GitLabDeliveryHeaders = z.object({
+  'x-gitlab-token': z.string().describe('The secret token, compared in constant time.'),
+  'x-gitlab-event': z.string().describe('Push Hook or Merge Request Hook (others are ignored).'),
+  'idempotency-key': z.string().optional().describe('Recognises a retried delivery.'),
+  'x-gitlab-event-uuid': z
+    .string()
+    .optional()
+    .describe('Recognises a repeated delivery when Idempotency-Key is absent.'),
+});
+
 /** The body of `POST /webhooks/generic/{pipeline}`. */
 export const GenericDeliveryBody = z
   .object({
