@@ -171,15 +171,21 @@ describe('inbound webhooks end to end (HTTP API, real Temporal, worker, git)', (
 
   let first: { id: string; pinned: string };
 
-  it('a signed generic delivery registers freight, and dev auto-promotes it rendered at the pinned commit', async () => {
+  it('a signed generic delivery registers freight, and dev auto-promotes it rendered at the pinned commit', async (t) => {
     const pinned = commitOnMain(4);
     const later = commitOnMain(5); // main moves on: the freight still renders the commit it pins
     const artifacts = { guestbook: '1.4.2', sources: pinned };
+    const sent = performance.now();
     const res = await generic({ artifacts });
+    const answered = performance.now();
     assert.equal(res.status, 201, JSON.stringify(res.body));
     assert.deepEqual(res.body, { pipeline: 'shop', id: freightId(artifacts), created: true, artifacts });
 
     const promotion = await succeeded(`promotion/shop/dev/${res.body.id}`);
+    // For the record, not asserted: how long the delivery took to answer, and until dev had the freight (polled).
+    t.diagnostic(
+      `generic delivery answered in ${Math.round(answered - sent)} ms; dev Succeeded ${Math.round(performance.now() - sent)} ms after sending`,
+    );
     assert.equal(promotion.requestedBy, 'ferry/auto-promotion');
     assert.equal(promotion.sourceCommit, pinned);
     assert.notEqual(promotion.sourceCommit, later);
