@@ -1,7 +1,8 @@
 // Inbound webhooks end to end: the HTTP API on 127.0.0.1 over the real typed client, a real Temporal dev server,
 // Ferry's worker and real git. A signed generic delivery registers freight and dev auto-promotes it, rendering the
 // sources at the commit the freight pins; every refused delivery leaves the freight list as it was; GitHub's
-// registry_package and push deliveries register freight; a merged pull request wakes a workflow waiting on it.
+// registry_package and push deliveries and GitLab's Push Hook register freight; a merged pull (merge) request wakes a
+// workflow waiting on it.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -31,6 +32,7 @@ const TASK_QUEUE = 'ferry-webhooks-e2e';
 const WAITER_QUEUE = 'ferry-webhooks-e2e-waiter';
 const CI_SECRET = 'ci-s3cret-for-the-e2e-webhooks';
 const GITHUB_SECRET = 'github-s3cret-for-the-e2e-webhooks';
+const GITLAB_SECRET = 'gitlab-s3cret-for-the-e2e-webhooks';
 
 describe('inbound webhooks end to end (HTTP API, real Temporal, worker, git)', () => {
   let dir: string;
@@ -70,6 +72,13 @@ describe('inbound webhooks end to end (HTTP API, real Temporal, worker, git)', (
       'x-hub-signature-256': signGitHubDelivery(GITHUB_SECRET, text),
     });
   };
+  const gitlab = (event: string, payload: unknown) =>
+    post('/webhooks/gitlab', JSON.stringify(payload), {
+      'content-type': 'application/json',
+      'x-gitlab-event': event,
+      'x-gitlab-token': GITLAB_SECRET,
+      'x-gitlab-event-uuid': `gitlab-event-${++deliveries}`,
+    });
   const freightList = async (): Promise<string[]> => (await ferry.getPipeline('shop')).freight.map((f) => f.id);
   const succeeded = (id: string): Promise<PromotionStatus> =>
     until(
@@ -122,6 +131,7 @@ describe('inbound webhooks end to end (HTTP API, real Temporal, worker, git)', (
     mkdirSync(secretsDir);
     writeFileSync(join(secretsDir, 'ci-webhook'), `${CI_SECRET}\n`);
     writeFileSync(join(secretsDir, 'github-webhook'), `${GITHUB_SECRET}\n`);
+    writeFileSync(join(secretsDir, 'gitlab-webhook'), `${GITLAB_SECRET}\n`);
     api = await startApiServer({
       ferry,
       tokens: createTokenStore({ file: null, env: {}, tokens: {} }),
@@ -150,6 +160,7 @@ describe('inbound webhooks end to end (HTTP API, real Temporal, worker, git)', (
         triggers: {
           generic: { secret: 'ci-webhook' },
           github: [{ repository: 'org/gitops', secret: 'github-webhook' }],
+          gitlab: [{ project: 'group/gitops', secret: 'gitlab-webhook' }],
         },
       },
     });
@@ -277,6 +288,22 @@ describe('inbound webhooks end to end (HTTP API, real Temporal, worker, git)', (
     assert.match(rendered(promotion.commit!), /replicas: 6 /);
   });
 
+  it('GitLab: a Push Hook registers freight with the pushed commit, and dev renders it', async () => {
+    const pushed = commitOnMain(7);
+    const res = await gitlab('Push Hook', {
+      object_kind: 'push',
+      ref: 'refs/heads/main',
+      after: pushed,
+      project: { path_with_namespace: 'group/gitops', git_http_url: remote.url },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const freight = res.body.pipelines[0].freight;
+    assert.equal(freight.artifacts.sources, pushed);
+    const promotion = await succeeded(`promotion/shop/dev/${freight.id}`);
+    assert.equal(promotion.sourceCommit, pushed);
+    assert.match(rendered(promotion.commit!), /replicas: 7 /);
+  });
+
   it('freight pinning a commit that is not on main fails its promotion with the reason, and writes nothing', async () => {
     git(work, 'checkout', '--quiet', '-b', 'unmerged');
     writeFileSync(join(work, 'apps/guestbook/overlays/dev/extra.yaml'), 'kind: ConfigMap\n');
@@ -327,5 +354,31 @@ describe('inbound webhooks end to end (HTTP API, real Temporal, worker, git)', (
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.deepEqual(res.body.signalled, ['waits-on-org-gitops-12']);
     assert.deepEqual(await handle.result(), { provider: 'github', repository: 'Org/GitOps', number: 12, mergeCommit });
+  });
+
+  it('GitLab: a merged merge request signals the workflow waiting on it', async () => {
+    const key = pullRequestKey('gitlab', 'group/gitops', 7);
+    const handle = await env.client.workflow.start<typeof waitForPullRequestMerge>('waitForPullRequestMerge', {
+      taskQueue: WAITER_QUEUE,
+      workflowId: 'waits-on-group-gitops-7',
+      args: [{ pullRequest: key }],
+    });
+    await until('the waiting workflow to be found by its search attribute', async () => {
+      for await (const wf of env.client.workflow.list({ query: `FerryPullRequest = "${key}"` })) return wf;
+      return undefined;
+    });
+    const res = await gitlab('Merge Request Hook', {
+      object_kind: 'merge_request',
+      project: { path_with_namespace: 'group/gitops' },
+      object_attributes: { iid: 7, action: 'merge', state: 'merged', merge_commit_sha: 'e'.repeat(40) },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.signalled, ['waits-on-group-gitops-7']);
+    assert.deepEqual(await handle.result(), {
+      provider: 'gitlab',
+      repository: 'group/gitops',
+      number: 7,
+      mergeCommit: 'e'.repeat(40),
+    });
   });
 });
