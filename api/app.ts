@@ -25,6 +25,7 @@ import { FerryError, type FieldError } from '../client/errors';
 import { logger as defaultLogger, type Logger } from '../client/log';
 import type { FerryApi } from '../client/types';
 import { guardAvailability, type AvailabilityOptions } from './availability';
+import { createWebhookRouter, staticWebhookSecrets, type WebhookRouterOptions } from './webhooks';
 
 export interface ApiAppOptions {
   ferry: FerryApi;
@@ -38,6 +39,8 @@ export interface ApiAppOptions {
   logger?: Logger;
   /** How quickly calls fail while Temporal is unreachable (tests). */
   availability?: Pick<AvailabilityOptions, 'checkAfterMs'>;
+  /** Inbound webhooks (/webhooks): the secrets they verify with, and limits; without it no secret resolves. */
+  webhooks?: Omit<WebhookRouterOptions, 'ferry' | 'logger'>;
 }
 
 /** FERRY_ADMINS: comma-separated user names (the names tokens map to); blanks are ignored. */
@@ -79,6 +82,12 @@ export function createApiApp(options: ApiAppOptions): Express {
     const ok = await ferry.health();
     res.status(ok ? 200 : 503).json({ ok });
   });
+
+  // Webhooks authenticate by signature over their raw body, so they are mounted before the bearer-token routes.
+  app.use(
+    '/webhooks',
+    createWebhookRouter({ secrets: staticWebhookSecrets({}), ...options.webhooks, ferry, logger: log }),
+  );
 
   const api = express.Router();
   api.use(authenticate(authenticator));

@@ -9,6 +9,7 @@ import { createOidcVerifier } from './identity/oidc';
 import { createRoleBook } from './roles';
 import { loadServerConfig, roleBindingsOf } from './server-config';
 import { apiAddressFromEnv, startApiServer } from './server';
+import { createWebhookSecrets } from './webhooks';
 
 const log = createLogger({ base: { component: 'api' } });
 
@@ -37,7 +38,8 @@ async function main(): Promise<void> {
     admins: admins.length,
     oidcIssuers: issuers.map((i) => i.issuer),
   });
-  const server = await startApiServer({ ferry, tokens, admins, roles, oidc, host, port, logger: log });
+  const webhooks = { secrets: createWebhookSecrets() };
+  const server = await startApiServer({ ferry, tokens, admins, roles, oidc, webhooks, host, port, logger: log });
   process.stdout.write(`ferry api listening on ${server.url}\n`);
 
   let stopping = false;

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { apiAddressFromEnv, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../api/server';
+import { ensureLocalWebhookSecret } from '../api/webhooks/secrets';
 import { ensureLocalToken, ensurePrivateHome, resolveFerryHome } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
 import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
@@ -114,7 +115,13 @@ async function main(): Promise<void> {
   const common = { FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
   // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told.
   const worker = spawnEntry('worker', 'worker/main.ts', { ...process.env, ...common, FERRY_ALLOW_FILE_REPOS: '1' });
-  const api = spawnEntry('api', 'api/main.ts', apiEnvironment(process.env, common));
+  // The example pipeline takes signed generic webhooks (spec.triggers.generic: ci-webhook); its secret is local too.
+  const webhookSecrets = process.env.FERRY_WEBHOOK_SECRETS_DIR || ensureLocalWebhookSecret(home, 'ci-webhook');
+  const api = spawnEntry(
+    'api',
+    'api/main.ts',
+    apiEnvironment(process.env, { ...common, FERRY_WEBHOOK_SECRETS_DIR: webhookSecrets }),
+  );
   children.push(worker, api);
   for (const child of children) {
     child.once('exit', (code) => {
