@@ -77,6 +77,7 @@ export function guardAvailability(ferry: FerryApi, options: AvailabilityOptions 
     listPipelines: () => guarded(() => ferry.listPipelines()),
     getPipeline: (name) => guarded(() => ferry.getPipeline(name)),
     addFreight: (pipeline, artifacts) => guarded(() => ferry.addFreight(pipeline, artifacts)),
+    pullRequestMerged: (merge) => guarded(() => ferry.pullRequestMerged(merge)),
     promote: (pipeline, stage, freight, requestedBy, promoteOptions) =>
       guarded(() => ferry.promote(pipeline, stage, freight, requestedBy, promoteOptions)),
     getPromotion: (id) => guarded(() => ferry.getPromotion(id)),

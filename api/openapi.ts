@@ -5,6 +5,7 @@
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
 import { PipelineNameParam, PromotionIdParam, REQUEST_SCHEMAS, RESPONSE_SCHEMAS, StageNameParam } from './schemas';
+import { GenericDeliveryHeaders, GitHubDeliveryHeaders, GitLabDeliveryHeaders } from './webhooks/payloads';
 
 type RequestSchemaName = keyof typeof REQUEST_SCHEMAS;
 type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;
@@ -23,6 +24,8 @@ export interface RouteDoc {
   public?: boolean;
   /** Path parameters, by name, in path order. */
   params?: Record<string, z.ZodType>;
+  /** Request headers the route reads (lowercase names), as one object schema. */
+  headers?: z.ZodObject;
   body?: {
     schema: RequestSchemaName;
     /** Media types the body may be sent as; default application/json. */
@@ -40,7 +43,7 @@ export const AUTHENTICATED_ERRORS: readonly ErrorStatus[] = [400, 401, 403, 413,
 
 const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   400: '`InvalidArgument`: a bad request; `errors` lists every bad field by path',
-  401: '`Unauthenticated`: no bearer token, or an unknown one',
+  401: '`Unauthenticated`: no bearer token or an unknown one (webhooks: a missing or wrong signature)',
   403: "`Forbidden`: the token's user may not do this; the message says who may",
   404: '`NotFound`: unknown pipeline, stage, freight or promotion',
   409: '`Conflict`: the pipeline or promotion is not in a state that takes this request; the message says why',
@@ -61,6 +64,14 @@ const decision = (verb: 'approve' | 'reject' | 'abort', summary: string, descrip
   body: { schema: 'DecisionRequest', required: false },
   responses: { 200: { description: 'The promotion after the decision.', schema: 'PromotionStatus' } },
   errors: DECISION_ERRORS,
+});
+
+/** A webhook: no bearer token (a signature over the body instead), errors in the one error body. */
+const webhook = (route: Omit<RouteDoc, 'method' | 'public' | 'errors'>): RouteDoc => ({
+  ...route,
+  method: 'post',
+  public: true,
+  errors: [400, 401, 404, 409, 413, 500, 503],
 });
 
 /** Every route of the API. Adding a route to app.ts means adding its declaration here. */
@@ -168,6 +179,37 @@ export const ROUTES: RouteDoc[] = [
     'Abort a promotion at any step until it ends',
     'Allowed to its requester, the approvers of its stage and admins; a finished promotion is a 409.',
   ),
+  webhook({
+    path: '/webhooks/generic/{pipeline}',
+    operationId: 'genericWebhook',
+    summary: 'Register freight from any CI, signed with HMAC-SHA256',
+    description:
+      'Signed over `<X-Ferry-Timestamp>.<raw body>` with the secret the pipeline names in `spec.triggers`; a ' +
+      'delivery outside the five-minute window, or for a pipeline that takes no generic webhook, is a 401.',
+    params: { pipeline: PipelineNameParam },
+    headers: GenericDeliveryHeaders,
+    body: { schema: 'GenericDelivery' },
+    responses: {
+      200: { description: 'The freight existed, or the delivery is a duplicate.', schema: 'GenericDeliveryAnswer' },
+      201: { description: 'The freight was registered.', schema: 'GenericDeliveryAnswer' },
+    },
+  }),
+  webhook({
+    path: '/webhooks/github',
+    operationId: 'githubWebhook',
+    summary: "GitHub's push, package, registry_package and pull_request events (X-Hub-Signature-256)",
+    headers: GitHubDeliveryHeaders,
+    body: { schema: 'GitHubDelivery' },
+    responses: { 200: { description: 'What the delivery did per pipeline.', schema: 'HostDeliveryAnswer' } },
+  }),
+  webhook({
+    path: '/webhooks/gitlab',
+    operationId: 'gitlabWebhook',
+    summary: "GitLab's Push Hook and Merge Request Hook (X-Gitlab-Token)",
+    headers: GitLabDeliveryHeaders,
+    body: { schema: 'GitLabDelivery' },
+    responses: { 200: { description: 'What the delivery did per pipeline.', schema: 'HostDeliveryAnswer' } },
+  }),
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -175,7 +217,8 @@ export const ROUTES: RouteDoc[] = [
 
 const INFO_DESCRIPTION =
   'Ferry moves freight (a set of artifact versions) through the stages of a GitOps pipeline; every promotion is a ' +
-  'durable Temporal workflow. Every route but `/healthz` and this document needs `Authorization: Bearer <token>`. ' +
+  'durable Temporal workflow. Every route but `/healthz`, this document and the webhooks (which check a signature ' +
+  'over the body instead) needs `Authorization: Bearer <token>`. ' +
   'Errors have one shape (`Error`). Guide: docs/api.md.';
 
 const WWW_AUTHENTICATE = {
@@ -206,9 +249,10 @@ function components(
   return Object.fromEntries(Object.entries(generated).map(([id, { $schema: _s, $id: _i, ...schema }]) => [id, schema]));
 }
 
-function parameter(name: string, schema: z.ZodType): Record<string, unknown> {
+function parameter(name: string, schema: z.ZodType, where: 'path' | 'header' = 'path'): Record<string, unknown> {
+  const required = where === 'path' || !schema.safeParse(undefined).success;
   const { $schema: _s, description, ...json } = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input' });
-  return { name, in: 'path', required: true, description, schema: json };
+  return { name, in: where, required, description, schema: json };
 }
 
 function operation(route: RouteDoc): Record<string, unknown> {
@@ -221,15 +265,23 @@ function operation(route: RouteDoc): Record<string, unknown> {
   }
   const errors = new Set<ErrorStatus>([...(route.public ? [] : AUTHENTICATED_ERRORS), ...(route.errors ?? [])]);
   for (const status of [...errors].sort((a, b) => a - b)) {
-    responses[String(status)] = { $ref: `#/components/responses/${errorResponseName(status)}` };
+    const name = status === 401 && !route.public ? 'Error401Bearer' : errorResponseName(status);
+    responses[String(status)] = { $ref: `#/components/responses/${name}` };
   }
   return {
     operationId: route.operationId,
     summary: route.summary,
     ...(route.description ? { description: route.description } : {}),
     ...(route.public ? { security: [] } : {}),
-    ...(route.params
-      ? { parameters: Object.entries(route.params).map(([name, schema]) => parameter(name, schema)) }
+    ...(route.params || route.headers
+      ? {
+          parameters: [
+            ...Object.entries(route.params ?? {}).map(([name, schema]) => parameter(name, schema)),
+            ...Object.entries(route.headers?.shape ?? {}).map(([name, schema]) =>
+              parameter(name, schema as z.ZodType, 'header'),
+            ),
+          ],
+        }
       : {}),
     ...(route.body
       ? {
@@ -272,16 +324,22 @@ export function openApiDocument(routes: readonly RouteDoc[] = ROUTES): Record<st
         bearer: { type: 'http', scheme: 'bearer', description: 'An API token (`FERRY_TOKENS`, `.ferry/token`).' },
       },
       schemas: { ...components(REQUEST_SCHEMAS, 'input'), ...components(RESPONSE_SCHEMAS, 'output') },
-      responses: Object.fromEntries(
-        (Object.keys(ERROR_DESCRIPTIONS).map(Number) as ErrorStatus[]).map((status) => [
-          errorResponseName(status),
-          {
-            description: ERROR_DESCRIPTIONS[status],
-            ...(status === 401 ? { headers: { 'WWW-Authenticate': WWW_AUTHENTICATE } } : {}),
-            content: { 'application/json': { schema: componentRef('Error') } },
-          },
-        ]),
-      ),
+      responses: {
+        Error401Bearer: {
+          description: ERROR_DESCRIPTIONS[401],
+          headers: { 'WWW-Authenticate': WWW_AUTHENTICATE },
+          content: { 'application/json': { schema: componentRef('Error') } },
+        },
+        ...Object.fromEntries(
+          (Object.keys(ERROR_DESCRIPTIONS).map(Number) as ErrorStatus[]).map((status) => [
+            errorResponseName(status),
+            {
+              description: ERROR_DESCRIPTIONS[status],
+              content: { 'application/json': { schema: componentRef('Error') } },
+            },
+          ]),
+        ),
+      },
     },
   };
 }

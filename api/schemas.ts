@@ -5,6 +5,14 @@
 // bottom make a field added to one and not the other a compile error.
 import { z } from 'zod';
 import { freightId } from '../pipeline/freight';
+import {
+  DuplicateDelivery,
+  FreightRegistered,
+  GenericDeliveryBody,
+  GitHubDelivery,
+  GitLabDelivery,
+  HostDeliveryResult,
+} from './webhooks/payloads';
 import { PipelineSchema } from '../pipeline/schema';
 import type { FerryError, FerryErrorCode } from '../client/errors';
 import type { PipelineSummary } from '../client/types';
@@ -220,7 +228,7 @@ export const PromotionStatusSchema = z.object({
     }),
   ),
   approval: z
-    .object({ required: z.number().int(), approvers: z.array(z.string()) })
+    .object({ required: z.number().int(), approvers: z.array(z.string()), allowSelfApproval: z.boolean().optional() })
     .optional()
     .describe("The stage's approval gate."),
   approvals: z.array(DecisionRecordSchema),
@@ -273,6 +281,9 @@ export const REQUEST_SCHEMAS = {
   FreightRequest: FreightBody,
   PromotionRequest: PromotionBody,
   DecisionRequest: DecisionBody,
+  GenericDelivery: GenericDeliveryBody,
+  GitHubDelivery: GitHubDelivery.describe('A GitHub webhook payload; Ferry reads only the fields it needs.'),
+  GitLabDelivery: GitLabDelivery.describe('A GitLab webhook payload; Ferry reads only the fields it needs.'),
 } as const;
 
 export const RESPONSE_SCHEMAS = {
@@ -284,6 +295,12 @@ export const RESPONSE_SCHEMAS = {
   PromotionRequested: PromotionRequestedSchema,
   PromotionStatus: PromotionStatusSchema,
   OpenApiDocument: OpenApiDocumentSchema,
+  GenericDeliveryAnswer: z
+    .union([FreightRegistered, DuplicateDelivery])
+    .describe('The freight the delivery registered, or `{"duplicate": true}` for a delivery acted on before.'),
+  HostDeliveryAnswer: z
+    .union([HostDeliveryResult, DuplicateDelivery])
+    .describe('What the delivery did per pipeline, or `{"duplicate": true}` for a delivery acted on before.'),
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -20,7 +20,10 @@ export function apiAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host:
   return { host: env.FERRY_HOST || DEFAULT_API_HOST, port };
 }
 
-export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'availability'> {
+export interface ApiServerOptions extends Pick<
+  ApiAppOptions,
+  'admins' | 'roles' | 'oidc' | 'availability' | 'webhooks'
+> {
   ferry: FerryApi;
   tokens: TokenStore;
   /** Default 127.0.0.1: the API is local unless the operator says otherwise. */
@@ -45,7 +48,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     tokens: options.tokens,
     logger: options.logger,
     admins: options.admins,
+    roles: options.roles,
+    oidc: options.oidc,
     availability: options.availability,
+    webhooks: options.webhooks,
   });
   // A server must not close an idle keep-alive connection that its client is about to reuse: the request goes into
   // a closing socket and fails ("other side closed"). Node's server closes idle connections after 5 s and tells the

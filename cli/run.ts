@@ -17,10 +17,11 @@ import { get } from './commands/get';
 import { promote, WAIT_EXIT_CODES } from './commands/promote';
 import { reject } from './commands/reject';
 import { status } from './commands/status';
+import { token } from './commands/token';
 import type { Io } from './io';
 import { CliError, UsageError } from './output';
 
-const COMMANDS: readonly Command[] = [apply, freight, promote, approve, reject, abort, status, get];
+const COMMANDS: readonly Command[] = [apply, freight, promote, approve, reject, abort, status, get, token];
 
 function usage(): string {
   const rows: Array<[string, string]> = [...COMMANDS.map((c) => c.help), ['ferry help', 'this text']];

@@ -11,6 +11,7 @@ import {
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { freightId } from '../pipeline/freight';
 import { PROMOTION_ID } from '../pipeline/ids';
+import { sameRepository } from '../pipeline/repository-url';
 import type { Pipeline } from '../pipeline/schema';
 import {
   abortUpdate,
@@ -30,9 +31,12 @@ import {
   type PipelineStatus,
   type PromotionRequested,
   type PromotionStatus,
+  pullRequestKey,
+  pullRequestMergedSignal,
+  type PullRequestMerged,
 } from '../workflows/messages';
 import { decisionTaken } from '../workflows/promotion-core';
-import { FerryPhase, FerryPipeline } from '../workflows/search-attributes';
+import { FerryPhase, FerryPipeline, FerryPullRequest } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode, type FieldError } from './errors';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
 import { createUpdateAdmission } from './update-admission';
@@ -94,19 +98,7 @@ function fieldErrorsOf(failure: ApplicationFailure): { errors: FieldError[] } | 
   return { errors: (first as { errors: FieldError[] }).errors };
 }
 
-/** Repository URLs compared for "the same repository": case of scheme and host, a trailing `.git` or `/`. */
-export function sameRepository(a: string, b: string): boolean {
-  const normalize = (url: string): string => {
-    let out = url
-      .trim()
-      .replace(/\/+$/, '')
-      .replace(/\.git$/, '');
-    const match = /^([a-z+]+:\/\/)([^/]*)(.*)$/i.exec(out);
-    if (match) out = `${match[1].toLowerCase()}${match[2].toLowerCase().replace(/^[^@]*@/, '')}${match[3]}`;
-    return out;
-  };
-  return normalize(a) === normalize(b);
-}
+export { sameRepository } from '../pipeline/repository-url';
 
 export class FerryClient implements FerryApi {
   /** Queues this process's updates per workflow and retries those Temporal pushes back (update-admission.ts). */
@@ -171,7 +163,7 @@ export class FerryClient implements FerryApi {
         { key: FerryPhase, value: 'Active' },
       ],
       staticSummary: `Pipeline ${name}: ${spec.spec.stages.map((s) => s.name).join(' → ')}`,
-      staticDetails: `Repository ${spec.spec.repo.url} (${spec.spec.repo.branch}); artifacts ${spec.spec.artifacts.map((a) => a.image).join(', ')}`,
+      staticDetails: `Repository ${spec.spec.repo.url} (${spec.spec.repo.branch}); artifacts ${spec.spec.artifacts.map((a) => a.image ?? `${a.git?.url} ${a.git?.branch}`).join(', ')}`,
     });
     try {
       return await this.temporal.workflow.executeUpdateWithStart(applySpecUpdate, {
@@ -290,6 +282,27 @@ export class FerryClient implements FerryApi {
     } catch (err) {
       throw toFerryError(err, `pipeline "${pipeline}"`);
     }
+  }
+
+  async pullRequestMerged(merge: PullRequestMerged): Promise<{ signalled: string[] }> {
+    const key = pullRequestKey(merge.provider, merge.repository, merge.number);
+    const signalled: string[] = [];
+    try {
+      for await (const wf of this.temporal.workflow.list({
+        query: `${FerryPullRequest.name} = ${JSON.stringify(key)} AND ExecutionStatus = "Running"`,
+      })) {
+        try {
+          await this.temporal.workflow.getHandle(wf.workflowId, wf.runId).signal(pullRequestMergedSignal, merge);
+          signalled.push(wf.workflowId);
+        } catch (err) {
+          // It ended between the list and the signal: nothing waits there any more.
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+    } catch (err) {
+      throw toFerryError(err, `workflows waiting on pull request ${key}`);
+    }
+    return { signalled };
   }
 
   private promotionHandle(id: string): WorkflowHandle {

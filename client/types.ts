@@ -6,6 +6,7 @@ import type {
   PipelineStatus,
   PromotionRequested,
   PromotionStatus,
+  PullRequestMerged,
 } from '../workflows/messages';
 
 export interface PipelineSummary {
@@ -44,4 +45,9 @@ export interface FerryApi {
   approve(id: string, decision: Decision): Promise<PromotionStatus>;
   reject(id: string, decision: Decision): Promise<PromotionStatus>;
   abort(id: string, decision: Decision): Promise<PromotionStatus>;
+  /**
+   * Tells every running workflow that waits on this pull request (FerryPullRequest search attribute) that it was
+   * merged; returns the ids of the workflows signalled (none when nothing waits on it).
+   */
+  pullRequestMerged(merge: PullRequestMerged): Promise<{ signalled: string[] }>;
 }

@@ -69,18 +69,52 @@ const imageRepository = z
 
 const duration = z.string().regex(/^\d+(ms|s|m|h)$/, 'must be a duration such as 90s, 10m or 1h');
 
+export const GitArtifactSchema = z
+  .object({
+    url: repoUrl.describe(
+      'URL of the git repository the artifact is a commit of (`https://`, `http://`, `ssh://` or `file://`). When it ' +
+        "is the pipeline's own repository (`spec.repo.url`) and `branch` is `spec.repo.branch`, promotions render " +
+        "`render.from` at the freight's commit instead of the branch's head.",
+    ),
+    branch: branchName
+      .default('main')
+      .describe(
+        `Branch whose commits are this artifact's versions. A push to it (through a webhook) registers freight; a ` +
+          `commit must be reachable from it to be rendered. ${BRANCH_RULES}`,
+      ),
+  })
+  .strict()
+  .describe("A git artifact: its versions are full commit ids of `branch` (a push's `after`, `git rev-parse HEAD`).");
+
 export const ArtifactSchema = z
   .object({
     name: dnsLabel.describe(
       'Name of the artifact, unique in the pipeline. Freight names it: `ferry freight add guestbook guestbook=1.4.2`.',
     ),
-    image: imageRepository.describe(
-      'Container image repository, without tag or digest. On promotion, every reference to this image in the ' +
-        "stage's manifests is set to the freight's version of the artifact.",
-    ),
+    image: imageRepository
+      .optional()
+      .describe(
+        'Container image repository, without tag or digest. On promotion, every reference to this image in the ' +
+          "stage's manifests is set to the freight's version of the artifact. Give either `image` or `git`.",
+      ),
+    git: GitArtifactSchema.optional(),
   })
   .strict()
-  .describe('Something a release is made of. In this version an artifact is a container image.');
+  .superRefine((artifact, ctx) => {
+    if ((artifact.image === undefined) === (artifact.git === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          artifact.image === undefined
+            ? 'must give either image (a container image repository) or git ({ url, branch })'
+            : 'must give either image or git, not both',
+      });
+    }
+  })
+  .describe(
+    'Something a release is made of: a container image (`image`, versions are tags or digests) or a git ' +
+      'repository (`git`, versions are commit ids).',
+  );
 
 export const RenderSchema = z
   .object({
@@ -172,7 +206,18 @@ export const ApprovalSchema = z
     approvers: z
       .array(z.string().min(1, 'must not be empty'))
       .min(1, 'must name at least one approver')
-      .describe('Users who may approve or reject: the user names behind Ferry API tokens.'),
+      .describe(
+        "Users who may approve or reject: Ferry user names (a static token's user, or the name an OIDC rule " +
+          'gives, such as `github:acme/app@refs/heads/main`). A user on this list also needs role `approver` ' +
+          '(or `admin`) on the stage; a user with that role who is not on this list may not approve.',
+      ),
+    allowSelfApproval: z
+      .boolean({ error: 'must be true or false' })
+      .optional()
+      .describe(
+        'Whether the user who requested a promotion may approve it. Default `true`. With `false`, another ' +
+          'approver must approve (the requester may still reject or abort it).',
+      ),
   })
   .strict()
   .describe(
@@ -222,6 +267,80 @@ export const RepoSchema = z
   .strict()
   .describe('The GitOps repository: sources on `branch`, and one rendered branch per stage.');
 
+export const GITHUB_TRIGGER_EVENTS = ['push', 'package', 'registry_package', 'pull_request'] as const;
+export const GITLAB_TRIGGER_EVENTS = ['push', 'merge_request'] as const;
+
+const webhookSecret = credentialName.describe(
+  'Name of the credential holding the webhook secret, resolved by the HTTP API (see docs/integrations.md): ' +
+    '`FERRY_WEBHOOK_SECRETS_DIR/<name>`, or `FERRY_SECRET_<NAME>_TOKEN` when the operator lists the name in ' +
+    '`FERRY_WEBHOOK_SECRETS`. Never the secret itself.',
+);
+
+export const GitHubTriggerSchema = z
+  .object({
+    repository: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a GitHub repository as owner/name, e.g. org/app')
+      .describe(
+        "The repository whose webhook deliveries concern this pipeline, as `owner/name` (the payload's " +
+          '`repository.full_name`, compared without regard to case).',
+      ),
+    secret: webhookSecret,
+    events: z
+      .array(z.enum(GITHUB_TRIGGER_EVENTS, { error: `must be one of ${GITHUB_TRIGGER_EVENTS.join(', ')}` }))
+      .min(1, 'must list at least one event')
+      .default([...GITHUB_TRIGGER_EVENTS])
+      .describe(
+        'Events acted on (default all): `push` registers freight for the `git` artifacts of that repository and ' +
+          'branch; `package`/`registry_package` (a container image published) for the `image` artifact it matches; ' +
+          '`pull_request` (closed and merged) wakes the promotion waiting on that pull request.',
+      ),
+  })
+  .strict()
+  .describe('GitHub webhook deliveries (`POST /webhooks/github`) from one repository, verified with its secret.');
+
+export const GitLabTriggerSchema = z
+  .object({
+    project: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/, 'must be a GitLab project path, e.g. group/app')
+      .describe(
+        "The project whose webhook deliveries concern this pipeline (the payload's `project.path_with_namespace`).",
+      ),
+    secret: webhookSecret,
+    events: z
+      .array(z.enum(GITLAB_TRIGGER_EVENTS, { error: `must be one of ${GITLAB_TRIGGER_EVENTS.join(', ')}` }))
+      .min(1, 'must list at least one event')
+      .default([...GITLAB_TRIGGER_EVENTS])
+      .describe(
+        'Events acted on (default all): `push` (Push Hook) registers freight for the `git` artifacts of that ' +
+          'project and branch; `merge_request` (Merge Request Hook, action merge) wakes the promotion waiting on it.',
+      ),
+  })
+  .strict()
+  .describe('GitLab webhook deliveries (`POST /webhooks/gitlab`) from one project, verified with its secret token.');
+
+export const TriggersSchema = z
+  .object({
+    generic: z
+      .object({ secret: webhookSecret })
+      .strict()
+      .optional()
+      .describe(
+        'Accept `POST /webhooks/generic/<pipeline>` deliveries signed with HMAC-SHA256 under this secret: any CI ' +
+          'registers freight with `{"artifacts": {...}}`.',
+      ),
+    github: z
+      .array(GitHubTriggerSchema)
+      .optional()
+      .describe('GitHub repositories whose deliveries concern this pipeline.'),
+    gitlab: z.array(GitLabTriggerSchema).optional().describe('GitLab projects whose deliveries concern this pipeline.'),
+  })
+  .strict()
+  .describe(
+    'Webhooks that register freight or wake promotions. Without them, freight comes only through the API and CLI.',
+  );
+
 export const PipelineSchema = z
   .object({
     apiVersion: z
@@ -247,6 +366,7 @@ export const PipelineSchema = z
           .array(StageSchema)
           .min(1, 'must list at least one stage')
           .describe('The environments, in any order; `after` gives the order in which freight travels through them.'),
+        triggers: TriggersSchema.optional(),
       })
       .strict()
       .describe('What the pipeline promotes, where, and in which order.'),
@@ -263,3 +383,7 @@ export type Artifact = Pipeline['spec']['artifacts'][number];
 export type RenderSpec = Stage['render'];
 export type ArgoCdSpec = NonNullable<Stage['argocd']>;
 export type ApprovalSpec = NonNullable<Stage['approval']>;
+export type GitArtifactSpec = NonNullable<Artifact['git']>;
+export type Triggers = NonNullable<Pipeline['spec']['triggers']>;
+export type GitHubTrigger = NonNullable<Triggers['github']>[number];
+export type GitLabTrigger = NonNullable<Triggers['gitlab']>[number];

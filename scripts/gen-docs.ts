@@ -27,6 +27,21 @@ spec:
       image: registry.example.com/team/guestbook
     - name: guestbook-worker
       image: registry.example.com/team/guestbook-worker
+    - name: sources
+      git:
+        url: https://git.example.com/org/gitops.git
+        branch: main
+  triggers:
+    generic:
+      secret: ci-webhook
+    github:
+      - repository: org/guestbook
+        secret: github-webhook
+        events: [registry_package, push]
+    gitlab:
+      - project: org/gitops
+        secret: gitlab-webhook
+        events: [push, merge_request]
   stages:
     - name: dev
       promotion: auto
@@ -58,6 +73,7 @@ spec:
       approval:
         required: 2
         approvers: [alice, bob, carol]
+        allowSelfApproval: false
       render:
         strategy: branch
         from: apps/guestbook/overlays/prod

@@ -2,11 +2,12 @@
 // update. Imported by workflow code and by the typed client, so it stays free of Node, zod, yaml and express.
 import { ApplicationFailure } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PullRequestProvider } from '../pipeline/ids';
 import type { Pipeline, Stage } from '../pipeline/schema';
 
 export const TASK_QUEUE = 'ferry';
 
-export { pipelineWorkflowId, promotionWorkflowId } from '../pipeline/ids';
+export { pipelineWorkflowId, promotionWorkflowId, pullRequestKey } from '../pipeline/ids';
 
 /**
  * Error `type`s that workflow validators and activities use to refuse a request. The HTTP API maps them to
@@ -101,7 +102,7 @@ export interface PromotionStatus {
   freight: Freight;
   phase: PromotionPhase;
   steps: PromotionStep[];
-  approval?: { required: number; approvers: string[] };
+  approval?: { required: number; approvers: string[]; allowSelfApproval?: boolean };
   approvals: Approval[];
   rejectedBy?: Approval;
   abortedBy?: Approval;
@@ -117,12 +118,22 @@ export interface PromotionStatus {
   reason?: string;
 }
 
+/** Roles of the HTTP API (api/roles.ts says what each allows). */
+export type Role = 'viewer' | 'promoter' | 'approver' | 'admin';
+
 export interface Decision {
   /** The authenticated user; the HTTP API fills it from the bearer token, never from the request body. */
   user: string;
   comment?: string;
-  /** Set by the HTTP API when the user is one of the operator's admins (FERRY_ADMINS), never from a request body. */
+  /** Set by the HTTP API when the user is an admin on the promotion's stage, never from a request body. */
   admin?: boolean;
+  /**
+   * The roles the user holds on the promotion's stage, admin expanded to every role, filled by the HTTP API from
+   * its role configuration (never from a request body). When present, the approval and abort rules decide with
+   * them; absent (decisions recorded before roles existed, or sent by a program with a Temporal client), the
+   * rules fall back to the approver list, the requester and `admin`.
+   */
+  roles?: Role[];
 }
 
 export const promotionStatusQuery = defineQuery<PromotionStatus>('status');
@@ -134,6 +145,24 @@ export const rejectUpdate = defineUpdate<PromotionStatus, [Decision]>('reject');
 export const abortUpdate = defineUpdate<PromotionStatus, [Decision]>('abort');
 /** Sent by the pipeline workflow when this promotion may write its stage. */
 export const stageGrantedSignal = defineSignal<[]>('stageGranted');
+
+/** A pull request (GitLab: merge request) was merged, as its webhook reported it. */
+export interface PullRequestMerged {
+  provider: PullRequestProvider;
+  /** `owner/name` (GitHub) or the project path (GitLab), as the host spells it. */
+  repository: string;
+  /** The pull request's number (GitLab: the merge request's iid). */
+  number: number;
+  /** The commit the merge made on the target branch (absent when the host does not say). */
+  mergeCommit?: string;
+}
+
+/**
+ * Webhook → a promotion waiting on a pull request. The waiting workflow carries the FerryPullRequest search
+ * attribute (`pullRequestKey`) while it waits; the signal may come more than once (a redelivery), so handle it
+ * idempotently.
+ */
+export const pullRequestMergedSignal = defineSignal<[PullRequestMerged]>('pullRequestMerged');
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pipeline workflow

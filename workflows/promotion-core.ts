@@ -21,6 +21,7 @@ import {
   type PromotionPhase,
   type PromotionStatus,
   type PromotionStep,
+  type Role,
   type StepName,
 } from './messages';
 
@@ -52,7 +53,16 @@ export function newPromotionStatus(
     freight: input.freight,
     phase: 'Pending',
     steps: stepsOf(stage, withPreflight).map((name): PromotionStep => ({ name, status: 'Pending' })),
-    ...(stage.approval ? { approval: { required: stage.approval.required, approvers: stage.approval.approvers } } : {}),
+    ...(stage.approval
+      ? {
+          approval: {
+            required: stage.approval.required,
+            approvers: stage.approval.approvers,
+            // Only when it differs from the default, so statuses of stages that do not use it read as before.
+            ...(stage.approval.allowSelfApproval === false ? { allowSelfApproval: false } : {}),
+          },
+        }
+      : {}),
     approvals: [],
     requestedBy: input.requestedBy,
     startedAt,
@@ -125,9 +135,15 @@ export function settle(status: PromotionStatus, err: unknown, cancelled: boolean
 // or reject is refused (409) naming the decision already taken, so of two racing decisions exactly one is
 // accepted and the record never contradicts the outcome.
 //
-// Who may abort: the promotion's requester (unless the system requested it: an automatic promotion), the stage's
-// approvers, and admins (Decision.admin, set by the HTTP API from FERRY_ADMINS). Abort works at any step until
-// the promotion ends.
+// Who may approve or reject: a user on the stage's `approval.approvers` who, when the decision carries roles
+// (Decision.roles, filled by the HTTP API), holds role approver on the stage (admin includes it). With
+// `approval.allowSelfApproval: false`, the user who requested the promotion may not approve it (rejecting stays
+// allowed).
+//
+// Who may abort, in roles: an admin; an approver of the stage (role approver, and on `approval.approvers` when the
+// stage has a gate); the promotion's requester with role promoter (unless the system requested it: an automatic
+// promotion). Decisions without roles (recorded before roles existed) keep the rule they were taken under: the
+// requester, the stage's approvers, and admins (Decision.admin). Abort works at any step until the promotion ends.
 
 /** The decision that already ended the promotion or its approval gate, in words; undefined while it is open. */
 export function decisionTaken(status: PromotionStatus, ending?: PromotionPhase): string | undefined {
@@ -141,6 +157,9 @@ export function decisionTaken(status: PromotionStatus, ending?: PromotionPhase):
   }
   return undefined;
 }
+
+const holds = (decision: Decision, role: Role): boolean =>
+  decision.roles === undefined ? false : decision.roles.includes(role) || decision.roles.includes('admin');
 
 /** Why an approval (or, with `reject`, a rejection) is refused, or undefined when it is allowed. */
 export function approvalRefusal(
@@ -162,12 +181,25 @@ export function approvalRefusal(
       action === 'reject' && !TERMINAL_PHASES.includes(ending ?? status.phase) ? '; use abort to stop it' : '';
     return refusal(RefusalType.Conflict, `promotion ${status.id} cannot be ${action}d: ${taken}${hint}`);
   }
+  if (decision.roles !== undefined && !holds(decision, 'approver')) {
+    return refusal(
+      RefusalType.Forbidden,
+      `user "${decision.user}" needs role approver on ${status.pipeline}/${status.stage} to ${action} promotion ${status.id}`,
+    );
+  }
   const approvers = status.approval.approvers;
   if (!approvers.includes(decision.user)) {
     const may = action === 'reject' ? ' and may not reject' : '';
     return refusal(
       RefusalType.Forbidden,
       `user "${decision.user}" is not an approver of stage "${status.stage}"${may} (approvers: ${approvers.join(', ')})`,
+    );
+  }
+  if (action === 'approve' && status.approval.allowSelfApproval === false && decision.user === status.requestedBy) {
+    return refusal(
+      RefusalType.Forbidden,
+      `user "${decision.user}" requested promotion ${status.id} and may not approve it: stage "${status.stage}" ` +
+        'forbids approving your own promotion (approval.allowSelfApproval: false); another approver must approve',
     );
   }
   if (action === 'approve' && status.approvals.some((a) => a.user === decision.user)) {
@@ -177,11 +209,19 @@ export function approvalRefusal(
 }
 
 /** Who may abort this promotion, in words (for the Forbidden refusal and the docs). */
-export function whoMayAbort(status: PromotionStatus): string {
+export function whoMayAbort(status: PromotionStatus, withRoles = false): string {
   const who: string[] = [];
-  if (status.requestedBy !== AUTO_PROMOTER) who.push(`its requester (${status.requestedBy})`);
+  if (status.requestedBy !== AUTO_PROMOTER) {
+    who.push(`its requester (${status.requestedBy})${withRoles ? ' with role promoter' : ''}`);
+  }
   const approvers = status.approval?.approvers ?? [];
-  if (approvers.length > 0) who.push(`the approvers of stage "${status.stage}" (${approvers.join(', ')})`);
+  if (approvers.length > 0) {
+    who.push(
+      `the approvers of stage "${status.stage}" (${approvers.join(', ')})${withRoles ? ' with role approver' : ''}`,
+    );
+  } else if (withRoles) {
+    who.push(`a user with role approver on ${status.pipeline}/${status.stage}`);
+  }
   who.push('an admin');
   return who.length === 1 ? who[0] : `${who.slice(0, -1).join(', ')} or ${who[who.length - 1]}`;
 }
@@ -192,14 +232,18 @@ export function abortRefusal(
   decision: Decision,
   ending?: PromotionPhase,
 ): ApplicationFailure | undefined {
+  const approvers = status.approval?.approvers;
+  const isRequester = decision.user === status.requestedBy && status.requestedBy !== AUTO_PROMOTER;
   const allowed =
-    decision.admin === true ||
-    (decision.user === status.requestedBy && status.requestedBy !== AUTO_PROMOTER) ||
-    (status.approval?.approvers ?? []).includes(decision.user);
+    decision.roles === undefined
+      ? decision.admin === true || isRequester || (approvers ?? []).includes(decision.user)
+      : holds(decision, 'admin') ||
+        (holds(decision, 'approver') && (approvers === undefined || approvers.includes(decision.user))) ||
+        (holds(decision, 'promoter') && isRequester);
   if (!allowed) {
     return refusal(
       RefusalType.Forbidden,
-      `user "${decision.user}" may not abort promotion ${status.id}: only ${whoMayAbort(status)} may`,
+      `user "${decision.user}" may not abort promotion ${status.id}: only ${whoMayAbort(status, decision.roles !== undefined)} may`,
     );
   }
   if (status.rejectedBy || status.abortedBy || ending || TERMINAL_PHASES.includes(status.phase)) {

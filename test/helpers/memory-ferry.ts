@@ -14,6 +14,7 @@ import {
   type PromotionPhase,
   type PromotionRequested,
   type PromotionStatus,
+  type PullRequestMerged,
 } from '../../workflows/messages';
 import { abortRefusal } from '../../workflows/promotion-core';
 
@@ -36,6 +37,8 @@ class MemoryFerry implements FerryApi {
   promotions = new Map<string, PromotionStatus>();
   decisions: Array<{ action: string; id: string; decision: Decision }> = [];
   promoteCalls: Array<{ pipeline: string; stage: string; freight: string; requestedBy: string; force?: boolean }> = [];
+  /** Every pullRequestMerged call, in order. */
+  pullRequestMerges: PullRequestMerged[] = [];
   /** Thrown by listPipelines, to see what the API does with an unexpected failure. */
   listFailure?: Error;
   /** Per promotion id, what is left of its stage's script (see MemoryFerryOptions.phases). */
@@ -185,6 +188,11 @@ class MemoryFerry implements FerryApi {
     status.phase = 'Aborted';
     status.abortedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
     return status;
+  }
+
+  async pullRequestMerged(merge: PullRequestMerged): Promise<{ signalled: string[] }> {
+    this.pullRequestMerges.push(merge);
+    return { signalled: [] };
   }
 
   /** The promotion as it stands, without reading it (which would move a scripted one on). */
