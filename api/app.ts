@@ -11,6 +11,8 @@ import { FerryError, type FieldError } from '../client/errors';
 import { logger as defaultLogger, type Logger } from '../client/log';
 import type { FerryApi } from '../client/types';
 import { guardAvailability, type AvailabilityOptions } from './availability';
+import { callbackRouter, gateUrlRouter } from './callbacks';
+import { publicBaseUrl } from '../client/gate-callbacks';
 
 export interface ApiAppOptions {
   ferry: FerryApi;
@@ -20,6 +22,10 @@ export interface ApiAppOptions {
   logger?: Logger;
   /** How quickly calls fail while Temporal is unreachable (tests). */
   availability?: Pick<AvailabilityOptions, 'checkAfterMs'>;
+  /** FERRY_CALLBACK_KEY: checks callback gates' tokens (api/callbacks.ts); without it those routes answer 503. */
+  callbackKey?: Buffer;
+  /** The base URL of callback URLs (default FERRY_PUBLIC_URL, else FERRY_HOST and FERRY_PORT). */
+  publicUrl?: () => string;
 }
 
 /** FERRY_ADMINS: comma-separated user names (the names tokens map to); blanks are ignored. */
@@ -59,6 +65,9 @@ export function createApiApp(options: ApiAppOptions): Express {
     const ok = await ferry.health();
     res.status(ok ? 200 : 503).json({ ok });
   });
+
+  // The one route without a bearer token: a callback gate's one-time token is its credential.
+  app.use('/api/v1/callbacks', callbackRouter({ ferry, key: options.callbackKey }));
 
   const api = express.Router();
   api.use(authenticate(tokens));
@@ -104,6 +113,15 @@ export function createApiApp(options: ApiAppOptions): Express {
     );
     res.status(result.existing ? 200 : 201).json({ id: result.id, existing: result.existing });
   });
+
+  api.use(
+    gateUrlRouter({
+      ferry,
+      key: options.callbackKey,
+      mayReadUrls: (user) => admins.has(user),
+      publicUrl: options.publicUrl ?? (() => publicBaseUrl()),
+    }),
+  );
 
   api.get('/promotions/*id', async (req, res) => {
     res.json(await ferry.getPromotion(promotionId(req)));
@@ -315,8 +333,8 @@ function promotionId(req: Request): string {
 // Logging and errors
 
 function pathOf(req: Request): string {
-  // Never the query string: it is the one place a careless client might put a secret.
-  return req.originalUrl.split('?')[0];
+  // Never the query string: it is the one place a careless client might put a secret. Nor a callback gate's token.
+  return req.originalUrl.split('?')[0].replace(/^(\/api\/v1\/callbacks\/)[^/]+/i, '$1***');
 }
 
 function requestLog(log: Logger): RequestHandler {

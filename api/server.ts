@@ -20,7 +20,7 @@ export function apiAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host:
   return { host: env.FERRY_HOST || DEFAULT_API_HOST, port };
 }
 
-export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'availability'> {
+export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'availability' | 'callbackKey'> {
   ferry: FerryApi;
   tokens: TokenStore;
   /** Default 127.0.0.1: the API is local unless the operator says otherwise. */
@@ -28,6 +28,8 @@ export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'availa
   /** Default 8234; 0 picks a free port (tests). */
   port?: number;
   logger?: Logger;
+  /** Base of callback gates' URLs (FERRY_PUBLIC_URL); default: this server's own URL. */
+  publicUrl?: string;
 }
 
 export interface ApiServer {
@@ -40,7 +42,10 @@ export interface ApiServer {
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const host = options.host || DEFAULT_API_HOST;
+  let ownUrl = '';
   const app = createApiApp({
+    callbackKey: options.callbackKey,
+    publicUrl: () => options.publicUrl ?? ownUrl,
     ferry: options.ferry,
     tokens: options.tokens,
     logger: options.logger,
@@ -71,10 +76,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  ownUrl = `http://${urlHost}:${port}`;
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://${urlHost}:${port}`,
+    url: ownUrl,
     port,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve, reject) => {

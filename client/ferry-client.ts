@@ -17,6 +17,7 @@ import {
   addFreightUpdate,
   applySpecUpdate,
   approveUpdate,
+  decideGateUpdate,
   pipelineStatusQuery,
   pipelineWorkflowId,
   promotionStatusQuery,
@@ -27,13 +28,16 @@ import {
   TERMINAL_PHASES,
   type AddFreightResult,
   type Decision,
+  type GateDecision,
+  type GateStatus,
   type PipelineStatus,
   type PromotionRequested,
   type PromotionStatus,
 } from '../workflows/messages';
-import { decisionTaken } from '../workflows/promotion-core';
+import { decisionTaken, findGate, gateOutcome } from '../workflows/promotion-core';
 import { FerryPhase, FerryPipeline } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode, type FieldError } from './errors';
+import type { GateRef } from './gate-callbacks';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
 import { createUpdateAdmission } from './update-admission';
 
@@ -292,14 +296,14 @@ export class FerryClient implements FerryApi {
     }
   }
 
-  private promotionHandle(id: string): WorkflowHandle {
+  private promotionHandle(id: string, runId?: string): WorkflowHandle {
     if (!PROMOTION_ID.test(id)) {
       throw new FerryError(
         'NotFound',
         `promotion "${id}" not found (ids look like promotion/<pipeline>/<stage>/<freight>)`,
       );
     }
-    return this.temporal.workflow.getHandle(id);
+    return this.temporal.workflow.getHandle(id, runId);
   }
 
   /**
@@ -369,6 +373,73 @@ export class FerryClient implements FerryApi {
       }
       throw error;
     }
+  }
+
+  async decideGate(ref: GateRef, decision: Omit<GateDecision, 'gate'>): Promise<GateStatus> {
+    const what = `gate "${ref.gate}" of promotion "${ref.promotionId}"`;
+    // The run the token was issued for, never a later run of the same promotion id.
+    const handle = this.promotionHandle(ref.promotionId, ref.runId);
+    try {
+      return await this.updates.run(ref.promotionId, what, () =>
+        handle.executeUpdate(decideGateUpdate, { args: [{ gate: ref.gate, ...decision }] }),
+      );
+    } catch (err) {
+      const error = toFerryError(err, what);
+      if (error.code === 'NotFound' || (error.code === 'Conflict' && !(err instanceof WorkflowUpdateFailedError))) {
+        // Temporal answers an update to a closed run as "not found" or "already completed": the gate is over.
+        const closed = await handle.describe().then(
+          (d) => d.status.name !== 'RUNNING',
+          () => false,
+        );
+        if (closed) {
+          const gate = await handle.query(promotionStatusQuery).then(
+            (s) => findGate(s, ref.gate),
+            () => undefined,
+          );
+          const outcome =
+            gate && !['Pending', 'Waiting', 'Skipped'].includes(gate.phase)
+              ? `it already ${gateOutcome(gate, true)}`
+              : 'that promotion run has ended';
+          throw new FerryError('Conflict', `${what} cannot be decided: ${outcome}`);
+        }
+      }
+      throw error;
+    }
+  }
+
+  async waitingGate(id: string, gate: string): Promise<GateRef> {
+    const handle = this.promotionHandle(id);
+    let runId: string;
+    let status: PromotionStatus;
+    try {
+      runId = (await handle.describe()).runId;
+      // The status of that very run, so the URL is never made for one run from another's state.
+      status = await this.promotionHandle(id, runId).query(promotionStatusQuery);
+    } catch (err) {
+      throw toFerryError(err, `promotion "${id}"`);
+    }
+    const found = findGate(status, gate);
+    if (!found) {
+      const names = (status.gates ?? []).map((g) => g.name);
+      throw new FerryError(
+        'NotFound',
+        `promotion "${id}" has no gate "${gate}"${names.length > 0 ? ` (gates: ${names.join(', ')})` : ' (its stage has no gates)'}`,
+      );
+    }
+    if (found.type !== 'callback') {
+      throw new FerryError(
+        'Conflict',
+        `gate "${gate}" of promotion "${id}" is an ${found.type} gate: it has no callback URL`,
+      );
+    }
+    if (found.phase !== 'Waiting') {
+      const state =
+        found.phase === 'Pending'
+          ? `it is not waiting yet (promotion phase: ${status.phase})`
+          : `it ${gateOutcome(found, true)}`;
+      throw new FerryError('Conflict', `gate "${gate}" of promotion "${id}" takes no callback: ${state}`);
+    }
+    return { promotionId: id, runId, gate };
   }
 
   async waitForPromotion(id: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<PromotionStatus> {

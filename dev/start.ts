@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { apiAddressFromEnv, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../api/server';
 import { ensureLocalToken, ensurePrivateHome, resolveFerryHome } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
+import { CALLBACK_KEY_ENV, ensureCallbackKey } from '../client/gate-callbacks';
 import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
 import { apiEnvironment } from './environment';
 import { createExampleRepo, examplePipelineYaml } from './example';
@@ -104,7 +105,13 @@ async function main(): Promise<void> {
   if (!existsSync(pipelineFile)) writeFileSync(pipelineFile, examplePipelineYaml(repo.url, [LOCAL_USER, 'bob']));
   const token = ensureLocalToken(home, LOCAL_USER);
 
-  const common = { FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
+  const common = {
+    FERRY_HOME: home,
+    TEMPORAL_ADDRESS: server.address,
+    FERRY_PORT: String(listen.port),
+    // The API checks callback gates' URLs with it; the worker's event delivery makes them.
+    [CALLBACK_KEY_ENV]: process.env[CALLBACK_KEY_ENV] || ensureCallbackKey(home),
+  };
   // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told.
   const worker = spawnEntry('worker', 'worker/main.ts', { ...process.env, ...common, FERRY_ALLOW_FILE_REPOS: '1' });
   const api = spawnEntry('api', 'api/main.ts', apiEnvironment(process.env, common));
