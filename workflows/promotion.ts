@@ -341,7 +341,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         // update. An http gate polls inside one heartbeating activity rather than a workflow loop of short ones:
         // a poll every few seconds for minutes would fill the history with hundreds of activity events, while the
         // activity keeps its count and clock in its heartbeat (so a retry after a worker crash resumes them) and
-        // still stops at once on abort, since cancellation arrives with the next heartbeat.
+        // still stops within seconds of an abort, since cancellation arrives with the next heartbeat.
         const gates = stage.gates ?? [];
         setPhase('AwaitingGates');
         startStep('gates', gates.map((g) => `${g.name} (${g.http ? 'http' : 'callback'})`).join(', '));
@@ -379,7 +379,8 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           } else if (spec.http) {
             const poll = proxyActivities<FerryActivities>({
               startToCloseTimeout: timeoutMs + 120_000,
-              heartbeatTimeout: '30s',
+              // Heartbeats go out at most every 0.8 × this: it bounds how long an abort takes to stop the polls.
+              heartbeatTimeout: '10s',
               retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 10 },
             });
             const decidedBy = `${spec.http.method} ${spec.http.url}`;

@@ -30,7 +30,7 @@ export interface HttpGateResult {
 
 export interface GateActivitiesOptions {
   secrets: SecretResolver;
-  /** Timeout of each poll (default 10 s); keep it well below the activity's heartbeat timeout (30 s). */
+  /** Timeout of each poll (default 5 s); keep it well below the activity's heartbeat timeout (10 s). */
   requestTimeoutMs?: number;
 }
 
@@ -77,6 +77,21 @@ export function judgeAnswer(
     };
   }
   return { pass: true, summary: `HTTP ${answer.status}, ${expect.jsonPath} = ${shown}` };
+}
+
+/** How long one slice of a pause between polls may be: a heartbeat goes out between slices. */
+const PAUSE_SLICE_MS = 1_000;
+
+/**
+ * Waits `ms` (an interval may be far longer than the heartbeat timeout) in slices with a heartbeat between them,
+ * and rejects with the cancellation's reason as soon as the signal aborts.
+ */
+async function pauseWithHeartbeats(ms: number, signal: AbortSignal | undefined, details: unknown): Promise<void> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0; left = until - Date.now()) {
+    heartbeatIfActivity(details);
+    await pause(Math.min(left, PAUSE_SLICE_MS), signal);
+  }
 }
 
 /** Sleeps, or rejects with the cancellation's reason as soon as the signal aborts. */
@@ -131,7 +146,7 @@ function previousProgress(): Partial<Progress> | undefined {
 
 export function createGateActivities(options: GateActivitiesOptions) {
   const { secrets } = options;
-  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
 
   function authorization(input: HttpGateInput): string | undefined {
     const name = input.http.credentials;
@@ -202,18 +217,17 @@ export function createGateActivities(options: GateActivitiesOptions) {
       }
       const now = Date.now();
       if (now >= deadline) {
-        const needed = http.successes === 1 ? 'a passing answer' : `${http.successes} passing answers in a row`;
+        const needed = http.successes === 1 ? 'pass' : `pass ${http.successes} times in a row`;
         throw ApplicationFailure.create({
           message:
-            `gate ${input.gate}: ${target} gave no ${needed} within ${http.timeout} ` +
+            `gate ${input.gate}: ${target} did not ${needed} within ${http.timeout} ` +
             `(${progress.attempts} answer${progress.attempts === 1 ? '' : 's'}; last: ${progress.last})`,
           type: Reason.GateTimedOut,
           nonRetryable: true,
           details: [{ attempts: progress.attempts, consecutive: progress.consecutive, last: progress.last }],
         });
       }
-      heartbeatIfActivity(progress);
-      await pause(Math.min(intervalMs, deadline - now), signal);
+      await pauseWithHeartbeats(Math.min(intervalMs, deadline - now), signal, progress);
     }
   }
 
