@@ -29,7 +29,11 @@ export function parseJsonPath(text: string): { segments: JsonPathSegment[] } | {
       segments.push(quoted[1].replace(/\\(.)/g, '$1'));
       i += quoted[0].length;
     } else {
-      return { problem: `cannot read the path at character ${i + 1} ("${rest.slice(0, 10)}"): ${JSON_PATH_RULES}` };
+      return {
+        problem:
+          `cannot read the path at character ${i + 1} ("${rest.slice(0, 10)}"): after "$", only .name, ` +
+          "['name'] and [0] steps are supported (no wildcards, filters or ..)",
+      };
     }
   }
   return { segments };
