@@ -8,7 +8,7 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
 import { freightId } from '../pipeline/freight';
 import { PROMOTION_ID } from '../pipeline/ids';
 import type { Pipeline } from '../pipeline/schema';
@@ -110,6 +110,29 @@ export function sameRepository(a: string, b: string): boolean {
     return out;
   };
   return normalize(a) === normalize(b);
+}
+
+type PendingActivity = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
+
+/**
+ * A waiting http gate's progress, from its activity's last heartbeat: answers so far, how many passed in a row, the
+ * last one. The workflow records them only when the gate is decided; this shows them while it polls.
+ */
+function showGateProgress(status: PromotionStatus, pending: PendingActivity[]): void {
+  const gate = status.gates?.find((g) => g.type === 'http' && g.phase === 'Waiting');
+  const poll = pending.find((a) => a.activityType?.name === 'pollHttpGate');
+  const payload = poll?.heartbeatDetails?.payloads?.[0];
+  if (!gate || !payload) return;
+  try {
+    const progress = defaultPayloadConverter.fromPayload<{ attempts?: unknown; consecutive?: unknown; last?: unknown }>(
+      payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0],
+    );
+    if (typeof progress?.attempts === 'number') gate.attempts = progress.attempts;
+    if (typeof progress?.consecutive === 'number') gate.consecutive = progress.consecutive;
+    if (typeof progress?.last === 'string') gate.message = `last answer: ${progress.last}`;
+  } catch {
+    // Progress is a nicety; a heartbeat that cannot be read leaves the status as the workflow reported it.
+  }
 }
 
 export class FerryClient implements FerryApi {
@@ -320,6 +343,7 @@ export class FerryClient implements FerryApi {
           () => [],
         ),
       ]);
+      showGateProgress(status, pending);
       const retrying = pending.find((a) => (a.attempt ?? 1) > 1);
       const running = status.steps.find((s) => s.status === 'Running');
       if (retrying && running) {

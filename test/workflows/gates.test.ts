@@ -353,7 +353,13 @@ describe('gates (real dev server, real HTTP API, real HTTP endpoints)', () => {
   it('aborts a promotion while an http gate polls: the poll stops, later gates are skipped', async () => {
     const id = await promote('both');
     await gateWaiting(id, 'smoke');
-    await until('a poll', async () => ((endpoints.get('/forever')?.requests.length ?? 0) > 0 ? true : undefined));
+    // While it polls, the status shows its progress (from the activity's heartbeat).
+    const polling = await until('the poll’s progress in the status', async () => {
+      const gate = (await ferry.getPromotion(id)).gates?.[0];
+      return (gate?.attempts ?? 0) >= 1 ? gate : undefined;
+    });
+    assert.equal(polling?.consecutive, 0);
+    assert.match(polling?.message ?? '', /^last answer: HTTP 503 \(expected 200\)/);
     await ferry.abort(id, { user: 'root', admin: true, comment: 'wrong build' });
     const done = await finished(id);
     assert.equal(done.phase, 'Aborted');
