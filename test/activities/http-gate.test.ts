@@ -10,6 +10,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createGateActivities, type HttpGateInput } from '../../activities/gates/http-gate';
 import { createSecretResolver } from '../../activities/secrets';
 import type { HttpGateSpec } from '../../pipeline/schema';
+import { until } from '../helpers/processes';
 
 describe('pollHttpGate (real HTTP server)', () => {
   let server: http.Server;
@@ -106,11 +107,11 @@ describe('pollHttpGate (real HTTP server)', () => {
     const heartbeats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => heartbeats.push(d));
     const polling = env.run(pollHttpGate, gate({ url: `${base}/down`, interval: '1h', timeout: '2h' }));
-    while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+    // One heartbeat before the poll, the next as the pause begins: then it is pausing.
+    await until('the pause', async () => (heartbeats.length >= 2 ? true : undefined), 60_000, 10);
     env.cancel();
     await assert.rejects(polling, (err: unknown) => err instanceof CancelledFailure);
     assert.equal(seen.length, 1, 'one poll, then the pause was cut short');
-    assert.ok(heartbeats.length >= 2, 'it heartbeats before the poll and during the pause');
   });
 
   it('never puts a credential into its messages', async () => {
