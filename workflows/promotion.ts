@@ -354,7 +354,10 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           gate.deadline = new Date(Date.now() + timeoutMs).toISOString();
           showDetails();
           if (spec.callback) {
-            if (!(await condition(() => gate.phase !== 'Waiting', timeoutMs))) {
+            await condition(() => gate.phase !== 'Waiting', timeoutMs);
+            // Decided by the gate's phase, not by condition's answer: a result accepted in the same workflow task
+            // as the timer fired has been confirmed to its sender, so it stands.
+            if ((gate.phase as GatePhase) === 'Waiting') {
               Object.assign(gate, {
                 phase: 'TimedOut',
                 at: now(),
