@@ -2,12 +2,16 @@
 // errors, and the promotion core's rules for deciding a gate.
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { judgeAnswer } from '../../activities/gates/http-gate';
 import {
   callbackKeyFromEnv,
   callbackToken,
   callbackUrl,
+  ensureCallbackKey,
   publicBaseUrl,
   verifyCallbackToken,
   type GateRef,
@@ -93,6 +97,19 @@ describe('callback tokens', () => {
     assert.equal(publicBaseUrl({ FERRY_HOST: '0.0.0.0', FERRY_PORT: '9000' }), 'http://127.0.0.1:9000');
     assert.throws(() => callbackUrl(REF, {}), /FERRY_CALLBACK_KEY is not set/);
   });
+});
+
+test('npm start keeps one callback key in FERRY_HOME, readable by its owner only', (t) => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-key-'));
+  t.after(() => fs.rmSync(home, { recursive: true, force: true }));
+  const key = ensureCallbackKey(home);
+  assert.ok(key.length >= 32);
+  const file = path.join(home, 'callback.key');
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  fs.chmodSync(file, 0o644);
+  assert.equal(ensureCallbackKey(home), key, 'the same key after a restart, so waiting gates keep their URLs');
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  assert.deepEqual(callbackKeyFromEnv({ FERRY_CALLBACK_KEY: key }), Buffer.from(key));
 });
 
 describe('the JSON-path subset', () => {

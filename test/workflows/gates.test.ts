@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { startApiServer, type ApiServer } from '../../api/server';
 import { createTokenStore } from '../../client/auth';
 import { FerryClient } from '../../client/ferry-client';
@@ -19,7 +19,7 @@ import { createExampleRepo } from '../../dev/example';
 import { createSecretResolver } from '../../activities/secrets';
 import { validatePipeline } from '../../pipeline/load';
 import type { PromotionStatus } from '../../workflows/messages';
-import { createFerryWorker } from '../../worker/create-worker';
+import { createFerryWorker, WORKFLOWS_PATH } from '../../worker/create-worker';
 import { until } from '../helpers/processes';
 import { createTemporalTestEnv } from '../helpers/temporal';
 
@@ -79,10 +79,14 @@ describe('gates (real dev server, real HTTP API, real HTTP endpoints)', () => {
     return { status: response.status, body: await response.json() };
   };
 
+  /** Every promotion the tests ran, for the replay at the end. */
+  const promoted: string[] = [];
   /** Registers new freight and promotes it into `stage`; resolves with the promotion id. */
   const promote = async (stageName: string): Promise<string> => {
     const { id } = await ferry.addFreight('gated', { guestbook: `2.0.${++version}` });
-    return (await ferry.promote('gated', stageName, id, 'carol')).id;
+    const promotion = (await ferry.promote('gated', stageName, id, 'carol')).id;
+    promoted.push(promotion);
+    return promotion;
   };
   const gateWaiting = (id: string, gate: string): Promise<PromotionStatus> =>
     until(`gate ${gate} of ${id} to wait`, async () => {
@@ -389,5 +393,18 @@ describe('gates (real dev server, real HTTP API, real HTTP endpoints)', () => {
     assert.equal(done.phase, 'Aborted');
     assert.equal(done.gates?.[0].phase, 'Cancelled');
     assert.equal((await postTo(url, { result: 'pass' })).status, 409);
+  });
+
+  it('replays every gated promotion above against the workflow code (determinism of the gates block)', async () => {
+    assert.ok(promoted.length >= 6);
+    const histories = await Promise.all(
+      promoted.map(async (workflowId) => ({
+        workflowId,
+        history: await env.client.workflow.getHandle(workflowId).fetchHistory(),
+      })),
+    );
+    for await (const result of Worker.runReplayHistories({ workflowsPath: WORKFLOWS_PATH }, histories)) {
+      assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+    }
   });
 });
