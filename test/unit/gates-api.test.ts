@@ -82,10 +82,7 @@ describe('callback gates over HTTP (in-memory FerryApi)', () => {
 
     const forbidden = await http('GET', urlPath, { token: ALICE });
     assert.equal(forbidden.status, 403);
-    assert.equal(
-      forbidden.body.error.message,
-      'user "alice" may not read callback URLs: a callback URL decides a gate, so only an admin (FERRY_ADMINS) may',
-    );
+    assert.equal(forbidden.body.error.message, 'user "alice" needs role admin on guestbook/prod');
     const answer = await http('GET', urlPath, { token: ROOT });
     assert.equal(answer.status, 200);
     assert.equal(answer.body.promotion, id);
