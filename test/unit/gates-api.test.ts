@@ -93,7 +93,7 @@ describe('callback gates over HTTP (in-memory FerryApi)', () => {
     assert.equal(printed.stdout, `${answer.body.url}\n`);
     const refused = await cli(['gate', 'url', id, 'e2e'], ALICE);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /^error: user "alice" may not read callback URLs/);
+    assert.match(refused.stderr, /^error: user "alice" needs role admin on guestbook\/prod/);
     assert.equal((await cli(['gate', 'url', id, 'smoke'], ROOT)).code, 1);
     assert.equal((await cli(['gate', 'open', id], ROOT)).code, 2);
     assert.equal((await http('GET', urlPath.replace('/e2e/', '/nope/'), { token: ROOT })).status, 404);
