@@ -28,6 +28,8 @@ import { guardAvailability, type AvailabilityOptions } from './availability';
 import { openApiRoute } from './openapi';
 import { DecisionBody, FreightBody, PromotionBody } from './schemas';
 import { createWebhookRouter, staticWebhookSecrets, type WebhookRouterOptions } from './webhooks';
+import { callbackRouter, gateUrlRouter } from './callbacks';
+import { publicBaseUrl } from '../client/gate-callbacks';
 
 export interface ApiAppOptions {
   ferry: FerryApi;
@@ -43,6 +45,10 @@ export interface ApiAppOptions {
   availability?: Pick<AvailabilityOptions, 'checkAfterMs'>;
   /** Inbound webhooks (/webhooks): the secrets they verify with, and limits; without it no secret resolves. */
   webhooks?: Omit<WebhookRouterOptions, 'ferry' | 'logger'>;
+  /** FERRY_CALLBACK_KEY: checks callback gates' tokens (api/callbacks.ts); without it those routes answer 503. */
+  callbackKey?: Buffer;
+  /** The base URL of callback URLs (default FERRY_PUBLIC_URL, else FERRY_HOST and FERRY_PORT). */
+  publicUrl?: () => string;
 }
 
 /** FERRY_ADMINS: comma-separated user names (the names tokens map to); blanks are ignored. */
@@ -92,6 +98,8 @@ export function createApiApp(options: ApiAppOptions): Express {
     '/webhooks',
     createWebhookRouter({ secrets: staticWebhookSecrets({}), ...options.webhooks, ferry, logger: log }),
   );
+  // The one route without a bearer token: a callback gate's one-time token is its credential.
+  app.use('/api/v1/callbacks', callbackRouter({ ferry, key: options.callbackKey }));
 
   const api = express.Router();
   api.use(authenticate(authenticator));
@@ -146,6 +154,15 @@ export function createApiApp(options: ApiAppOptions): Express {
     );
     res.status(result.existing ? 200 : 201).json({ id: result.id, existing: result.existing });
   });
+
+  api.use(
+    gateUrlRouter({
+      ferry,
+      key: options.callbackKey,
+      authorize: (res, id) => requireRole(res, ['admin'], promotionScope(id)),
+      publicUrl: options.publicUrl ?? (() => publicBaseUrl()),
+    }),
+  );
 
   api.get('/promotions/*id', async (req, res) => {
     const id = promotionId(req);
@@ -370,8 +387,8 @@ function promotionId(req: Request): string {
 // Logging and errors
 
 function pathOf(req: Request): string {
-  // Never the query string: it is the one place a careless client might put a secret.
-  return req.originalUrl.split('?')[0];
+  // Never the query string: it is the one place a careless client might put a secret. Nor a callback gate's token.
+  return req.originalUrl.split('?')[0].replace(/^(\/api\/v1\/callbacks\/)[^/]+/i, '$1***');
 }
 
 function requestLog(log: Logger): RequestHandler {

@@ -84,5 +84,7 @@ export function guardAvailability(ferry: FerryApi, options: AvailabilityOptions 
     approve: (id, decision) => guarded(() => ferry.approve(id, decision)),
     reject: (id, decision) => guarded(() => ferry.reject(id, decision)),
     abort: (id, decision) => guarded(() => ferry.abort(id, decision)),
+    decideGate: (ref, decision) => guarded(() => ferry.decideGate(ref, decision)),
+    waitingGate: (id, gate) => guarded(() => ferry.waitingGate(id, gate)),
   };
 }

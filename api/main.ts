@@ -3,6 +3,7 @@
 // Stdout carries one line (where it listens) for people and scripts; everything else is the JSON log on stderr.
 import { createTokenStore, resolveTokensFile } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
+import { callbackKeyFromEnv, PUBLIC_URL_ENV } from '../client/gate-callbacks';
 import { createLogger } from '../client/log';
 import { adminsFromEnv } from './app';
 import { createOidcVerifier } from './identity/oidc';
@@ -39,7 +40,22 @@ async function main(): Promise<void> {
     oidcIssuers: issuers.map((i) => i.issuer),
   });
   const webhooks = { secrets: createWebhookSecrets() };
-  const server = await startApiServer({ ferry, tokens, admins, roles, oidc, webhooks, host, port, logger: log });
+  const callbackKey = callbackKeyFromEnv();
+  if (!callbackKey) log.warn('FERRY_CALLBACK_KEY is not set: callback gates cannot be decided through this API');
+  const publicUrl = process.env[PUBLIC_URL_ENV]?.trim() || undefined;
+  const server = await startApiServer({
+    ferry,
+    tokens,
+    admins,
+    roles,
+    oidc,
+    webhooks,
+    host,
+    port,
+    logger: log,
+    callbackKey,
+    publicUrl,
+  });
   process.stdout.write(`ferry api listening on ${server.url}\n`);
 
   let stopping = false;

@@ -179,6 +179,30 @@ export const ROUTES: RouteDoc[] = [
     'Abort a promotion at any step until it ends',
     'Allowed to its requester, the approvers of its stage and admins; a finished promotion is a 409.',
   ),
+  {
+    method: 'get',
+    path: '/api/v1/promotions/{id}/gates/{gate}/callback-url',
+    operationId: 'gateCallbackUrl',
+    summary: "A waiting callback gate's one-time URL (admins)",
+    description: 'For when no event subscriber carries the URL; never part of the promotion status.',
+    params: { id: PromotionIdParam, gate: z.string().min(1).describe("Name of one of the stage's gates.") },
+    responses: { 200: { description: 'The URL.', schema: 'GateCallbackUrl' } },
+    errors: [404, 409],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/callbacks/{token}',
+    operationId: 'gateCallback',
+    summary: 'Decide a waiting callback gate: pass or fail with a reason',
+    description:
+      'No bearer token: the one-time token in the path (from the gate-waiting event or `ferry gate url`) is the ' +
+      'credential. A token Ferry did not issue is a 401; a gate that is not waiting is a 409, so the URL works once.',
+    public: true,
+    params: { token: z.string().min(1).describe("The gate's one-time token.") },
+    body: { schema: 'GateCallback' },
+    responses: { 200: { description: 'The gate was decided.', schema: 'GateDecided' } },
+    errors: [400, 401, 404, 409, 413, 500, 503],
+  },
   webhook({
     path: '/webhooks/generic/{pipeline}',
     operationId: 'genericWebhook',

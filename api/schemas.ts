@@ -5,6 +5,7 @@
 // bottom make a field added to one and not the other a compile error.
 import { z } from 'zod';
 import { freightId } from '../pipeline/freight';
+import { CallbackBody } from './callbacks';
 import {
   DuplicateDelivery,
   FreightRegistered,
@@ -18,6 +19,8 @@ import type { FerryError, FerryErrorCode } from '../client/errors';
 import type { PipelineSummary } from '../client/types';
 import type {
   AddFreightResult,
+  GatePhase,
+  GateType,
   PipelineStatus,
   PromotionPhase,
   PromotionRequested,
@@ -143,6 +146,7 @@ const PromotionPhaseSchema = z.enum([
   'Rendering',
   'Syncing',
   'WaitingHealthy',
+  'AwaitingGates',
   'Succeeded',
   'Failed',
   'Rejected',
@@ -207,6 +211,23 @@ export const PromotionRequestedSchema = z.object({
     .describe('true when an unfinished promotion of this freight into this stage already existed (no new run).'),
 });
 
+const GateStatusSchema = z.object({
+  name: z.string(),
+  type: z.enum(['callback', 'http'] satisfies GateType[]),
+  phase: z.enum(['Pending', 'Waiting', 'Passed', 'Failed', 'TimedOut', 'Cancelled', 'Skipped'] satisfies GatePhase[]),
+  startedAt: timestamp.optional().describe('When the gate started waiting.'),
+  deadline: timestamp.optional().describe('When it gives up.'),
+  at: timestamp.optional().describe('When it was decided.'),
+  decidedBy: z
+    .string()
+    .optional()
+    .describe('What decided: `callback` or `callback by <by>`, `GET <url>`, `timeout`, or who aborted.'),
+  message: z.string().optional(),
+  reason: z.string().optional().describe("Machine-readable reason beside a failed or timed-out gate's message."),
+  attempts: z.number().int().optional().describe('http gates: answers read so far.'),
+  consecutive: z.number().int().optional().describe('http gates: how many of the last answers passed in a row.'),
+});
+
 const DecisionRecordSchema = z.object({ user: z.string(), at: timestamp, comment: z.string().optional() });
 
 export const PromotionStatusSchema = z.object({
@@ -217,7 +238,7 @@ export const PromotionStatusSchema = z.object({
   phase: PromotionPhaseSchema,
   steps: z.array(
     z.object({
-      name: z.enum(['approval', 'queue', 'preflight', 'render', 'sync', 'health'] satisfies StepName[]),
+      name: z.enum(['approval', 'queue', 'preflight', 'render', 'sync', 'health', 'gates'] satisfies StepName[]),
       status: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled'] satisfies StepStatus[]),
       startedAt: timestamp.optional(),
       finishedAt: timestamp.optional(),
@@ -241,6 +262,7 @@ export const PromotionStatusSchema = z.object({
   sourceCommit: z.string().optional().describe('Commit on repo.branch the render was taken from.'),
   error: z.string().optional(),
   reason: z.string().optional().describe('Machine-readable reason beside `error`.'),
+  gates: z.array(GateStatusSchema).optional().describe("The stage's gates, in order (only when the stage has gates)."),
 });
 
 export const OpenApiDocumentSchema = z
@@ -281,6 +303,7 @@ export const REQUEST_SCHEMAS = {
   FreightRequest: FreightBody,
   PromotionRequest: PromotionBody,
   DecisionRequest: DecisionBody,
+  GateCallback: CallbackBody.describe('A callback gate\'s result: `reason` is required when `result` is "fail".'),
   GenericDelivery: GenericDeliveryBody,
   GitHubDelivery: GitHubDelivery.describe('A GitHub webhook payload; Ferry reads only the fields it needs.'),
   GitLabDelivery: GitLabDelivery.describe('A GitLab webhook payload; Ferry reads only the fields it needs.'),
@@ -295,6 +318,12 @@ export const RESPONSE_SCHEMAS = {
   PromotionRequested: PromotionRequestedSchema,
   PromotionStatus: PromotionStatusSchema,
   OpenApiDocument: OpenApiDocumentSchema,
+  GateDecided: z
+    .object({ promotion: z.string(), gate: z.string(), phase: z.enum(['Passed', 'Failed'] satisfies GatePhase[]) })
+    .describe('The gate after the callback.'),
+  GateCallbackUrl: z
+    .object({ promotion: z.string(), gate: z.string(), url: z.string().describe('The one-time callback URL.') })
+    .describe("A waiting callback gate's URL."),
   GenericDeliveryAnswer: z
     .union([FreightRegistered, DuplicateDelivery])
     .describe('The freight the delivery registered, or `{"duplicate": true}` for a delivery acted on before.'),

@@ -22,7 +22,7 @@ export function apiAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host:
 
 export interface ApiServerOptions extends Pick<
   ApiAppOptions,
-  'admins' | 'roles' | 'oidc' | 'availability' | 'webhooks'
+  'admins' | 'roles' | 'oidc' | 'availability' | 'webhooks' | 'callbackKey'
 > {
   ferry: FerryApi;
   tokens: TokenStore;
@@ -31,6 +31,8 @@ export interface ApiServerOptions extends Pick<
   /** Default 8234; 0 picks a free port (tests). */
   port?: number;
   logger?: Logger;
+  /** Base of callback gates' URLs (FERRY_PUBLIC_URL); default: this server's own URL. */
+  publicUrl?: string;
 }
 
 export interface ApiServer {
@@ -43,7 +45,10 @@ export interface ApiServer {
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const host = options.host || DEFAULT_API_HOST;
+  let ownUrl = '';
   const app = createApiApp({
+    callbackKey: options.callbackKey,
+    publicUrl: () => options.publicUrl ?? ownUrl,
     ferry: options.ferry,
     tokens: options.tokens,
     logger: options.logger,
@@ -77,10 +82,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  ownUrl = `http://${urlHost}:${port}`;
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://${urlHost}:${port}`,
+    url: ownUrl,
     port,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve, reject) => {

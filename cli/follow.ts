@@ -1,23 +1,7 @@
 // What `ferry promote … --wait` prints while it follows a promotion: one line for each thing that changed between
 // two reads of its status (phase, a step's status, message or retry, the approval it waits for and each decision,
 // a gate), so a CI log reads as the promotion's story. Pure: the polling is in api.ts.
-import type { Approval, PromotionStatus, PromotionStep } from '../workflows/messages';
-
-/**
- * A gate as a promotion's status shows it (`status.gates`, for stages with `gates:`). Read loosely: the CLI prints
- * what is there and must not break on a field it does not know.
- */
-interface GateView {
-  name?: string;
-  type?: string;
-  phase?: string;
-  message?: string;
-  reason?: string;
-  decidedBy?: string;
-  deadline?: string;
-  attempts?: number;
-  consecutive?: number;
-}
+import type { Approval, GateStatus, PromotionStatus, PromotionStep } from '../workflows/messages';
 
 const quoted = (comment: string | undefined): string => (comment ? ` ${JSON.stringify(comment)}` : '');
 
@@ -33,24 +17,19 @@ function stepLine(step: PromotionStep): string {
 const stepKey = (step: PromotionStep | undefined): string =>
   step ? JSON.stringify([step.status, step.message, step.reason, step.attempt, step.lastError]) : '';
 
-function gateLine(gate: GateView, index: number): string {
-  const name = gate.name ?? `#${index + 1}`;
+function gateLine(gate: GateStatus): string {
+  const name = gate.name;
   const details = [
     gate.phase === 'Waiting' && gate.deadline ? `until ${gate.deadline}` : undefined,
     gate.consecutive !== undefined && gate.phase === 'Waiting' ? `${gate.consecutive} in a row` : undefined,
     gate.decidedBy ? `by ${gate.decidedBy}` : undefined,
   ].filter((d): d is string => d !== undefined);
   return (
-    `gate ${name}${gate.type ? ` (${gate.type})` : ''}: ${gate.phase ?? 'unknown'}` +
+    `gate ${name} (${gate.type}): ${gate.phase}` +
     `${gate.message ? `: ${gate.message}` : ''}${details.length > 0 ? ` (${details.join(', ')})` : ''}` +
     `${gate.reason && gate.phase !== 'Passed' ? ` [${gate.reason}]` : ''}`
   );
 }
-
-const gatesOf = (status: PromotionStatus | undefined): GateView[] => {
-  const gates = (status as { gates?: unknown } | undefined)?.gates;
-  return Array.isArray(gates) ? (gates.filter((g) => typeof g === 'object' && g !== null) as GateView[]) : [];
-};
 
 const decisionLine = (verb: string, d: Approval): string => `${verb} by ${d.user}${quoted(d.comment)}`;
 
@@ -77,12 +56,11 @@ export function progressLines(before: PromotionStatus | undefined, now: Promotio
     if (stepKey(previous) !== stepKey(step)) lines.push(stepLine(step));
   }
 
-  const gatesBefore = gatesOf(before);
-  gatesOf(now).forEach((gate, index) => {
-    const previous = gatesBefore.find((g, i) => (gate.name !== undefined ? g.name === gate.name : i === index));
-    const line = gateLine(gate, index);
-    if (!previous || gateLine(previous, index) !== line) lines.push(line);
-  });
+  for (const gate of now.gates ?? []) {
+    const previous = before?.gates?.find((g) => g.name === gate.name);
+    const line = gateLine(gate);
+    if (!previous || gateLine(previous) !== line) lines.push(line);
+  }
 
   if (now.phase !== before?.phase) lines.push(`phase: ${now.phase}`);
   if (

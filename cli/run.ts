@@ -13,6 +13,7 @@ import { abort } from './commands/abort';
 import { apply } from './commands/apply';
 import { approve } from './commands/approve';
 import { freight } from './commands/freight';
+import { gate } from './commands/gate';
 import { get } from './commands/get';
 import { promote, WAIT_EXIT_CODES } from './commands/promote';
 import { reject } from './commands/reject';
@@ -21,7 +22,7 @@ import { token } from './commands/token';
 import type { Io } from './io';
 import { CliError, UsageError } from './output';
 
-const COMMANDS: readonly Command[] = [apply, freight, promote, approve, reject, abort, status, get, token];
+const COMMANDS: readonly Command[] = [apply, freight, promote, approve, reject, abort, status, get, gate, token];
 
 function usage(): string {
   const rows: Array<[string, string]> = [...COMMANDS.map((c) => c.help), ['ferry help', 'this text']];
@@ -32,7 +33,7 @@ commands:
 ${rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`).join('\n')}
 
 options:
-  --json      print the API's JSON (apply, freight add, promote, approve, reject, abort, status, get)
+  --json      print the API's JSON (apply, freight add, promote, approve, reject, abort, status, get, gate url)
   --wait      promote: follow the promotion until it ends, a line per change (phase, step, approval, gate);
               exit 0 succeeded, ${WAIT_EXIT_CODES.Failed} failed, ${WAIT_EXIT_CODES.Rejected} rejected, ${WAIT_EXIT_CODES.Aborted} aborted, ${WAIT_EXIT_CODES.TimedOut} still running after --timeout
   --timeout DURATION

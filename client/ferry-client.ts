@@ -8,7 +8,7 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
 import { freightId } from '../pipeline/freight';
 import { PROMOTION_ID } from '../pipeline/ids';
 import { sameRepository } from '../pipeline/repository-url';
@@ -18,6 +18,7 @@ import {
   addFreightUpdate,
   applySpecUpdate,
   approveUpdate,
+  decideGateUpdate,
   pipelineStatusQuery,
   pipelineWorkflowId,
   promotionStatusQuery,
@@ -28,6 +29,8 @@ import {
   TERMINAL_PHASES,
   type AddFreightResult,
   type Decision,
+  type GateDecision,
+  type GateStatus,
   type PipelineStatus,
   type PromotionRequested,
   type PromotionStatus,
@@ -35,9 +38,10 @@ import {
   pullRequestMergedSignal,
   type PullRequestMerged,
 } from '../workflows/messages';
-import { decisionTaken } from '../workflows/promotion-core';
+import { decisionTaken, findGate, gateOutcome } from '../workflows/promotion-core';
 import { FerryPhase, FerryPipeline, FerryPullRequest } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode, type FieldError } from './errors';
+import type { GateRef } from './gate-callbacks';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
 import { createUpdateAdmission } from './update-admission';
 
@@ -99,6 +103,29 @@ function fieldErrorsOf(failure: ApplicationFailure): { errors: FieldError[] } | 
 }
 
 export { sameRepository } from '../pipeline/repository-url';
+
+type PendingActivity = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
+
+/**
+ * A waiting http gate's progress, from its activity's last heartbeat: answers so far, how many passed in a row, the
+ * last one. The workflow records them only when the gate is decided; this shows them while it polls.
+ */
+function showGateProgress(status: PromotionStatus, pending: PendingActivity[]): void {
+  const gate = status.gates?.find((g) => g.type === 'http' && g.phase === 'Waiting');
+  const poll = pending.find((a) => a.activityType?.name === 'pollHttpGate');
+  const payload = poll?.heartbeatDetails?.payloads?.[0];
+  if (!gate || !payload) return;
+  try {
+    const progress = defaultPayloadConverter.fromPayload<{ attempts?: unknown; consecutive?: unknown; last?: unknown }>(
+      payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0],
+    );
+    if (typeof progress?.attempts === 'number') gate.attempts = progress.attempts;
+    if (typeof progress?.consecutive === 'number') gate.consecutive = progress.consecutive;
+    if (typeof progress?.last === 'string') gate.message = `last answer: ${progress.last}`;
+  } catch {
+    // Progress is a nicety; a heartbeat that cannot be read leaves the status as the workflow reported it.
+  }
+}
 
 export class FerryClient implements FerryApi {
   /** Queues this process's updates per workflow and retries those Temporal pushes back (update-admission.ts). */
@@ -305,14 +332,14 @@ export class FerryClient implements FerryApi {
     return { signalled };
   }
 
-  private promotionHandle(id: string): WorkflowHandle {
+  private promotionHandle(id: string, runId?: string): WorkflowHandle {
     if (!PROMOTION_ID.test(id)) {
       throw new FerryError(
         'NotFound',
         `promotion "${id}" not found (ids look like promotion/<pipeline>/<stage>/<freight>)`,
       );
     }
-    return this.temporal.workflow.getHandle(id);
+    return this.temporal.workflow.getHandle(id, runId);
   }
 
   /**
@@ -329,6 +356,7 @@ export class FerryClient implements FerryApi {
           () => [],
         ),
       ]);
+      showGateProgress(status, pending);
       const retrying = pending.find((a) => (a.attempt ?? 1) > 1);
       const running = status.steps.find((s) => s.status === 'Running');
       if (retrying && running) {
@@ -382,6 +410,73 @@ export class FerryClient implements FerryApi {
       }
       throw error;
     }
+  }
+
+  async decideGate(ref: GateRef, decision: Omit<GateDecision, 'gate'>): Promise<GateStatus> {
+    const what = `gate "${ref.gate}" of promotion "${ref.promotionId}"`;
+    // The run the token was issued for, never a later run of the same promotion id.
+    const handle = this.promotionHandle(ref.promotionId, ref.runId);
+    try {
+      return await this.updates.run(ref.promotionId, what, () =>
+        handle.executeUpdate(decideGateUpdate, { args: [{ gate: ref.gate, ...decision }] }),
+      );
+    } catch (err) {
+      const error = toFerryError(err, what);
+      if (error.code === 'NotFound' || (error.code === 'Conflict' && !(err instanceof WorkflowUpdateFailedError))) {
+        // Temporal answers an update to a closed run as "not found" or "already completed": the gate is over.
+        const closed = await handle.describe().then(
+          (d) => d.status.name !== 'RUNNING',
+          () => false,
+        );
+        if (closed) {
+          const gate = await handle.query(promotionStatusQuery).then(
+            (s) => findGate(s, ref.gate),
+            () => undefined,
+          );
+          const outcome =
+            gate && !['Pending', 'Waiting', 'Skipped'].includes(gate.phase)
+              ? `it already ${gateOutcome(gate, true)}`
+              : 'that promotion run has ended';
+          throw new FerryError('Conflict', `${what} cannot be decided: ${outcome}`);
+        }
+      }
+      throw error;
+    }
+  }
+
+  async waitingGate(id: string, gate: string): Promise<GateRef> {
+    const handle = this.promotionHandle(id);
+    let runId: string;
+    let status: PromotionStatus;
+    try {
+      runId = (await handle.describe()).runId;
+      // The status of that very run, so the URL is never made for one run from another's state.
+      status = await this.promotionHandle(id, runId).query(promotionStatusQuery);
+    } catch (err) {
+      throw toFerryError(err, `promotion "${id}"`);
+    }
+    const found = findGate(status, gate);
+    if (!found) {
+      const names = (status.gates ?? []).map((g) => g.name);
+      throw new FerryError(
+        'NotFound',
+        `promotion "${id}" has no gate "${gate}"${names.length > 0 ? ` (gates: ${names.join(', ')})` : ' (its stage has no gates)'}`,
+      );
+    }
+    if (found.type !== 'callback') {
+      throw new FerryError(
+        'Conflict',
+        `gate "${gate}" of promotion "${id}" is an ${found.type} gate: it has no callback URL`,
+      );
+    }
+    if (found.phase !== 'Waiting') {
+      const state =
+        found.phase === 'Pending'
+          ? `it is not waiting yet (promotion phase: ${status.phase})`
+          : `it ${gateOutcome(found, true)}`;
+      throw new FerryError('Conflict', `gate "${gate}" of promotion "${id}" takes no callback: ${state}`);
+    }
+    return { promotionId: id, runId, gate };
   }
 
   async waitForPromotion(id: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<PromotionStatus> {

@@ -1,8 +1,11 @@
 // What the typed client offers; the HTTP API and the CLI are thin layers over exactly these calls.
 import type { Pipeline } from '../pipeline/schema';
+import type { GateRef } from './gate-callbacks';
 import type {
   AddFreightResult,
   Decision,
+  GateDecision,
+  GateStatus,
   PipelineStatus,
   PromotionRequested,
   PromotionStatus,
@@ -50,4 +53,15 @@ export interface FerryApi {
    * merged; returns the ids of the workflows signalled (none when nothing waits on it).
    */
   pullRequestMerged(merge: PullRequestMerged): Promise<{ signalled: string[] }>;
+  /**
+   * Delivers a callback gate's result to the run the gate's token names (the HTTP API checked the token). Returns
+   * the gate after the decision. Refusals: Conflict (the gate is not waiting: already decided, not reached yet, or
+   * the run has ended), NotFound (no such promotion run or gate).
+   */
+  decideGate(ref: GateRef, decision: Omit<GateDecision, 'gate'>): Promise<GateStatus>;
+  /**
+   * The promotion's current run and one of its callback gates that is waiting now: what a callback URL is made of.
+   * Refusals: NotFound (no such promotion or gate), Conflict (an http gate, or a gate that is not waiting).
+   */
+  waitingGate(id: string, gate: string): Promise<GateRef>;
 }

@@ -8,6 +8,7 @@ import { apiAddressFromEnv, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../api/se
 import { ensureLocalWebhookSecret } from '../api/webhooks/secrets';
 import { ensureLocalToken, ensurePrivateHome, resolveFerryHome } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
+import { CALLBACK_KEY_ENV, ensureCallbackKey } from '../client/gate-callbacks';
 import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
 import { localServerConfigYaml, resolveServerConfigFile } from '../api/server-config';
 import { apiEnvironment } from './environment';
@@ -112,7 +113,13 @@ async function main(): Promise<void> {
     writeFileSync(serverConfig.file, localServerConfigYaml(LOCAL_USER), { mode: 0o600 });
   }
 
-  const common = { FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
+  const common = {
+    FERRY_HOME: home,
+    TEMPORAL_ADDRESS: server.address,
+    FERRY_PORT: String(listen.port),
+    // The API checks callback gates' URLs with it; the worker's event delivery makes them.
+    [CALLBACK_KEY_ENV]: process.env[CALLBACK_KEY_ENV] || ensureCallbackKey(home),
+  };
   // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told.
   const worker = spawnEntry('worker', 'worker/main.ts', { ...process.env, ...common, FERRY_ALLOW_FILE_REPOS: '1' });
   // The example pipeline takes signed generic webhooks (spec.triggers.generic: ci-webhook); its secret is local too.

@@ -4,6 +4,7 @@
 // and the JSON Schema editors show them on hover. Write them for someone editing a pipeline file.
 import { z } from 'zod';
 import { branchNameProblem, MAX_BRANCH_BYTES, repoPathProblem } from './git-names';
+import { JSON_PATH_RULES, parseJsonPath } from './json-path';
 
 export const API_VERSION = 'ferry.dev/v1alpha1';
 
@@ -225,6 +226,123 @@ export const ApprovalSchema = z
       'rejection ends it.',
   );
 
+export const CallbackGateSchema = z
+  .object({
+    timeout: duration
+      .default('1h')
+      .describe(
+        'How long to wait for the external system to post its result before the promotion fails with reason ' +
+          '`GateTimedOut`.',
+      ),
+  })
+  .strict()
+  .describe(
+    'Wait for another system (an end-to-end suite, a change-management tool) to post `pass` or `fail`. Ferry ' +
+      'issues a one-time callback URL for the gate (`POST /api/v1/callbacks/<token>`) and sends it in the ' +
+      '`dev.ferry.gate.waiting` event; an admin can also read it with `ferry gate url PROMOTION GATE`.',
+  );
+
+const jsonScalar = z.union([z.string(), z.number(), z.boolean()], {
+  error: 'must be a string, a number or true/false',
+});
+
+export const HttpGateExpectSchema = z
+  .object({
+    status: z
+      .number()
+      .int('must be a whole number')
+      .min(100, 'must be an HTTP status code (100-599)')
+      .max(599, 'must be an HTTP status code (100-599)')
+      .default(200)
+      .describe('The HTTP status code a passing answer has.'),
+    jsonPath: z
+      .string()
+      .superRefine((path, ctx) => {
+        const parsed = parseJsonPath(path);
+        if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
+      })
+      .optional()
+      .describe(`Where in the answer's JSON body to look, e.g. \`$.status\`. ${JSON_PATH_RULES} Needs \`equals\`.`),
+    equals: jsonScalar
+      .optional()
+      .describe(
+        'The value found at `jsonPath` in a passing answer (a string, number or true/false, compared exactly). ' +
+          'Needs `jsonPath`.',
+      ),
+  })
+  .strict()
+  .superRefine((expect, ctx) => {
+    if (expect.jsonPath !== undefined && expect.equals === undefined)
+      ctx.addIssue({ code: 'custom', path: ['equals'], message: 'is required with jsonPath' });
+    if (expect.equals !== undefined && expect.jsonPath === undefined)
+      ctx.addIssue({ code: 'custom', path: ['jsonPath'], message: 'is required with equals' });
+  })
+  .describe('What a passing answer looks like: its status code and, optionally, one value in its JSON body.');
+
+export const HttpGateSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(/^https?:\/\/[^\s/@]+(\/\S*)?$/, 'must be an http:// or https:// URL without a user name or password')
+      .describe(
+        'The URL to poll. Not a secret: it is part of the pipeline; put a token in `credentials` instead of the URL.',
+      ),
+    method: z
+      .enum(['GET', 'HEAD'], { error: 'must be GET or HEAD' })
+      .default('GET')
+      .describe('The HTTP method of each poll.'),
+    credentials: credentialName
+      .optional()
+      .describe(
+        'Name of a credential sent with every poll, resolved on the worker: its `token` as ' +
+          '`Authorization: Bearer <token>`, or its `username` and `password` as basic authentication.',
+      ),
+    expect: HttpGateExpectSchema.default({ status: 200 }),
+    interval: duration.default('10s').describe('How long to wait between two polls.'),
+    successes: z
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(100, 'must be at most 100')
+      .default(1)
+      .describe(
+        'How many passing answers in a row the gate needs. An answer that does not pass (or no answer) starts ' +
+          'the count again.',
+      ),
+    timeout: duration
+      .default('5m')
+      .describe(
+        'How long the gate may poll before the promotion fails with reason `GateTimedOut` and the last answer seen.',
+      ),
+  })
+  .strict()
+  .describe(
+    'Poll a URL until it gives `successes` passing answers in a row (the expected status and, optionally, a ' +
+      'value in its JSON body).',
+  );
+
+export const GateSchema = z
+  .object({
+    name: dnsLabel.describe(
+      'Name of the gate, unique in the stage. It names the gate in the status, the events and the callback URL.',
+    ),
+    callback: CallbackGateSchema.optional(),
+    http: HttpGateSchema.optional(),
+  })
+  .strict()
+  .superRefine((gate, ctx) => {
+    const kinds = [gate.callback, gate.http].filter((k) => k !== undefined).length;
+    if (kinds !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: kinds === 0 ? 'must have one of callback or http' : 'must have only one of callback or http',
+      });
+  })
+  .describe(
+    'A check by another system that the promotion must pass after the app is healthy (or, without `argocd`, ' +
+      'after the git write) and before it succeeds. Each gate is `callback` or `http`.',
+  );
+
 export const StageSchema = z
   .object({
     name: dnsLabel.describe('Name of the stage (the environment), unique in the pipeline.'),
@@ -245,6 +363,21 @@ export const StageSchema = z
     render: RenderSchema,
     argocd: ArgoCdSchema.optional(),
     approval: ApprovalSchema.optional(),
+    gates: z
+      .array(GateSchema)
+      .superRefine((gates, ctx) => {
+        const seen = new Set<string>();
+        gates.forEach((gate, i) => {
+          if (seen.has(gate.name))
+            ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate gate name "${gate.name}"` });
+          seen.add(gate.name);
+        });
+      })
+      .optional()
+      .describe(
+        'Gates the promotion passes, in order, once the app is healthy (or, without `argocd`, once git is written), ' +
+          'before it succeeds. Names are unique in the stage. A gate that fails or times out fails the promotion.',
+      ),
   })
   .strict()
   .describe('One environment that freight is promoted into.');
@@ -387,3 +520,5 @@ export type GitArtifactSpec = NonNullable<Artifact['git']>;
 export type Triggers = NonNullable<Pipeline['spec']['triggers']>;
 export type GitHubTrigger = NonNullable<Triggers['github']>[number];
 export type GitLabTrigger = NonNullable<Triggers['gitlab']>[number];
+export type GateSpec = NonNullable<Stage['gates']>[number];
+export type HttpGateSpec = NonNullable<GateSpec['http']>;

@@ -87,6 +87,22 @@ spec:
         timeout: 20m
         degradedGrace: 1m
         unhealthyGrace: 2m
+      gates:
+        - name: e2e
+          callback:
+            timeout: 30m
+        - name: smoke
+          http:
+            url: https://guestbook.example.com/api/health
+            method: GET
+            credentials: guestbook-probe
+            expect:
+              status: 200
+              jsonPath: $.status
+              equals: ok
+            interval: 10s
+            successes: 3
+            timeout: 5m
 `;
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ export type PromotionPhase =
   | 'Rendering'
   | 'Syncing'
   | 'WaitingHealthy'
+  | 'AwaitingGates'
   | 'Succeeded'
   | 'Failed'
   | 'Rejected'
@@ -59,7 +60,7 @@ export type PromotionPhase =
 
 export const TERMINAL_PHASES: readonly PromotionPhase[] = ['Succeeded', 'Failed', 'Rejected', 'Aborted'];
 
-export type StepName = 'approval' | 'queue' | 'preflight' | 'render' | 'sync' | 'health';
+export type StepName = 'approval' | 'queue' | 'preflight' | 'render' | 'sync' | 'health' | 'gates';
 export type StepStatus = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped' | 'Cancelled';
 
 export interface PromotionStep {
@@ -116,6 +117,42 @@ export interface PromotionStatus {
   error?: string;
   /** Machine-readable reason beside `error` (pipeline/reasons.ts, or the failed check's type). */
   reason?: string;
+  /** The stage's gates, in order (only when the stage has gates). */
+  gates?: GateStatus[];
+}
+
+export type GateType = 'callback' | 'http';
+export type GatePhase = 'Pending' | 'Waiting' | 'Passed' | 'Failed' | 'TimedOut' | 'Cancelled' | 'Skipped';
+
+/** One of the stage's gates in a promotion's status: where it stands, and once decided, what decided and why. */
+export interface GateStatus {
+  name: string;
+  type: GateType;
+  phase: GatePhase;
+  /** When the gate started waiting. */
+  startedAt?: string;
+  /** When it gives up (startedAt + its timeout). */
+  deadline?: string;
+  /** When it was decided (passed, failed, timed out, cancelled). */
+  at?: string;
+  /** What decided: `callback` or `callback by <by>`, `GET <url>`, `timeout`, or the user who aborted. */
+  decidedBy?: string;
+  /** In words: the reason the external system posted, or the answer that passed, or what was seen last. */
+  message?: string;
+  /** Machine-readable reason beside a failed or timed-out gate's message (pipeline/reasons.ts). */
+  reason?: string;
+  /** http gates: answers read so far, and how many of the last ones passed in a row. */
+  attempts?: number;
+  consecutive?: number;
+}
+
+/** A callback gate's result as the external system posted it; the HTTP API checked the gate's token first. */
+export interface GateDecision {
+  gate: string;
+  result: 'pass' | 'fail';
+  reason?: string;
+  /** Who or what posted, as the caller says (an e2e suite's name); recorded, not authenticated. */
+  by?: string;
 }
 
 /** Roles of the HTTP API (api/roles.ts says what each allows). */
@@ -143,6 +180,11 @@ export const approveUpdate = defineUpdate<PromotionStatus, [Decision]>('approve'
 export const approveSignal = defineSignal<[Decision]>('approveSignal');
 export const rejectUpdate = defineUpdate<PromotionStatus, [Decision]>('reject');
 export const abortUpdate = defineUpdate<PromotionStatus, [Decision]>('abort');
+/**
+ * A callback gate's result (Update with validator: a gate that is not waiting, or already decided, is refused at
+ * once as a Conflict, so a callback URL works once). The answer is the gate after the decision.
+ */
+export const decideGateUpdate = defineUpdate<GateStatus, [GateDecision]>('decideGate');
 /** Sent by the pipeline workflow when this promotion may write its stage. */
 export const stageGrantedSignal = defineSignal<[]>('stageGranted');
 

@@ -16,7 +16,13 @@ import type { FerryApi } from '../../client/types';
 import { run } from '../../cli/run';
 import { freightId } from '../../pipeline/freight';
 import { WAIT_EXIT_CODES } from '../../cli/commands/promote';
-import type { PipelineStatus, PromotionPhase, PromotionStatus, PromotionStep } from '../../workflows/messages';
+import type {
+  GateStatus,
+  PipelineStatus,
+  PromotionPhase,
+  PromotionStatus,
+  PromotionStep,
+} from '../../workflows/messages';
 import { FIVE_MISTAKES_YAML, guestbookYaml } from '../helpers/fixtures';
 import { createMemoryFerry, type MemoryFerry } from '../helpers/memory-ferry';
 
@@ -49,9 +55,7 @@ const PIPELINE_YAML = guestbookYaml(`
  * The in-memory FerryApi, except that reading a promotion gives the next entry of `script` laid over it (the last
  * entry stays): a promotion that moves through steps, approvals and gates as the test says.
  */
-function scriptedReads(
-  script: Array<Partial<PromotionStatus> & { gates?: object[] }>,
-): (ferry: MemoryFerry) => FerryApi {
+function scriptedReads(script: Array<Partial<PromotionStatus>>): (ferry: MemoryFerry) => FerryApi {
   return (ferry) => {
     const reads = [...script];
     const api = Object.create(ferry) as FerryApi;
@@ -315,8 +319,8 @@ describe('ferry CLI', { concurrency: true }, () => {
     const render: PromotionStep = { name: 'render', status: 'Running', message: 'rendering into env/prod' };
     const pushed: PromotionStep = { ...render, status: 'Succeeded', message: 'pushed 763675ee0083 to env/prod' };
     const health: PromotionStep = { name: 'health', status: 'Running', message: 'Argo CD: Synced, Progressing' };
-    const gate = { name: 'e2e', type: 'callback', phase: 'Waiting', deadline: at(59) };
-    const script: Array<Partial<PromotionStatus> & { gates?: object[] }> = [
+    const gate: GateStatus = { name: 'e2e', type: 'callback', phase: 'Waiting', deadline: at(59) };
+    const script: Array<Partial<PromotionStatus>> = [
       { phase: 'AwaitingApproval', steps: [approval, { name: 'queue', status: 'Pending' }] },
       { phase: 'AwaitingApproval', steps: [approval] },
       { phase: 'Queued', approvals: [{ user: 'alice', at: at(3), comment: 'ship it' }], steps: [approved] },
