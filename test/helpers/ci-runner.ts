@@ -95,6 +95,8 @@ export async function runGithubWorkflow(file: string, ctx: GithubContext): Promi
   const run: RecipeRun = { steps: [], transcript: '' };
   try {
     const outputs: Record<string, Record<string, string>> = {};
+    const masks = new Set<string>();
+    const mask = (text: string): string => [...masks].reduce((t, value) => t.split(value).join('***'), text);
     const exported: Record<string, string> = {};
     const expression = (text: string): string =>
       text.replace(/\$\{\{\s*([^}]+?)\s*\}\}/g, (_all, expr: string) => {
@@ -152,9 +154,11 @@ export async function runGithubWorkflow(file: string, ctx: GithubContext): Promi
           ...resolveEnv(step.env),
         };
         const result = await runBash(expression(step.run), ctx.cwd, env);
-        const stepRun = { name, status: result.status, output: result.output };
+        // `::add-mask::VALUE` makes the runner print VALUE as *** from then on, in every step's log.
+        for (const [, value] of result.output.matchAll(/^::add-mask::(.+)$/gm)) masks.add(value.trim());
+        const stepRun = { name, status: result.status, output: mask(result.output) };
         run.steps.push(stepRun);
-        run.transcript += `## ${name}\n${result.output}`;
+        run.transcript += `## ${name}\n${stepRun.output}`;
         if (result.status !== 0) {
           run.failed = stepRun;
           return run;
