@@ -1,6 +1,7 @@
 // All of Ferry's activities, built from their collaborators. The worker registers the result; workflows import
 // the `FerryActivities` type only.
 import { createArgoCdActivities } from './argocd/activities';
+import { createNotifyActivities, type EventEnricher } from './notify';
 import { createPreflightActivities } from './preflight';
 import { createGitActivities } from './render-and-push';
 import type { SecretResolver } from './secrets';
@@ -13,6 +14,12 @@ export interface ActivitiesConfig {
   argoPollIntervalMs?: number;
   /** Whether pipelines may use `file://` repositories (default false; the worker reads FERRY_ALLOW_FILE_REPOS). */
   allowFileRepos?: boolean;
+  /** Base URL of the Temporal UI, for the run link in events (default http://localhost:8233). */
+  temporalUiUrl?: string;
+  /** How long one HTTP request of an event delivery may take, in milliseconds (default 10 s). */
+  notifyTimeoutMs?: number;
+  /** Adds to an event right before delivery what must not be in workflow history (see activities/notify). */
+  enrichEvent?: EventEnricher;
 }
 
 export function createActivities(config: ActivitiesConfig) {
@@ -20,6 +27,12 @@ export function createActivities(config: ActivitiesConfig) {
   return {
     ...createPreflightActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
     ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
+    ...createNotifyActivities({
+      secrets: config.secrets,
+      ...(config.temporalUiUrl !== undefined ? { temporalUiUrl: config.temporalUiUrl } : {}),
+      ...(config.notifyTimeoutMs !== undefined ? { requestTimeoutMs: config.notifyTimeoutMs } : {}),
+      ...(config.enrichEvent ? { enrich: config.enrichEvent } : {}),
+    }),
     ...createArgoCdActivities({
       secrets: config.secrets,
       ...(config.argoPollIntervalMs !== undefined ? { pollIntervalMs: config.argoPollIntervalMs } : {}),

@@ -106,7 +106,12 @@ async function main(): Promise<void> {
 
   const common = { FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
   // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told.
-  const worker = spawnEntry('worker', 'worker/main.ts', { ...process.env, ...common, FERRY_ALLOW_FILE_REPOS: '1' });
+  const worker = spawnEntry('worker', 'worker/main.ts', {
+    FERRY_TEMPORAL_UI_URL: `http://127.0.0.1:${uiPort}`,
+    ...process.env,
+    ...common,
+    FERRY_ALLOW_FILE_REPOS: '1',
+  });
   const api = spawnEntry('api', 'api/main.ts', apiEnvironment(process.env, common));
   children.push(worker, api);
   for (const child of children) {

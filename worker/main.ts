@@ -21,6 +21,8 @@ async function main(): Promise<void> {
       workspaceRoot: process.env.FERRY_WORKSPACES ?? defaultWorkspaceRoot(resolveFerryHome()),
       ...(process.env.FERRY_ARGOCD_POLL_MS ? { argoPollIntervalMs: Number(process.env.FERRY_ARGOCD_POLL_MS) } : {}),
       allowFileRepos: process.env[ALLOW_FILE_REPOS_ENV] === '1',
+      ...(process.env.FERRY_TEMPORAL_UI_URL ? { temporalUiUrl: process.env.FERRY_TEMPORAL_UI_URL } : {}),
+      ...(process.env.FERRY_NOTIFY_TIMEOUT_MS ? { notifyTimeoutMs: Number(process.env.FERRY_NOTIFY_TIMEOUT_MS) } : {}),
     });
     process.stdout.write(`ferry worker polling task queue "ferry" on ${address} (namespace ${namespace})\n`);
     await worker.run();

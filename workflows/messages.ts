@@ -2,7 +2,7 @@
 // update. Imported by workflow code and by the typed client, so it stays free of Node, zod, yaml and express.
 import { ApplicationFailure } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Pipeline, Stage } from '../pipeline/schema';
+import type { Pipeline, Stage, Subscriber } from '../pipeline/schema';
 
 export const TASK_QUEUE = 'ferry';
 
@@ -92,6 +92,8 @@ export interface PromotionInput {
   pipelineWorkflowId: string;
   /** The pipeline granted the stage lock at start (the stage was free): no lock request, no grant signal. */
   granted?: boolean;
+  /** The pipeline's event subscribers (`spec.notify`) as applied when the promotion was requested. */
+  notify?: Subscriber[];
 }
 
 export interface PromotionStatus {

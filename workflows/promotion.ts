@@ -20,6 +20,8 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { FerryActivities } from '../activities';
+import { createEmitter } from './delivery';
+import { TERMINAL_EVENT, type FerryEventData } from './events';
 import {
   abortUpdate,
   approveSignal,
@@ -89,6 +91,26 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   const versions = Object.entries(freight.artifacts)
     .map(([name, version]) => `${name}:${version}`)
     .join(', ');
+
+  // Outbound events: each state change below emits one; deliveries run in their own workflows (delivery.ts).
+  const events = createEmitter(input.pipeline, () => input.notify);
+  const eventData = (extra: Partial<FerryEventData> = {}): Omit<FerryEventData, 'run'> => ({
+    pipeline: input.pipeline,
+    stage: stage.name,
+    freight: { id: freight.id, artifacts: freight.artifacts },
+    promotion: {
+      id: workflowId,
+      runId,
+      phase: status.phase,
+      requestedBy: input.requestedBy,
+      startedAt: status.startedAt,
+      ...(status.finishedAt ? { finishedAt: status.finishedAt } : {}),
+    },
+    branch: stage.render.to,
+    ...(status.commit ? { commit: status.commit } : {}),
+    ...(status.sourceCommit ? { sourceCommit: status.sourceCommit } : {}),
+    ...extra,
+  });
 
   const showDetails = (): void => {
     const lines = [
@@ -204,6 +226,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   });
 
   showDetails();
+  events.emit('dev.ferry.promotion.started', eventData({ actor: { user: input.requestedBy } }));
 
   let failure: unknown;
   try {
@@ -211,9 +234,19 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       if (stage.approval) {
         setPhase('AwaitingApproval');
         startStep('approval', `needs ${stage.approval.required} of ${stage.approval.approvers.join(', ')}`);
+        const gate = { required: stage.approval.required, approvers: stage.approval.approvers };
+        events.emit('dev.ferry.approval.requested', eventData({ approval: { ...gate, approvals: [] } }));
         const required = stage.approval.required;
         await condition(() => status.approvals.length >= required);
         endStep('approval', 'Succeeded', `approved by ${status.approvals.map((a) => a.user).join(', ')}`);
+        const last = status.approvals[status.approvals.length - 1];
+        events.emit(
+          'dev.ferry.promotion.approved',
+          eventData({
+            actor: { user: last.user, ...(last.comment ? { comment: last.comment } : {}) },
+            approval: { ...gate, approvals: status.approvals },
+          }),
+        );
       }
 
       setPhase('Queued');
@@ -334,6 +367,19 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     }
   });
   if (reportBeforeTerminalPhase && ending) setPhase(ending);
+  const decidedBy = status.rejectedBy ?? status.abortedBy;
+  events.emit(
+    TERMINAL_EVENT[status.phase as keyof typeof TERMINAL_EVENT],
+    eventData({
+      ...(decidedBy
+        ? { actor: { user: decidedBy.user, ...(decidedBy.comment ? { comment: decidedBy.comment } : {}) } }
+        : {}),
+      ...(status.reason ? { reason: status.reason } : {}),
+      ...(status.error ? { error: status.error } : {}),
+    }),
+  );
+  // The deliveries are started (not delivered) before the run ends: a closed workflow issues no more commands.
+  await CancellationScope.nonCancellable(() => events.started());
 
   await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   if (status.phase !== 'Succeeded') {
