@@ -22,7 +22,7 @@ export interface ReceivedDelivery {
   status: number;
   /** Milliseconds since the receiver started. */
   at: number;
-  body: unknown;
+  body: any;
 }
 
 export interface EventReceiver {
