@@ -27,6 +27,18 @@ export async function deliverTemporalSignal(delivery: TemporalDelivery): Promise
     await client.workflow.getHandle(target.workflowId).signal(signal, delivery.event);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
+      // A workflow that ran and closed will never listen again; one that does not exist yet may be started later.
+      const closed = await client.workflow
+        .getHandle(target.workflowId)
+        .describe()
+        .then((d) => d.status.name)
+        .catch(() => undefined);
+      if (closed) {
+        throw ApplicationFailure.nonRetryable(
+          `${delivery.where}: workflow "${target.workflowId}" has closed (${closed}); nothing listens for the event`,
+          DeliveryFailure.NotFound,
+        );
+      }
       throw ApplicationFailure.retryable(
         `${delivery.where}: no running workflow "${target.workflowId}" in namespace ${client.options.namespace}; retrying until it exists or the deadline passes`,
         DeliveryFailure.NotFound,
