@@ -198,6 +198,36 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
     );
   });
 
+  it('measures promotion durations with and without a receiver that fails its first five deliveries', async (t) => {
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const samples = { without: [] as number[], failing: [] as number[] };
+    const freights: string[] = [];
+    // Alternating rounds, so load on the machine hits both sides alike.
+    for (let round = 0; round < 3; round++) {
+      for (const side of ['without', 'failing'] as const) {
+        await apply(side === 'failing' ? [webhook()] : []);
+        if (side === 'failing') receiver.failNext(5, 503);
+        const { id } = await ferry.addFreight('guestbook', { guestbook: `2.${round}.0-${side}` });
+        const dev = await autoPromoted(id);
+        const staging = await promoteAndWait('staging', id);
+        for (const p of [dev, staging]) assert.equal(p.phase, 'Succeeded', p.error);
+        samples[side].push(durationMs(dev), durationMs(staging));
+        if (side === 'failing') freights.push(id);
+      }
+    }
+    // Every event of the rounds with subscribers arrives, once.
+    await until('the events of the measured promotions', async () => {
+      const got = [...receiver.accepted.values()].filter((e) => freights.includes(e.data.freight.id));
+      return got.length >= freights.length * 5 ? true : undefined;
+    });
+    assert.equal(receiver.duplicates.size, 0);
+    t.diagnostic(
+      `promotion duration, median of ${samples.without.length}: without subscribers ${median(samples.without)} ms ` +
+        `(${samples.without.join(', ')}); receiver failing its first five deliveries ${median(samples.failing)} ms ` +
+        `(${samples.failing.join(', ')})`,
+    );
+  });
+
   it('finishes a promotion while the receiver stalls every delivery; the events arrive once it recovers', async (t) => {
     await apply([webhook()]);
     receiver.stall();
