@@ -89,7 +89,16 @@ export interface Emitter {
  * heard at once. Runs that started before events existed have no subscribers and emit nothing; the first emit that
  * has a subscriber is behind `patched('outbound-events')`.
  */
-export function createEmitter(pipeline: string, notify: () => readonly Subscriber[] | undefined): Emitter {
+export function createEmitter(
+  pipeline: string,
+  /**
+   * The emitting workflow's id as its input determines it (pipelineWorkflowId, promotionWorkflowId), not
+   * workflowInfo(): a replay outside a worker (test/workflows/replay.test.ts) runs under a made-up workflow id, and
+   * the delivery ids built from this one must come out the same there.
+   */
+  workflowId: string,
+  notify: () => readonly Subscriber[] | undefined,
+): Emitter {
   const pending: Promise<void>[] = [];
   /** The last delivery per subscriber in this run, for targets that take the events of a promotion in order. */
   const previous = new Map<string, string>();
@@ -103,7 +112,7 @@ export function createEmitter(pipeline: string, notify: () => readonly Subscribe
       if (subscribers.length === 0) return undefined;
       enabled ??= patched('outbound-events');
       if (!enabled) return undefined;
-      const { namespace, workflowId, runId } = workflowInfo();
+      const { namespace, runId } = workflowInfo();
       const event = buildEvent({
         type,
         ...(options.change ? { change: options.change } : {}),

@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { validateFreight } from '../pipeline/freight-rules';
-import { AUTO_PROMOTER, FREIGHT_ID, promotionWorkflowId } from '../pipeline/ids';
+import { AUTO_PROMOTER, FREIGHT_ID, pipelineWorkflowId, promotionWorkflowId } from '../pipeline/ids';
 import { Reason } from '../pipeline/reasons';
 import type { Stage } from '../pipeline/schema';
 import {
@@ -104,7 +104,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   const watched = new Set<string>();
 
   /** Outbound events of the pipeline itself (freight registered); promotions emit their own. */
-  const events = createEmitter(name, () => state.spec.spec.notify);
+  const events = createEmitter(name, pipelineWorkflowId(name), () => state.spec.spec.notify);
 
   const stageSpec = (stage: string): Stage | undefined => state.spec.spec.stages.find((s) => s.name === stage);
   const findFreight = (id: string): FreightEntry | undefined => state.freight.find((f) => f.id === id);

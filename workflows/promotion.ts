@@ -28,6 +28,7 @@ import {
   approveUpdate,
   promotionFinishedSignal,
   promotionStatusQuery,
+  promotionWorkflowId,
   RefusalType,
   rejectUpdate,
   stageGrantedSignal,
@@ -93,7 +94,11 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     .join(', ');
 
   // Outbound events: each state change below emits one; deliveries run in their own workflows (delivery.ts).
-  const events = createEmitter(input.pipeline, () => input.notify);
+  const events = createEmitter(
+    input.pipeline,
+    promotionWorkflowId(input.pipeline, stage.name, freight.id),
+    () => input.notify,
+  );
   const eventData = (extra: Partial<FerryEventData> = {}): Omit<FerryEventData, 'run'> => ({
     pipeline: input.pipeline,
     stage: stage.name,

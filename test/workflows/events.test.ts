@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { createSecretResolver } from '../../activities/secrets';
 import { FerryClient } from '../../client/ferry-client';
 import { createExampleRepo, examplePipelineYaml } from '../../dev/example';
 import { parsePipelineText, validatePipeline } from '../../pipeline/load';
 import type { Pipeline, Subscriber } from '../../pipeline/schema';
-import { createFerryWorker } from '../../worker/create-worker';
+import { createFerryWorker, WORKFLOWS_PATH } from '../../worker/create-worker';
 import type { PromotionStatus } from '../../workflows/messages';
 import { deliveryWorkflowId, eventId, type FerryEvent } from '../../workflows/events';
 import { startEventReceiver, type EventReceiver } from '../helpers/event-receiver';
@@ -341,6 +341,23 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
         (err: Error & { cause?: Error & { cause?: Error } }) => err.cause?.cause?.message ?? '',
       );
     assert.match(error ?? '', /workflow "release-train-2026-11" has closed \(COMPLETED\); nothing listens/);
+  });
+
+  it('replays the histories it made: promotions and the pipeline with events, and ordered deliveries', async () => {
+    const ids: string[] = ['pipeline/guestbook'];
+    for await (const wf of env.client.workflow.list({ query: `FerryPipeline = "guestbook"` })) {
+      if (wf.workflowId.startsWith('promotion/guestbook/prod/') || wf.workflowId.startsWith('promotion/guestbook/qa/'))
+        ids.push(wf.workflowId);
+      if (wf.workflowId.startsWith('event/guestbook/environments/') && ids.every((i) => !i.startsWith('event/')))
+        ids.push(wf.workflowId);
+    }
+    assert.ok(ids.some((id) => id.startsWith('promotion/guestbook/prod/')));
+    assert.ok(ids.some((id) => id.startsWith('event/')));
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+    for (const id of ids) {
+      const history = await env.client.workflow.getHandle(id).fetchHistory();
+      await Worker.runReplayHistory({ workflowBundle, replayName: id }, history);
+    }
   });
 
   it('keeps every secret out of workflow history: HMAC key, GitHub token, Slack webhook URL', async () => {
