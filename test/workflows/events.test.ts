@@ -292,6 +292,8 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
       ],
       [qa],
     );
+    // GitHub's secondary rate limit answers the first request: the delivery waits the 2 s it asks for.
+    github.rateLimitNext('secondary', 1, 2);
     const { id: freight } = await ferry.addFreight('guestbook', { guestbook: '1.3.0' });
     const dev = await autoPromoted(freight);
     assert.equal(dev.phase, 'Succeeded', dev.error);
@@ -312,6 +314,14 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
       qaSequence.map((s) => s.split(':')[1]),
       ['in_progress', 'failure'],
     );
+    const limited = github.requests.find((r) => r.status === 429);
+    assert.ok(limited, 'the rate limit was hit');
+    // The same request again (other promotions' deliveries may call in between).
+    const retried = github.requests.find(
+      (r) => r.at > limited.at && r.path === limited.path && r.method === limited.method,
+    );
+    assert.ok(retried, 'the limited request was retried');
+    assert.ok(retried.at - limited.at >= 2000, `retried ${retried.at - limited.at} ms after the 429`);
     const qaDeployment = github.deployments.find((d) => d.environment === 'qa')!;
     const failure = github.statuses.get(qaDeployment.id)!.at(-1)!;
     assert.match(failure.description, /^CredentialNotFound: /);
