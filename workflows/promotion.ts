@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { FerryActivities } from '../activities';
 import { createEmitter } from './delivery';
-import { TERMINAL_EVENT, type FerryEventData } from './events';
+import { TERMINAL_EVENT, type FerryEventData, type FerryEventType } from './events';
 import {
   abortUpdate,
   approveSignal,
@@ -99,14 +99,14 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     promotionWorkflowId(input.pipeline, stage.name, freight.id),
     () => input.notify,
   );
-  const eventData = (extra: Partial<FerryEventData> = {}): Omit<FerryEventData, 'run'> => ({
+  const eventData = (extra: Partial<FerryEventData> = {}, phase = status.phase): Omit<FerryEventData, 'run'> => ({
     pipeline: input.pipeline,
     stage: stage.name,
     freight: { id: freight.id, artifacts: freight.artifacts },
     promotion: {
       id: workflowId,
       runId,
-      phase: status.phase,
+      phase,
       requestedBy: input.requestedBy,
       startedAt: status.startedAt,
       ...(status.finishedAt ? { finishedAt: status.finishedAt } : {}),
@@ -249,7 +249,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           'dev.ferry.promotion.approved',
           eventData({
             actor: { user: last.user, ...(last.comment ? { comment: last.comment } : {}) },
-            approval: { ...gate, approvals: status.approvals },
+            approval: { ...gate, approvals: [...status.approvals] },
           }),
         );
       }
@@ -364,27 +364,36 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     ...(status.error ? { error: status.error } : {}),
     ...(status.reason ? { reason: status.reason } : {}),
   };
-  await CancellationScope.nonCancellable(async () => {
-    try {
-      await getExternalWorkflowHandle(input.pipelineWorkflowId).signal(promotionFinishedSignal, finished);
-    } catch (err) {
-      log.warn('could not tell the pipeline workflow that this promotion finished', { error: failureMessage(err) });
-    }
-  });
-  if (reportBeforeTerminalPhase && ending) setPhase(ending);
   const decidedBy = status.rejectedBy ?? status.abortedBy;
-  events.emit(
-    TERMINAL_EVENT[status.phase as keyof typeof TERMINAL_EVENT],
-    eventData({
-      ...(decidedBy
-        ? { actor: { user: decidedBy.user, ...(decidedBy.comment ? { comment: decidedBy.comment } : {}) } }
-        : {}),
-      ...(status.reason ? { reason: status.reason } : {}),
-      ...(status.error ? { error: status.error } : {}),
+  const terminal = TERMINAL_EVENT[finished.phase as keyof typeof TERMINAL_EVENT] as FerryEventType | undefined;
+  if (terminal)
+    events.emit(
+      terminal,
+      eventData(
+        {
+          ...(decidedBy
+            ? { actor: { user: decidedBy.user, ...(decidedBy.comment ? { comment: decidedBy.comment } : {}) } }
+            : {}),
+          ...(status.reason ? { reason: status.reason } : {}),
+          ...(status.error ? { error: status.error } : {}),
+        },
+        finished.phase,
+      ),
+    );
+  // The deliveries must be started (not delivered) before the run closes, since a closed workflow starts no
+  // children. They start beside the signal to the pipeline, in the same round trip, so the run still closes right
+  // after its terminal phase shows and promoting the freight again finds it closed.
+  await Promise.all([
+    CancellationScope.nonCancellable(async () => {
+      try {
+        await getExternalWorkflowHandle(input.pipelineWorkflowId).signal(promotionFinishedSignal, finished);
+      } catch (err) {
+        log.warn('could not tell the pipeline workflow that this promotion finished', { error: failureMessage(err) });
+      }
     }),
-  );
-  // The deliveries are started (not delivered) before the run ends: a closed workflow issues no more commands.
-  await CancellationScope.nonCancellable(() => events.started());
+    CancellationScope.nonCancellable(() => events.started()),
+  ]);
+  if (reportBeforeTerminalPhase && ending) setPhase(ending);
 
   await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   if (status.phase !== 'Succeeded') {

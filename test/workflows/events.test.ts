@@ -255,6 +255,48 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
     t.diagnostic(`dev promotion with a stalled receiver: ${durations.stalled.join(', ')} ms`);
   });
 
+  it('reports a rejection and an abort with who decided and the reason; a second run of a promotion has new ids', async () => {
+    await apply([webhook()]);
+    const { id: freight } = await ferry.addFreight('guestbook', { guestbook: '1.2.5' });
+    assert.equal((await autoPromoted(freight)).phase, 'Succeeded');
+    assert.equal((await promoteAndWait('staging', freight)).phase, 'Succeeded');
+    const awaitingApproval = async (id: string) =>
+      until('approval gate', async () =>
+        (await ferry.getPromotion(id)).phase === 'AwaitingApproval' ? true : undefined,
+      );
+
+    const { id } = await ferry.promote('guestbook', 'prod', freight, 'carol');
+    await awaitingApproval(id);
+    await ferry.reject(id, { user: 'bob', comment: 'not on a Friday' });
+    assert.equal((await ferry.waitForPromotion(id, { timeoutMs: 60_000 })).phase, 'Rejected');
+    // The same promotion again is a new run of the same workflow id; aborted by its requester.
+    const again = await ferry.promote('guestbook', 'prod', freight, 'carol');
+    assert.equal(again.id, id);
+    assert.equal(again.existing, false, 'a new run');
+    await awaitingApproval(id);
+    await ferry.abort(id, { user: 'carol', comment: 'wrong build' });
+    assert.equal((await ferry.waitForPromotion(id, { timeoutMs: 60_000 })).phase, 'Aborted');
+
+    const mine = await until('both runs’ events', async () => {
+      const got = [...receiver.accepted.values()].filter(
+        (e) => e.subject === 'guestbook/prod' && e.data.freight.id === freight,
+      );
+      return got.length >= 6 ? got : undefined;
+    });
+    const rejected = mine.find((e) => e.type === 'dev.ferry.promotion.rejected');
+    const aborted = mine.find((e) => e.type === 'dev.ferry.promotion.aborted');
+    assert.deepEqual(rejected.data.actor, { user: 'bob', comment: 'not on a Friday' });
+    assert.equal(rejected.data.reason, 'Rejected');
+    assert.equal(rejected.data.error, 'rejected by bob: not on a Friday');
+    assert.deepEqual(aborted.data.actor, { user: 'carol', comment: 'wrong build' });
+    assert.equal(aborted.data.reason, 'Aborted');
+    const started = mine.filter((e) => e.type === 'dev.ferry.promotion.started');
+    assert.equal(started.length, 2);
+    assert.notEqual(started[0].id, started[1].id);
+    assert.notEqual(started[0].data.run.runId, started[1].data.run.runId);
+    assert.equal(receiver.duplicates.size, 0);
+  });
+
   it('shows a succeeding and a failing promotion as GitHub deployment statuses, and signals a release-train workflow', async () => {
     const train = await env.client.workflow.start('releaseTrainWorkflow', {
       taskQueue: TRAIN_QUEUE,
