@@ -267,6 +267,21 @@ export class GitWorkspace {
   }
 
   /**
+   * Whether `commit` is `head` or one of its ancestors: 'yes', 'no', or 'unknown' when the workspace has no such
+   * commit (not fetched, or not in the repository at all).
+   */
+  async isAncestor(commit: string, head: string): Promise<'yes' | 'no' | 'unknown'> {
+    try {
+      await runGit(['--git-dir', this.dir, 'merge-base', '--is-ancestor', commit, head], { env: baseEnv() });
+      return 'yes';
+    } catch (err) {
+      if (err instanceof GitCommandError && err.exitCode === 1) return 'no';
+      if (err instanceof GitCommandError && err.exitCode === 128) return 'unknown';
+      throw err;
+    }
+  }
+
+  /**
    * Files under `path` (a directory; '' for the root) at `commit`, with paths relative to it. Returns 'missing'
    * when there is nothing at `path` and 'not-a-directory' when it is a file. Submodules are skipped.
    */

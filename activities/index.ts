@@ -1,6 +1,7 @@
 // All of Ferry's activities, built from their collaborators. The worker registers the result; workflows import
 // the `FerryActivities` type only.
 import { createArgoCdActivities } from './argocd/activities';
+import { createGateActivities } from './gates/http-gate';
 import { createNotifyActivities, type EventEnricher } from './notify';
 import { createPreflightActivities } from './preflight';
 import { createGitActivities } from './render-and-push';
@@ -14,6 +15,8 @@ export interface ActivitiesConfig {
   argoPollIntervalMs?: number;
   /** Whether pipelines may use `file://` repositories (default false; the worker reads FERRY_ALLOW_FILE_REPOS). */
   allowFileRepos?: boolean;
+  /** Timeout of each poll of an http gate (default: the activity's own default). */
+  gateRequestTimeoutMs?: number;
   /** Base URL of the Temporal UI, for the run link in events (default http://localhost:8233). */
   temporalUiUrl?: string;
   /** How long one HTTP request of an event delivery may take, in milliseconds (default 10 s). */
@@ -36,6 +39,10 @@ export function createActivities(config: ActivitiesConfig) {
     ...createArgoCdActivities({
       secrets: config.secrets,
       ...(config.argoPollIntervalMs !== undefined ? { pollIntervalMs: config.argoPollIntervalMs } : {}),
+    }),
+    ...createGateActivities({
+      secrets: config.secrets,
+      ...(config.gateRequestTimeoutMs !== undefined ? { requestTimeoutMs: config.gateRequestTimeoutMs } : {}),
     }),
   };
 }

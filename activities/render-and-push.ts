@@ -1,5 +1,6 @@
-// The render step of a promotion: render the stage's sources at the head of repo.branch with the freight's
-// versions and write the result to the stage's branch, as one commit.
+// The render step of a promotion: render the stage's sources at the head of repo.branch (or at the commit the
+// freight pins, when one of its artifacts is a commit of repo.branch) with the freight's versions and write the
+// result to the stage's branch, as one commit.
 //
 // Ferry owns only the files it wrote on that branch: it lists them in `.ferry/rendered.json` and on the next
 // render replaces exactly those (removing the ones no longer rendered), leaving everything else on the branch (a
@@ -10,6 +11,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { formatPath } from '../pipeline/load';
+import { sameRepository } from '../pipeline/repository-url';
 import type { Artifact } from '../pipeline/schema';
 import { activityContext, heartbeatIfActivity } from './context';
 import { createGitWorkspaces } from './git';
@@ -128,13 +130,14 @@ export function createGitActivities(options: GitActivitiesOptions) {
     for (let attempt = 1; attempt <= maxPushAttempts; attempt++) {
       await workspace.fetch(repo.branch, render.to);
       progress({ step: 'fetched', attempt });
-      const [source, target] = await workspace.heads(repo.branch, render.to);
-      if (!source) {
+      const [head, target] = await workspace.heads(repo.branch, render.to);
+      if (!head) {
         throw ApplicationFailure.nonRetryable(
           `${workspace.displayUrl}: branch ${repo.branch} does not exist`,
           'SourceBranchNotFound',
         );
       }
+      const source = await sourceCommit(workspace, input, head);
 
       const [history, previous] = target
         ? await Promise.all([
@@ -193,6 +196,27 @@ export function createGitActivities(options: GitActivitiesOptions) {
   }
 
   return { renderAndPush };
+}
+
+/**
+ * The commit of repo.branch to render from: the freight's version of a git artifact that is the pipeline's own
+ * repository and branch, else the branch's head. A pinned commit must be on the branch (reachable from its head):
+ * rendering a commit from elsewhere (a fork, an unmerged branch) would deploy sources nobody merged.
+ */
+async function sourceCommit(workspace: GitWorkspace, input: RenderAndPushInput, head: string): Promise<string> {
+  const own = input.artifacts.find(
+    (a) => a.git && a.git.branch === input.repo.branch && sameRepository(a.git.url, input.repo.url),
+  );
+  const pinned = own ? input.freight.artifacts[own.name] : undefined;
+  if (!own || pinned === undefined) return head;
+  // Only repo.branch is fetched, so a commit the workspace does not have is not on it either.
+  if ((await workspace.isAncestor(pinned, head)) === 'yes') return pinned;
+  throw ApplicationFailure.nonRetryable(
+    `stage ${input.stage}: freight ${input.freight.id} pins artifact "${own.name}" to commit ${pinned}, which is not on ` +
+      `${workspace.displayUrl} branch ${input.repo.branch} (not reachable from its head ${head.slice(0, 12)}); ` +
+      'register freight with a commit of that branch',
+    'SourceCommitNotOnBranch',
+  );
 }
 
 interface Rendered {
@@ -318,9 +342,9 @@ function commitMessage(input: RenderAndPushInput, source: string): string {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, version]) => {
       const artifact = artifacts.get(name);
-      return artifact
-        ? `- ${name}: ${formatImageReference(artifact.image, parseVersion(name, version))}`
-        : `- ${name}: ${version}`;
+      if (artifact?.image) return `- ${name}: ${formatImageReference(artifact.image, parseVersion(name, version))}`;
+      if (artifact?.git) return `- ${name}: ${artifact.git.url} ${artifact.git.branch} at ${version}`;
+      return `- ${name}: ${version}`;
     });
   return [
     `ferry: promote ${input.freight.id} to ${input.stage}`,

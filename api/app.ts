@@ -1,25 +1,52 @@
 // The HTTP API: a thin express layer over the typed client (FerryApi). It authenticates the caller, validates
 // bodies at the edge (every bad field by path, nothing started when invalid), and turns every failure into the
-// one error body of client/errors.ts. The user behind a decision is always the bearer token's user.
+// one error body of client/errors.ts. The user behind a decision is always the bearer token's user, and every
+// route asks for the role it needs (api/roles.ts) before it does anything: 403 names the missing role and where.
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { parsePipelineDocument, pipelineNameOf, specErrorsFromZod, validatePipeline } from '../pipeline/load';
 import type { Pipeline } from '../pipeline/schema';
 import type { Decision } from '../workflows/messages';
 import type { TokenStore } from '../client/auth';
+import { createAuthenticator, type Authenticator } from './identity';
+import type { OidcVerifier } from './identity/oidc';
+import {
+  createRoleBook,
+  holdsRole,
+  mayView,
+  missingRoleMessage,
+  rolesIn,
+  type Identity,
+  type Role,
+  type RoleBook,
+  type Scope,
+} from './roles';
 import { FerryError, type FieldError } from '../client/errors';
 import { logger as defaultLogger, type Logger } from '../client/log';
 import type { FerryApi } from '../client/types';
 import { guardAvailability, type AvailabilityOptions } from './availability';
+import { createWebhookRouter, staticWebhookSecrets, type WebhookRouterOptions } from './webhooks';
+import { callbackRouter, gateUrlRouter } from './callbacks';
+import { publicBaseUrl } from '../client/gate-callbacks';
 
 export interface ApiAppOptions {
   ferry: FerryApi;
   tokens: TokenStore;
-  /** Users the operator made admins (FERRY_ADMINS): their decisions carry `admin: true`, e.g. to abort any promotion. */
+  /** Users the operator made admins (FERRY_ADMINS): role admin everywhere. Used when `roles` is not given. */
   admins?: readonly string[];
+  /** Who holds which role (server configuration); default: the unconfigured default of api/roles.ts plus `admins`. */
+  roles?: RoleBook;
+  /** Verifies OIDC tokens of the configured issuers; without it a JWT bearer is refused. */
+  oidc?: OidcVerifier;
   logger?: Logger;
   /** How quickly calls fail while Temporal is unreachable (tests). */
   availability?: Pick<AvailabilityOptions, 'checkAfterMs'>;
+  /** Inbound webhooks (/webhooks): the secrets they verify with, and limits; without it no secret resolves. */
+  webhooks?: Omit<WebhookRouterOptions, 'ferry' | 'logger'>;
+  /** FERRY_CALLBACK_KEY: checks callback gates' tokens (api/callbacks.ts); without it those routes answer 503. */
+  callbackKey?: Buffer;
+  /** The base URL of callback URLs (default FERRY_PUBLIC_URL, else FERRY_HOST and FERRY_PORT). */
+  publicUrl?: () => string;
 }
 
 /** FERRY_ADMINS: comma-separated user names (the names tokens map to); blanks are ignored. */
@@ -40,16 +67,18 @@ const JSON_TYPE = 'application/json';
 const IDENTITY_FIELDS: Record<string, string> = {
   user: 'must not be set: the user is the one the bearer token belongs to',
   requestedBy: 'must not be set: the user is the one the bearer token belongs to',
-  admin: 'must not be set: admins are named by the operator (FERRY_ADMINS)',
+  admin: 'must not be set: admins are named by the operator (FERRY_ADMINS or the server configuration)',
+  roles: 'must not be set: roles come from the server configuration',
 };
 
-type Locals = { user?: string };
+type Locals = { user?: string; identity?: Identity };
 
 export function createApiApp(options: ApiAppOptions): Express {
   const { tokens } = options;
   const log = options.logger ?? defaultLogger;
   const ferry = guardAvailability(options.ferry, { logger: log, ...(options.availability ?? {}) });
-  const admins = new Set(options.admins ?? []);
+  const roles = options.roles ?? createRoleBook({ admins: options.admins });
+  const authenticator = createAuthenticator({ tokens, roles, oidc: options.oidc });
   const app = express();
   app.disable('x-powered-by');
 
@@ -60,8 +89,16 @@ export function createApiApp(options: ApiAppOptions): Express {
     res.status(ok ? 200 : 503).json({ ok });
   });
 
+  // Webhooks authenticate by signature over their raw body, so they are mounted before the bearer-token routes.
+  app.use(
+    '/webhooks',
+    createWebhookRouter({ secrets: staticWebhookSecrets({}), ...options.webhooks, ferry, logger: log }),
+  );
+  // The one route without a bearer token: a callback gate's one-time token is its credential.
+  app.use('/api/v1/callbacks', callbackRouter({ ferry, key: options.callbackKey }));
+
   const api = express.Router();
-  api.use(authenticate(tokens));
+  api.use(authenticate(authenticator));
   // One body reader for every content type; each route decides how to parse the text (YAML or JSON).
   api.use(express.text({ type: () => true, limit: BODY_LIMIT_BYTES }));
   api.use((_req, res, next) => {
@@ -71,20 +108,28 @@ export function createApiApp(options: ApiAppOptions): Express {
 
   api.put('/pipelines/:name', async (req, res) => {
     const name = req.params.name;
+    // The whole pipeline (approval gates included) is rewritten: admin on every stage of it.
+    requireRole(res, ['admin'], { pipeline: name, stage: '*' });
     const pipeline = readPipelineBody(req, name);
     res.status(200).json(await ferry.applyPipeline(pipeline));
   });
 
   api.get('/pipelines', async (_req, res) => {
-    res.json({ pipelines: await ferry.listPipelines() });
+    const identity = authenticatedIdentity(res);
+    // Only the pipelines the caller may see; no role anywhere is an empty list, not a 403.
+    const pipelines = (await ferry.listPipelines()).filter((p) => mayView(identity, p.name));
+    res.json({ pipelines });
   });
 
   api.get('/pipelines/:name', async (req, res) => {
+    requireRole(res, ['viewer'], { pipeline: req.params.name });
     res.json(await ferry.getPipeline(req.params.name));
   });
 
   api.post('/pipelines/:name/freight', async (req, res) => {
     const name = req.params.name;
+    // Freight belongs to the pipeline, not a stage: a promoter of any of its stages may register it.
+    requireRole(res, ['promoter'], { pipeline: name });
     const body = parseBody(req, FreightBody);
     // The pipeline workflow's update validator checks the versions against its artifacts (400 with every bad one
     // by path); the typed client only passes its answer on.
@@ -93,6 +138,7 @@ export function createApiApp(options: ApiAppOptions): Express {
   });
 
   api.post('/pipelines/:name/stages/:stage/promotions', async (req, res) => {
+    requireRole(res, ['promoter'], { pipeline: req.params.name, stage: req.params.stage });
     const body = parseBody(req, PromotionBody);
     const user = authenticatedUser(res);
     const result = await ferry.promote(
@@ -105,33 +151,53 @@ export function createApiApp(options: ApiAppOptions): Express {
     res.status(result.existing ? 200 : 201).json({ id: result.id, existing: result.existing });
   });
 
+  api.use(
+    gateUrlRouter({
+      ferry,
+      key: options.callbackKey,
+      authorize: (res, id) => requireRole(res, ['admin'], promotionScope(id)),
+      publicUrl: options.publicUrl ?? (() => publicBaseUrl()),
+    }),
+  );
+
   api.get('/promotions/*id', async (req, res) => {
-    res.json(await ferry.getPromotion(promotionId(req)));
+    const id = promotionId(req);
+    requireRole(res, ['viewer'], promotionScope(id));
+    res.json(await ferry.getPromotion(id));
   });
 
+  /**
+   * A decision needs one of `needs` on the promotion's stage; the workflow's rules (promotion-core.ts) then decide
+   * with the roles the decision carries: e.g. a promoter may abort only what it requested.
+   */
   const decide =
-    (act: (id: string, decision: Decision) => Promise<unknown>): RequestHandler =>
+    (needs: Role[], act: (id: string, decision: Decision) => Promise<unknown>): RequestHandler =>
     async (req, res) => {
+      const id = promotionId(req);
+      const scope = promotionScope(id);
+      requireRole(res, needs, scope);
       const body = parseBody(req, DecisionBody, { optional: true });
-      const user = authenticatedUser(res);
+      const identity = authenticatedIdentity(res);
+      const held = rolesIn(identity, scope);
       const decision: Decision = {
-        user,
+        user: identity.user,
         ...(body?.comment ? { comment: body.comment } : {}),
-        ...(admins.has(user) ? { admin: true } : {}),
+        ...(held.includes('admin') ? { admin: true } : {}),
+        roles: held,
       };
-      res.json(await act(promotionId(req), decision));
+      res.json(await act(id, decision));
     };
   api.post(
     '/promotions/*id/approve',
-    decide((id, d) => ferry.approve(id, d)),
+    decide(['approver'], (id, d) => ferry.approve(id, d)),
   );
   api.post(
     '/promotions/*id/reject',
-    decide((id, d) => ferry.reject(id, d)),
+    decide(['approver'], (id, d) => ferry.reject(id, d)),
   );
   api.post(
     '/promotions/*id/abort',
-    decide((id, d) => ferry.abort(id, d)),
+    decide(['promoter', 'approver'], (id, d) => ferry.abort(id, d)),
   );
 
   app.use('/api/v1', api);
@@ -147,30 +213,56 @@ export function createApiApp(options: ApiAppOptions): Express {
 // ---------------------------------------------------------------------------------------------------------------
 // Authentication
 
-function authenticate(tokens: TokenStore): RequestHandler {
-  return (req, res, next) => {
+function authenticate(authenticator: Authenticator): RequestHandler {
+  return async (req, res, next) => {
     const header = req.get('authorization');
     const match = header ? /^Bearer +(\S+) *$/i.exec(header) : null;
-    const user = match ? tokens.userForToken(match[1]) : undefined;
-    if (user === undefined) {
-      res.set('WWW-Authenticate', match ? 'Bearer realm="ferry", error="invalid_token"' : 'Bearer realm="ferry"');
-      next(
-        new FerryError(
-          'Unauthenticated',
-          match ? 'the bearer token is not valid' : 'missing bearer token: send "Authorization: Bearer <token>"',
-        ),
-      );
+    if (!match) {
+      res.set('WWW-Authenticate', 'Bearer realm="ferry"');
+      next(new FerryError('Unauthenticated', 'missing bearer token: send "Authorization: Bearer <token>"'));
       return;
     }
-    (res.locals as Locals).user = user;
+    let identity: Identity;
+    try {
+      identity = await authenticator.authenticate(match[1]);
+    } catch (err) {
+      if (err instanceof FerryError && err.code === 'Unauthenticated') {
+        res.set('WWW-Authenticate', 'Bearer realm="ferry", error="invalid_token"');
+      }
+      next(err);
+      return;
+    }
+    (res.locals as Locals).identity = identity;
+    (res.locals as Locals).user = identity.user;
     next();
   };
 }
 
+function authenticatedIdentity(res: Response): Identity {
+  const identity = (res.locals as Locals).identity;
+  if (!identity) throw new FerryError('Unauthenticated', 'not authenticated');
+  return identity;
+}
+
 function authenticatedUser(res: Response): string {
-  const user = (res.locals as Locals).user;
-  if (!user) throw new FerryError('Unauthenticated', 'not authenticated');
-  return user;
+  return authenticatedIdentity(res).user;
+}
+
+/** Throws 403 Forbidden naming the missing role and the scope unless the caller holds one of `roles` there. */
+function requireRole(res: Response, roles: Role[], scope: Scope): void {
+  const identity = authenticatedIdentity(res);
+  if (!holdsRole(identity, roles, scope)) {
+    throw new FerryError('Forbidden', missingRoleMessage(identity.user, roles, scope));
+  }
+}
+
+/** The pipeline and stage a promotion id names (`promotion/<pipeline>/<stage>/<freight>`); 404 for any other id. */
+function promotionScope(id: string): Scope {
+  const parts = id.split('/');
+  if (parts.length !== 4 || parts[0] !== 'promotion' || parts.some((p) => p === '')) {
+    throw new FerryError('NotFound', `promotion "${id}" not found`);
+  }
+  return { pipeline: parts[1], stage: parts[2] };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -315,8 +407,8 @@ function promotionId(req: Request): string {
 // Logging and errors
 
 function pathOf(req: Request): string {
-  // Never the query string: it is the one place a careless client might put a secret.
-  return req.originalUrl.split('?')[0];
+  // Never the query string: it is the one place a careless client might put a secret. Nor a callback gate's token.
+  return req.originalUrl.split('?')[0].replace(/^(\/api\/v1\/callbacks\/)[^/]+/i, '$1***');
 }
 
 function requestLog(log: Logger): RequestHandler {

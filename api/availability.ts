@@ -77,11 +77,14 @@ export function guardAvailability(ferry: FerryApi, options: AvailabilityOptions 
     listPipelines: () => guarded(() => ferry.listPipelines()),
     getPipeline: (name) => guarded(() => ferry.getPipeline(name)),
     addFreight: (pipeline, artifacts) => guarded(() => ferry.addFreight(pipeline, artifacts)),
+    pullRequestMerged: (merge) => guarded(() => ferry.pullRequestMerged(merge)),
     promote: (pipeline, stage, freight, requestedBy, promoteOptions) =>
       guarded(() => ferry.promote(pipeline, stage, freight, requestedBy, promoteOptions)),
     getPromotion: (id) => guarded(() => ferry.getPromotion(id)),
     approve: (id, decision) => guarded(() => ferry.approve(id, decision)),
     reject: (id, decision) => guarded(() => ferry.reject(id, decision)),
     abort: (id, decision) => guarded(() => ferry.abort(id, decision)),
+    decideGate: (ref, decision) => guarded(() => ferry.decideGate(ref, decision)),
+    waitingGate: (id, gate) => guarded(() => ferry.waitingGate(id, gate)),
   };
 }

@@ -20,7 +20,10 @@ export function apiAddressFromEnv(env: NodeJS.ProcessEnv = process.env): { host:
   return { host: env.FERRY_HOST || DEFAULT_API_HOST, port };
 }
 
-export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'availability'> {
+export interface ApiServerOptions extends Pick<
+  ApiAppOptions,
+  'admins' | 'roles' | 'oidc' | 'availability' | 'webhooks' | 'callbackKey'
+> {
   ferry: FerryApi;
   tokens: TokenStore;
   /** Default 127.0.0.1: the API is local unless the operator says otherwise. */
@@ -28,6 +31,8 @@ export interface ApiServerOptions extends Pick<ApiAppOptions, 'admins' | 'availa
   /** Default 8234; 0 picks a free port (tests). */
   port?: number;
   logger?: Logger;
+  /** Base of callback gates' URLs (FERRY_PUBLIC_URL); default: this server's own URL. */
+  publicUrl?: string;
 }
 
 export interface ApiServer {
@@ -40,12 +45,18 @@ export interface ApiServer {
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const host = options.host || DEFAULT_API_HOST;
+  let ownUrl = '';
   const app = createApiApp({
+    callbackKey: options.callbackKey,
+    publicUrl: () => options.publicUrl ?? ownUrl,
     ferry: options.ferry,
     tokens: options.tokens,
     logger: options.logger,
     admins: options.admins,
+    roles: options.roles,
+    oidc: options.oidc,
     availability: options.availability,
+    webhooks: options.webhooks,
   });
   // A server must not close an idle keep-alive connection that its client is about to reuse: the request goes into
   // a closing socket and fails ("other side closed"). Node's server closes idle connections after 5 s and tells the
@@ -71,10 +82,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  ownUrl = `http://${urlHost}:${port}`;
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://${urlHost}:${port}`,
+    url: ownUrl,
     port,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve, reject) => {

@@ -372,7 +372,8 @@ export async function run(argv: readonly string[]): Promise<void> {
     const token = randomBytes(16).toString('hex');
     const tokens = createTokenStore({ file: null, env: {}, tokens: { [token]: 'bench' } });
     const silent = createLogger({ level: 'error', write: (line) => workerLog.length < 1000 && workerLog.push(line) });
-    api = await startApiServer({ ferry, tokens, port: 0, logger: silent });
+    // The bench user applies its pipelines: an admin.
+    api = await startApiServer({ ferry, tokens, admins: ['bench'], port: 0, logger: silent });
     const client = new Api(api.url, token);
 
     floorServer = http.createServer((_req, res) => {

@@ -12,14 +12,16 @@ import { abort } from './commands/abort';
 import { apply } from './commands/apply';
 import { approve } from './commands/approve';
 import { freight } from './commands/freight';
+import { gate } from './commands/gate';
 import { get } from './commands/get';
 import { promote } from './commands/promote';
 import { reject } from './commands/reject';
 import { status } from './commands/status';
+import { token } from './commands/token';
 import type { Io } from './io';
 import { CliError, UsageError } from './output';
 
-const COMMANDS: readonly Command[] = [apply, freight, promote, approve, reject, abort, status, get];
+const COMMANDS: readonly Command[] = [apply, freight, promote, approve, reject, abort, status, get, gate, token];
 
 function usage(): string {
   const rows: Array<[string, string]> = [...COMMANDS.map((c) => c.help), ['ferry help', 'this text']];
@@ -30,7 +32,7 @@ commands:
 ${rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`).join('\n')}
 
 options:
-  --json      print the API's JSON (apply, freight add, promote, approve, reject, abort, status, get)
+  --json      print the API's JSON (apply, freight add, promote, approve, reject, abort, status, get, gate url)
   --wait      promote: wait until the promotion ends, printing phase changes; exit 0 if it succeeded, else 1
   --force     promote: start a new run even when the freight is already current in the stage or being promoted
   -m COMMENT  approve, reject, abort: a comment recorded with the decision

@@ -1,6 +1,9 @@
 // Bearer tokens of the HTTP API. A token maps to a user name; that name is who approves, rejects and requests
 // promotions, so it is never taken from a request body. Tokens come from a tokens file and from FERRY_TOKENS.
-// Token values are never logged and never appear in error messages.
+// Token values are never logged and never appear in error messages, and the tokens file holds only their sha256
+// digests: `{"tokens": [{"sha256": "<hex>", "user": "alice"}]}`. Tokens are 256 random bits, so a plain sha256 is
+// as good as a slow password hash here and keeps the lookup cheap. A file in the old plaintext form
+// (`{"tokens": {"<token>": "<user>"}}`) is still read, and the API rewrites it with digests when it starts.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,8 +38,13 @@ export function resolveTokensFile(env: NodeJS.ProcessEnv = process.env, home: st
 }
 
 export interface TokenStoreOptions {
-  /** Tokens file (`{ "tokens": { "<token>": "<user>" } }`); default resolveTokensFile(env). null: no file. */
+  /** Tokens file (see the header); default resolveTokensFile(env). null: no file. */
   file?: string | null;
+  /**
+   * Rewrite a tokens file that still holds plaintext tokens with their digests, now (the API does at start).
+   * Default false: a library or test reading the file leaves it as it is.
+   */
+  migratePlaintext?: boolean;
   /** Environment to read FERRY_TOKENS, FERRY_TOKENS_FILE and FERRY_HOME from; default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Extra token → user pairs (tests, embedding). */
@@ -51,6 +59,9 @@ interface Entry {
 
 const digestOf = (token: string): Buffer => createHash('sha256').update(token, 'utf8').digest();
 
+/** The sha256 of a token as the tokens file stores it (lowercase hex). */
+export const tokenDigest = (token: string): string => digestOf(token).toString('hex');
+
 /**
  * Builds a token store. The tokens file is read now (a malformed file is an error at startup) and re-read when it
  * changes, so a token added by `npm start` or by an operator works without restarting the API.
@@ -64,6 +75,13 @@ export function createTokenStore(options: TokenStoreOptions = {}): TokenStore {
     ...parseTokensEnv(env.FERRY_TOKENS),
     ...Object.entries(options.tokens ?? {}).map(([token, user]) => ({ digest: digestOf(token), user })),
   ];
+
+  if (file !== null && options.migratePlaintext) {
+    const migrated = migrateTokensFile(file);
+    if (migrated > 0) {
+      log.warn('tokens file held plaintext tokens; rewrote it with their sha256 digests', { file, tokens: migrated });
+    }
+  }
 
   let fileEntries: Entry[] = [];
   let fileStamp = '';
@@ -81,7 +99,7 @@ export function createTokenStore(options: TokenStoreOptions = {}): TokenStore {
       fileEntries =
         stamp === 'missing'
           ? []
-          : Object.entries(readTokensFile(file)).map(([token, user]) => ({ digest: digestOf(token), user }));
+          : readTokensFile(file).map(({ sha256, user }) => ({ digest: Buffer.from(sha256, 'hex'), user }));
       fileStamp = stamp;
     } catch (err) {
       if (strict) throw err;
@@ -133,7 +151,16 @@ function parseTokensEnv(value: string | undefined): Entry[] {
   return entries;
 }
 
-function readTokensFile(file: string): Record<string, string> {
+/** One entry of the tokens file as stored: a token's digest and its user; `plaintext` when read from the old form. */
+interface StoredToken {
+  sha256: string;
+  user: string;
+  plaintext?: boolean;
+}
+
+const TOKENS_FILE_SHAPE = '{"tokens": [{"sha256": "<hex digest of the token>", "user": "<user>"}]}';
+
+function readTokensFile(file: string): StoredToken[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -145,19 +172,60 @@ function readTokensFile(file: string): Record<string, string> {
     throw new Error(`tokens file ${file} ${reason}`);
   }
   const tokens = (parsed as { tokens?: unknown } | null)?.tokens;
-  if (typeof tokens !== 'object' || tokens === null || Array.isArray(tokens)) {
-    throw new Error(`tokens file ${file} must be {"tokens": {"<token>": "<user>"}}`);
+  if (Array.isArray(tokens)) {
+    return tokens.map((entry: unknown, index) => {
+      const { sha256, user } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
+      if (typeof sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+        throw new Error(`tokens file ${file}: tokens[${index}].sha256 must be the 64 hex digits of a sha256 digest`);
+      }
+      if (typeof user !== 'string' || user.trim() === '') {
+        throw new Error(`tokens file ${file}: tokens[${index}].user must be a user name`);
+      }
+      return { sha256: sha256.toLowerCase(), user: user.trim() };
+    });
   }
-  const result: Record<string, string> = {};
+  if (typeof tokens !== 'object' || tokens === null) {
+    throw new Error(`tokens file ${file} must be ${TOKENS_FILE_SHAPE}`);
+  }
+  // The plaintext form of earlier versions.
+  const result: StoredToken[] = [];
   let position = 0;
   for (const [token, user] of Object.entries(tokens)) {
     position += 1;
     if (token === '' || typeof user !== 'string' || user.trim() === '') {
       throw new Error(`tokens file ${file}: entry ${position} must map a non-empty token to a user name`);
     }
-    result[token] = user.trim();
+    result.push({ sha256: tokenDigest(token), user: user.trim(), plaintext: true });
   }
   return result;
+}
+
+function writeTokensFile(file: string, tokens: readonly StoredToken[]): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const stored = tokens.map(({ sha256, user }) => ({ sha256, user }));
+  writePrivateFile(file, JSON.stringify({ tokens: stored }, null, 2) + '\n');
+}
+
+/** Rewrites a tokens file in the plaintext form with digests; returns how many tokens it rewrote (0: nothing to do). */
+export function migrateTokensFile(file: string): number {
+  if (!fs.existsSync(file)) return 0;
+  const tokens = readTokensFile(file);
+  const plaintext = tokens.filter((t) => t.plaintext).length;
+  if (plaintext > 0) writeTokensFile(file, tokens);
+  return plaintext;
+}
+
+/**
+ * Creates a random token for `user`, adds its digest to the tokens file (created 0600 when missing, migrated to
+ * digests when in the old form) and returns the token: the only time it exists outside the caller's hands.
+ */
+export function createToken(file: string, user: string): string {
+  const name = user.trim();
+  if (name === '') throw new Error('a token needs a user name');
+  const token = randomBytes(32).toString('base64url');
+  const tokens = fs.existsSync(file) ? readTokensFile(file) : [];
+  writeTokensFile(file, [...tokens, { sha256: tokenDigest(token), user: name }]);
+  return token;
 }
 
 function writePrivateFile(file: string, content: string): void {
@@ -174,9 +242,9 @@ export interface EnsureLocalTokenOptions {
 }
 
 /**
- * Makes sure `user` has a token for the local CLI: reuses the one in `<home>/token` (or the user's token in the
- * tokens file), otherwise creates a random one, adds it to the tokens file and writes it to `<home>/token`
- * (mode 0600). Returns the token, for `npm start` to print.
+ * Makes sure `user` has a token for the local CLI: reuses the one in `<home>/token` when the tokens file maps its
+ * digest to `user`, otherwise creates a random one, adds its digest to the tokens file and writes the token to
+ * `<home>/token` (mode 0600), the CLI's copy. Returns the token, for `npm start` to print.
  */
 export function ensureLocalToken(home: string, user: string, options: EnsureLocalTokenOptions = {}): string {
   if (user.trim() === '') throw new Error('ensureLocalToken needs a user name');
@@ -184,21 +252,16 @@ export function ensureLocalToken(home: string, user: string, options: EnsureLoca
   const tokensFile = options.tokensFile ?? resolveTokensFile(process.env, homeDir);
   const tokenPath = path.join(homeDir, 'token');
   ensurePrivateHome(homeDir);
-  fs.mkdirSync(path.dirname(tokensFile), { recursive: true, mode: 0o700 });
 
-  const tokens = fs.existsSync(tokensFile) ? readTokensFile(tokensFile) : {};
-
+  const tokens = fs.existsSync(tokensFile) ? readTokensFile(tokensFile) : [];
   const saved = fs.existsSync(tokenPath) ? fs.readFileSync(tokenPath, 'utf8').trim() : '';
-  if (saved !== '' && tokens[saved] === user) {
+  if (saved !== '' && tokens.some((t) => t.sha256 === tokenDigest(saved) && t.user === user)) {
+    // Known: only make sure no plaintext stays in the tokens file and the CLI's copy is private.
+    if (tokens.some((t) => t.plaintext)) writeTokensFile(tokensFile, tokens);
     fs.chmodSync(tokenPath, 0o600);
     return saved;
   }
-
-  let token = Object.keys(tokens).find((candidate) => tokens[candidate] === user);
-  if (token === undefined) {
-    token = randomBytes(32).toString('base64url');
-    writePrivateFile(tokensFile, JSON.stringify({ tokens: { ...tokens, [token]: user } }, null, 2) + '\n');
-  }
+  const token = createToken(tokensFile, user);
   writePrivateFile(tokenPath, token + '\n');
   return token;
 }

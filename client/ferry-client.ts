@@ -8,15 +8,17 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
 import { freightId } from '../pipeline/freight';
 import { PROMOTION_ID } from '../pipeline/ids';
+import { sameRepository } from '../pipeline/repository-url';
 import type { Pipeline } from '../pipeline/schema';
 import {
   abortUpdate,
   addFreightUpdate,
   applySpecUpdate,
   approveUpdate,
+  decideGateUpdate,
   pipelineStatusQuery,
   pipelineWorkflowId,
   promotionStatusQuery,
@@ -27,13 +29,19 @@ import {
   TERMINAL_PHASES,
   type AddFreightResult,
   type Decision,
+  type GateDecision,
+  type GateStatus,
   type PipelineStatus,
   type PromotionRequested,
   type PromotionStatus,
+  pullRequestKey,
+  pullRequestMergedSignal,
+  type PullRequestMerged,
 } from '../workflows/messages';
-import { decisionTaken } from '../workflows/promotion-core';
-import { FerryPhase, FerryPipeline } from '../workflows/search-attributes';
+import { decisionTaken, findGate, gateOutcome } from '../workflows/promotion-core';
+import { FerryPhase, FerryPipeline, FerryPullRequest } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode, type FieldError } from './errors';
+import type { GateRef } from './gate-callbacks';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
 import { createUpdateAdmission } from './update-admission';
 
@@ -94,18 +102,29 @@ function fieldErrorsOf(failure: ApplicationFailure): { errors: FieldError[] } | 
   return { errors: (first as { errors: FieldError[] }).errors };
 }
 
-/** Repository URLs compared for "the same repository": case of scheme and host, a trailing `.git` or `/`. */
-export function sameRepository(a: string, b: string): boolean {
-  const normalize = (url: string): string => {
-    let out = url
-      .trim()
-      .replace(/\/+$/, '')
-      .replace(/\.git$/, '');
-    const match = /^([a-z+]+:\/\/)([^/]*)(.*)$/i.exec(out);
-    if (match) out = `${match[1].toLowerCase()}${match[2].toLowerCase().replace(/^[^@]*@/, '')}${match[3]}`;
-    return out;
-  };
-  return normalize(a) === normalize(b);
+export { sameRepository } from '../pipeline/repository-url';
+
+type PendingActivity = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
+
+/**
+ * A waiting http gate's progress, from its activity's last heartbeat: answers so far, how many passed in a row, the
+ * last one. The workflow records them only when the gate is decided; this shows them while it polls.
+ */
+function showGateProgress(status: PromotionStatus, pending: PendingActivity[]): void {
+  const gate = status.gates?.find((g) => g.type === 'http' && g.phase === 'Waiting');
+  const poll = pending.find((a) => a.activityType?.name === 'pollHttpGate');
+  const payload = poll?.heartbeatDetails?.payloads?.[0];
+  if (!gate || !payload) return;
+  try {
+    const progress = defaultPayloadConverter.fromPayload<{ attempts?: unknown; consecutive?: unknown; last?: unknown }>(
+      payload as Parameters<typeof defaultPayloadConverter.fromPayload>[0],
+    );
+    if (typeof progress?.attempts === 'number') gate.attempts = progress.attempts;
+    if (typeof progress?.consecutive === 'number') gate.consecutive = progress.consecutive;
+    if (typeof progress?.last === 'string') gate.message = `last answer: ${progress.last}`;
+  } catch {
+    // Progress is a nicety; a heartbeat that cannot be read leaves the status as the workflow reported it.
+  }
 }
 
 export class FerryClient implements FerryApi {
@@ -171,7 +190,7 @@ export class FerryClient implements FerryApi {
         { key: FerryPhase, value: 'Active' },
       ],
       staticSummary: `Pipeline ${name}: ${spec.spec.stages.map((s) => s.name).join(' → ')}`,
-      staticDetails: `Repository ${spec.spec.repo.url} (${spec.spec.repo.branch}); artifacts ${spec.spec.artifacts.map((a) => a.image).join(', ')}`,
+      staticDetails: `Repository ${spec.spec.repo.url} (${spec.spec.repo.branch}); artifacts ${spec.spec.artifacts.map((a) => a.image ?? `${a.git?.url} ${a.git?.branch}`).join(', ')}`,
     });
     try {
       return await this.temporal.workflow.executeUpdateWithStart(applySpecUpdate, {
@@ -292,14 +311,35 @@ export class FerryClient implements FerryApi {
     }
   }
 
-  private promotionHandle(id: string): WorkflowHandle {
+  async pullRequestMerged(merge: PullRequestMerged): Promise<{ signalled: string[] }> {
+    const key = pullRequestKey(merge.provider, merge.repository, merge.number);
+    const signalled: string[] = [];
+    try {
+      for await (const wf of this.temporal.workflow.list({
+        query: `${FerryPullRequest.name} = ${JSON.stringify(key)} AND ExecutionStatus = "Running"`,
+      })) {
+        try {
+          await this.temporal.workflow.getHandle(wf.workflowId, wf.runId).signal(pullRequestMergedSignal, merge);
+          signalled.push(wf.workflowId);
+        } catch (err) {
+          // It ended between the list and the signal: nothing waits there any more.
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+    } catch (err) {
+      throw toFerryError(err, `workflows waiting on pull request ${key}`);
+    }
+    return { signalled };
+  }
+
+  private promotionHandle(id: string, runId?: string): WorkflowHandle {
     if (!PROMOTION_ID.test(id)) {
       throw new FerryError(
         'NotFound',
         `promotion "${id}" not found (ids look like promotion/<pipeline>/<stage>/<freight>)`,
       );
     }
-    return this.temporal.workflow.getHandle(id);
+    return this.temporal.workflow.getHandle(id, runId);
   }
 
   /**
@@ -316,6 +356,7 @@ export class FerryClient implements FerryApi {
           () => [],
         ),
       ]);
+      showGateProgress(status, pending);
       const retrying = pending.find((a) => (a.attempt ?? 1) > 1);
       const running = status.steps.find((s) => s.status === 'Running');
       if (retrying && running) {
@@ -369,6 +410,73 @@ export class FerryClient implements FerryApi {
       }
       throw error;
     }
+  }
+
+  async decideGate(ref: GateRef, decision: Omit<GateDecision, 'gate'>): Promise<GateStatus> {
+    const what = `gate "${ref.gate}" of promotion "${ref.promotionId}"`;
+    // The run the token was issued for, never a later run of the same promotion id.
+    const handle = this.promotionHandle(ref.promotionId, ref.runId);
+    try {
+      return await this.updates.run(ref.promotionId, what, () =>
+        handle.executeUpdate(decideGateUpdate, { args: [{ gate: ref.gate, ...decision }] }),
+      );
+    } catch (err) {
+      const error = toFerryError(err, what);
+      if (error.code === 'NotFound' || (error.code === 'Conflict' && !(err instanceof WorkflowUpdateFailedError))) {
+        // Temporal answers an update to a closed run as "not found" or "already completed": the gate is over.
+        const closed = await handle.describe().then(
+          (d) => d.status.name !== 'RUNNING',
+          () => false,
+        );
+        if (closed) {
+          const gate = await handle.query(promotionStatusQuery).then(
+            (s) => findGate(s, ref.gate),
+            () => undefined,
+          );
+          const outcome =
+            gate && !['Pending', 'Waiting', 'Skipped'].includes(gate.phase)
+              ? `it already ${gateOutcome(gate, true)}`
+              : 'that promotion run has ended';
+          throw new FerryError('Conflict', `${what} cannot be decided: ${outcome}`);
+        }
+      }
+      throw error;
+    }
+  }
+
+  async waitingGate(id: string, gate: string): Promise<GateRef> {
+    const handle = this.promotionHandle(id);
+    let runId: string;
+    let status: PromotionStatus;
+    try {
+      runId = (await handle.describe()).runId;
+      // The status of that very run, so the URL is never made for one run from another's state.
+      status = await this.promotionHandle(id, runId).query(promotionStatusQuery);
+    } catch (err) {
+      throw toFerryError(err, `promotion "${id}"`);
+    }
+    const found = findGate(status, gate);
+    if (!found) {
+      const names = (status.gates ?? []).map((g) => g.name);
+      throw new FerryError(
+        'NotFound',
+        `promotion "${id}" has no gate "${gate}"${names.length > 0 ? ` (gates: ${names.join(', ')})` : ' (its stage has no gates)'}`,
+      );
+    }
+    if (found.type !== 'callback') {
+      throw new FerryError(
+        'Conflict',
+        `gate "${gate}" of promotion "${id}" is an ${found.type} gate: it has no callback URL`,
+      );
+    }
+    if (found.phase !== 'Waiting') {
+      const state =
+        found.phase === 'Pending'
+          ? `it is not waiting yet (promotion phase: ${status.phase})`
+          : `it ${gateOutcome(found, true)}`;
+      throw new FerryError('Conflict', `gate "${gate}" of promotion "${id}" takes no callback: ${state}`);
+    }
+    return { promotionId: id, runId, gate };
   }
 
   async waitForPromotion(id: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<PromotionStatus> {

@@ -5,9 +5,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { apiAddressFromEnv, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../api/server';
+import { ensureLocalWebhookSecret } from '../api/webhooks/secrets';
 import { ensureLocalToken, ensurePrivateHome, resolveFerryHome } from '../client/auth';
 import { FerryClient } from '../client/ferry-client';
+import { CALLBACK_KEY_ENV, ensureCallbackKey } from '../client/gate-callbacks';
 import { formatSpecErrors, loadPipelineFile } from '../pipeline/load';
+import { localServerConfigYaml, resolveServerConfigFile } from '../api/server-config';
 import { apiEnvironment } from './environment';
 import { createExampleRepo, examplePipelineYaml } from './example';
 import { ensureTemporalCli, PROJECT_ROOT, startDevServer, stopProcess, type DevServer } from './temporal';
@@ -103,8 +106,20 @@ async function main(): Promise<void> {
   const pipelineFile = join(home, 'example', 'pipeline.yaml');
   if (!existsSync(pipelineFile)) writeFileSync(pipelineFile, examplePipelineYaml(repo.url, [LOCAL_USER, 'bob']));
   const token = ensureLocalToken(home, LOCAL_USER);
+  // Roles: the local user is an admin (it applies the example and approves prod). Written once, when the operator
+  // names no configuration of their own; edit it to try other roles or an OIDC issuer.
+  const serverConfig = resolveServerConfigFile({ ...process.env, FERRY_HOME: home });
+  if (!serverConfig.explicit && !existsSync(serverConfig.file)) {
+    writeFileSync(serverConfig.file, localServerConfigYaml(LOCAL_USER), { mode: 0o600 });
+  }
 
-  const common = { FERRY_HOME: home, TEMPORAL_ADDRESS: server.address, FERRY_PORT: String(listen.port) };
+  const common = {
+    FERRY_HOME: home,
+    TEMPORAL_ADDRESS: server.address,
+    FERRY_PORT: String(listen.port),
+    // The API checks callback gates' URLs with it; the worker's event delivery makes them.
+    [CALLBACK_KEY_ENV]: process.env[CALLBACK_KEY_ENV] || ensureCallbackKey(home),
+  };
   // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told.
   const worker = spawnEntry('worker', 'worker/main.ts', {
     FERRY_TEMPORAL_UI_URL: `http://127.0.0.1:${uiPort}`,
@@ -112,7 +127,13 @@ async function main(): Promise<void> {
     ...common,
     FERRY_ALLOW_FILE_REPOS: '1',
   });
-  const api = spawnEntry('api', 'api/main.ts', apiEnvironment(process.env, common));
+  // The example pipeline takes signed generic webhooks (spec.triggers.generic: ci-webhook); its secret is local too.
+  const webhookSecrets = process.env.FERRY_WEBHOOK_SECRETS_DIR || ensureLocalWebhookSecret(home, 'ci-webhook');
+  const api = spawnEntry(
+    'api',
+    'api/main.ts',
+    apiEnvironment(process.env, { ...common, FERRY_WEBHOOK_SECRETS_DIR: webhookSecrets }),
+  );
   children.push(worker, api);
   for (const child of children) {
     child.once('exit', (code) => {

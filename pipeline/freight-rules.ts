@@ -13,10 +13,13 @@ export interface FreightError {
 export const IMAGE_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 /** An image digest; only sha256, the algorithm registries use, written as OCI requires (lowercase hex). */
 export const IMAGE_DIGEST = /^sha256:[a-f0-9]{64}$/;
+/** A git artifact's version: a full commit id, 40 hex digits (SHA-1 repositories) or 64 (SHA-256), lowercase. */
+export const COMMIT_SHA = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
 
 /**
  * Checks freight against a pipeline: an object naming a version for every artifact of the pipeline and nothing
- * else. Paths read `artifacts.guestbook`. An empty list means the freight is valid.
+ * else: an image tag or digest for an image artifact, a full commit id for a git artifact. Paths read
+ * `artifacts.guestbook`. An empty list means the freight is valid.
  */
 export function validateFreight(pipeline: Pipeline, artifacts: unknown): FreightError[] {
   const declared = pipeline.spec.artifacts;
@@ -35,11 +38,19 @@ export function validateFreight(pipeline: Pipeline, artifacts: unknown): Freight
   const errors: FreightError[] = [];
   for (const [name, version] of Object.entries(given)) {
     const path = artifactPath(name);
-    if (!known.includes(name)) {
+    const artifact = declared.find((a) => a.name === name);
+    if (!artifact) {
       errors.push({
         path,
         message: `unknown artifact "${name}"; pipeline "${pipeline.metadata.name}" has ${known.map((k) => `"${k}"`).join(', ')}`,
       });
+    } else if (artifact.git) {
+      if (typeof version !== 'string' || !COMMIT_SHA.test(version)) {
+        errors.push({
+          path,
+          message: `must be a full commit id of ${artifact.git.url} (40 or 64 lowercase hex digits), not ${typeof version === 'string' ? JSON.stringify(version) : version === null ? 'null' : typeof version}`,
+        });
+      }
     } else if (typeof version !== 'string') {
       errors.push({
         path,
@@ -56,7 +67,9 @@ export function validateFreight(pipeline: Pipeline, artifacts: unknown): Freight
     if (!Object.prototype.hasOwnProperty.call(given, artifact.name)) {
       errors.push({
         path: artifactPath(artifact.name),
-        message: `Required: a version of ${artifact.image}`,
+        message: artifact.git
+          ? `Required: a commit of ${artifact.git.url} (branch ${artifact.git.branch})`
+          : `Required: a version of ${artifact.image}`,
       });
     }
   }

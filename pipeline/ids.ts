@@ -14,3 +14,14 @@ export const FREIGHT_ID = /^[0-9a-f]{6,64}$/;
 
 /** The requester recorded on promotions the pipeline starts by itself (`promotion: auto`). */
 export const AUTO_PROMOTER = 'ferry/auto-promotion';
+
+/** Where a merged pull request (or GitLab merge request) was reported from. */
+export type PullRequestProvider = 'github' | 'gitlab';
+
+/**
+ * The FerryPullRequest search attribute of a promotion waiting on a pull request: `github:org/gitops#12`,
+ * `gitlab:group/gitops#7` (the repository in lowercase; GitLab's merge request iid as the number). The promotion sets
+ * it when it opens the pull request; the webhook finds the promotion by it.
+ */
+export const pullRequestKey = (provider: PullRequestProvider, repository: string, number: number): string =>
+  `${provider}:${repository.toLowerCase()}#${number}`;

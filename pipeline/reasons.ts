@@ -17,5 +17,9 @@ export const Reason = {
   Failed: 'Failed',
   /** A step's activity ran out of time (start-to-close, heartbeat or schedule-to-close). */
   Timeout: 'Timeout',
+  /** A gate's external system posted `fail` (the promotion's error carries its reason), or an http gate's check failed. */
+  GateFailed: 'GateFailed',
+  /** A gate got no result (callback) or not enough passing answers in a row (http) within its timeout. */
+  GateTimedOut: 'GateTimedOut',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { EVENT_TYPES, eventTypeMatches } from './event-types';
 import { branchNameProblem, MAX_BRANCH_BYTES, repoPathProblem } from './git-names';
+import { JSON_PATH_RULES, parseJsonPath } from './json-path';
 
 export const API_VERSION = 'ferry.dev/v1alpha1';
 
@@ -70,18 +71,52 @@ const imageRepository = z
 
 const duration = z.string().regex(/^\d+(ms|s|m|h)$/, 'must be a duration such as 90s, 10m or 1h');
 
+export const GitArtifactSchema = z
+  .object({
+    url: repoUrl.describe(
+      'URL of the git repository the artifact is a commit of (`https://`, `http://`, `ssh://` or `file://`). When it ' +
+        "is the pipeline's own repository (`spec.repo.url`) and `branch` is `spec.repo.branch`, promotions render " +
+        "`render.from` at the freight's commit instead of the branch's head.",
+    ),
+    branch: branchName
+      .default('main')
+      .describe(
+        `Branch whose commits are this artifact's versions. A push to it (through a webhook) registers freight; a ` +
+          `commit must be reachable from it to be rendered. ${BRANCH_RULES}`,
+      ),
+  })
+  .strict()
+  .describe("A git artifact: its versions are full commit ids of `branch` (a push's `after`, `git rev-parse HEAD`).");
+
 export const ArtifactSchema = z
   .object({
     name: dnsLabel.describe(
       'Name of the artifact, unique in the pipeline. Freight names it: `ferry freight add guestbook guestbook=1.4.2`.',
     ),
-    image: imageRepository.describe(
-      'Container image repository, without tag or digest. On promotion, every reference to this image in the ' +
-        "stage's manifests is set to the freight's version of the artifact.",
-    ),
+    image: imageRepository
+      .optional()
+      .describe(
+        'Container image repository, without tag or digest. On promotion, every reference to this image in the ' +
+          "stage's manifests is set to the freight's version of the artifact. Give either `image` or `git`.",
+      ),
+    git: GitArtifactSchema.optional(),
   })
   .strict()
-  .describe('Something a release is made of. In this version an artifact is a container image.');
+  .superRefine((artifact, ctx) => {
+    if ((artifact.image === undefined) === (artifact.git === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          artifact.image === undefined
+            ? 'must give either image (a container image repository) or git ({ url, branch })'
+            : 'must give either image or git, not both',
+      });
+    }
+  })
+  .describe(
+    'Something a release is made of: a container image (`image`, versions are tags or digests) or a git ' +
+      'repository (`git`, versions are commit ids).',
+  );
 
 export const RenderSchema = z
   .object({
@@ -173,12 +208,140 @@ export const ApprovalSchema = z
     approvers: z
       .array(z.string().min(1, 'must not be empty'))
       .min(1, 'must name at least one approver')
-      .describe('Users who may approve or reject: the user names behind Ferry API tokens.'),
+      .describe(
+        "Users who may approve or reject: Ferry user names (a static token's user, or the name an OIDC rule " +
+          'gives, such as `github:acme/app@refs/heads/main`). A user on this list also needs role `approver` ' +
+          '(or `admin`) on the stage; a user with that role who is not on this list may not approve.',
+      ),
+    allowSelfApproval: z
+      .boolean({ error: 'must be true or false' })
+      .optional()
+      .describe(
+        'Whether the user who requested a promotion may approve it. Default `true`. With `false`, another ' +
+          'approver must approve (the requester may still reject or abort it).',
+      ),
   })
   .strict()
   .describe(
     'A human gate: the promotion waits in `AwaitingApproval` until `required` of the `approvers` approve it; one ' +
       'rejection ends it.',
+  );
+
+export const CallbackGateSchema = z
+  .object({
+    timeout: duration
+      .default('1h')
+      .describe(
+        'How long to wait for the external system to post its result before the promotion fails with reason ' +
+          '`GateTimedOut`.',
+      ),
+  })
+  .strict()
+  .describe(
+    'Wait for another system (an end-to-end suite, a change-management tool) to post `pass` or `fail`. Ferry ' +
+      'issues a one-time callback URL for the gate (`POST /api/v1/callbacks/<token>`) and sends it in the ' +
+      '`dev.ferry.gate.waiting` event; an admin can also read it with `ferry gate url PROMOTION GATE`.',
+  );
+
+const jsonScalar = z.union([z.string(), z.number(), z.boolean()], {
+  error: 'must be a string, a number or true/false',
+});
+
+export const HttpGateExpectSchema = z
+  .object({
+    status: z
+      .number()
+      .int('must be a whole number')
+      .min(100, 'must be an HTTP status code (100-599)')
+      .max(599, 'must be an HTTP status code (100-599)')
+      .default(200)
+      .describe('The HTTP status code a passing answer has.'),
+    jsonPath: z
+      .string()
+      .superRefine((path, ctx) => {
+        const parsed = parseJsonPath(path);
+        if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
+      })
+      .optional()
+      .describe(`Where in the answer's JSON body to look, e.g. \`$.status\`. ${JSON_PATH_RULES} Needs \`equals\`.`),
+    equals: jsonScalar
+      .optional()
+      .describe(
+        'The value found at `jsonPath` in a passing answer (a string, number or true/false, compared exactly). ' +
+          'Needs `jsonPath`.',
+      ),
+  })
+  .strict()
+  .superRefine((expect, ctx) => {
+    if (expect.jsonPath !== undefined && expect.equals === undefined)
+      ctx.addIssue({ code: 'custom', path: ['equals'], message: 'is required with jsonPath' });
+    if (expect.equals !== undefined && expect.jsonPath === undefined)
+      ctx.addIssue({ code: 'custom', path: ['jsonPath'], message: 'is required with equals' });
+  })
+  .describe('What a passing answer looks like: its status code and, optionally, one value in its JSON body.');
+
+export const HttpGateSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(/^https?:\/\/[^\s/@]+(\/\S*)?$/, 'must be an http:// or https:// URL without a user name or password')
+      .describe(
+        'The URL to poll. Not a secret: it is part of the pipeline; put a token in `credentials` instead of the URL.',
+      ),
+    method: z
+      .enum(['GET', 'HEAD'], { error: 'must be GET or HEAD' })
+      .default('GET')
+      .describe('The HTTP method of each poll.'),
+    credentials: credentialName
+      .optional()
+      .describe(
+        'Name of a credential sent with every poll, resolved on the worker: its `token` as ' +
+          '`Authorization: Bearer <token>`, or its `username` and `password` as basic authentication.',
+      ),
+    expect: HttpGateExpectSchema.default({ status: 200 }),
+    interval: duration.default('10s').describe('How long to wait between two polls.'),
+    successes: z
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(100, 'must be at most 100')
+      .default(1)
+      .describe(
+        'How many passing answers in a row the gate needs. An answer that does not pass (or no answer) starts ' +
+          'the count again.',
+      ),
+    timeout: duration
+      .default('5m')
+      .describe(
+        'How long the gate may poll before the promotion fails with reason `GateTimedOut` and the last answer seen.',
+      ),
+  })
+  .strict()
+  .describe(
+    'Poll a URL until it gives `successes` passing answers in a row (the expected status and, optionally, a ' +
+      'value in its JSON body).',
+  );
+
+export const GateSchema = z
+  .object({
+    name: dnsLabel.describe(
+      'Name of the gate, unique in the stage. It names the gate in the status, the events and the callback URL.',
+    ),
+    callback: CallbackGateSchema.optional(),
+    http: HttpGateSchema.optional(),
+  })
+  .strict()
+  .superRefine((gate, ctx) => {
+    const kinds = [gate.callback, gate.http].filter((k) => k !== undefined).length;
+    if (kinds !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        message: kinds === 0 ? 'must have one of callback or http' : 'must have only one of callback or http',
+      });
+  })
+  .describe(
+    'A check by another system that the promotion must pass after the app is healthy (or, without `argocd`, ' +
+      'after the git write) and before it succeeds. Each gate is `callback` or `http`.',
   );
 
 export const StageSchema = z
@@ -201,6 +364,21 @@ export const StageSchema = z
     render: RenderSchema,
     argocd: ArgoCdSchema.optional(),
     approval: ApprovalSchema.optional(),
+    gates: z
+      .array(GateSchema)
+      .superRefine((gates, ctx) => {
+        const seen = new Set<string>();
+        gates.forEach((gate, i) => {
+          if (seen.has(gate.name))
+            ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate gate name "${gate.name}"` });
+          seen.add(gate.name);
+        });
+      })
+      .optional()
+      .describe(
+        'Gates the promotion passes, in order, once the app is healthy (or, without `argocd`, once git is written), ' +
+          'before it succeeds. Names are unique in the stage. A gate that fails or times out fails the promotion.',
+      ),
   })
   .strict()
   .describe('One environment that freight is promoted into.');
@@ -366,6 +544,80 @@ export const NotifySchema = z
       'slows or fails a promotion.',
   );
 
+export const GITHUB_TRIGGER_EVENTS = ['push', 'package', 'registry_package', 'pull_request'] as const;
+export const GITLAB_TRIGGER_EVENTS = ['push', 'merge_request'] as const;
+
+const webhookSecret = credentialName.describe(
+  'Name of the credential holding the webhook secret, resolved by the HTTP API (see docs/integrations.md): ' +
+    '`FERRY_WEBHOOK_SECRETS_DIR/<name>`, or `FERRY_SECRET_<NAME>_TOKEN` when the operator lists the name in ' +
+    '`FERRY_WEBHOOK_SECRETS`. Never the secret itself.',
+);
+
+export const GitHubTriggerSchema = z
+  .object({
+    repository: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a GitHub repository as owner/name, e.g. org/app')
+      .describe(
+        "The repository whose webhook deliveries concern this pipeline, as `owner/name` (the payload's " +
+          '`repository.full_name`, compared without regard to case).',
+      ),
+    secret: webhookSecret,
+    events: z
+      .array(z.enum(GITHUB_TRIGGER_EVENTS, { error: `must be one of ${GITHUB_TRIGGER_EVENTS.join(', ')}` }))
+      .min(1, 'must list at least one event')
+      .default([...GITHUB_TRIGGER_EVENTS])
+      .describe(
+        'Events acted on (default all): `push` registers freight for the `git` artifacts of that repository and ' +
+          'branch; `package`/`registry_package` (a container image published) for the `image` artifact it matches; ' +
+          '`pull_request` (closed and merged) wakes the promotion waiting on that pull request.',
+      ),
+  })
+  .strict()
+  .describe('GitHub webhook deliveries (`POST /webhooks/github`) from one repository, verified with its secret.');
+
+export const GitLabTriggerSchema = z
+  .object({
+    project: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/, 'must be a GitLab project path, e.g. group/app')
+      .describe(
+        "The project whose webhook deliveries concern this pipeline (the payload's `project.path_with_namespace`).",
+      ),
+    secret: webhookSecret,
+    events: z
+      .array(z.enum(GITLAB_TRIGGER_EVENTS, { error: `must be one of ${GITLAB_TRIGGER_EVENTS.join(', ')}` }))
+      .min(1, 'must list at least one event')
+      .default([...GITLAB_TRIGGER_EVENTS])
+      .describe(
+        'Events acted on (default all): `push` (Push Hook) registers freight for the `git` artifacts of that ' +
+          'project and branch; `merge_request` (Merge Request Hook, action merge) wakes the promotion waiting on it.',
+      ),
+  })
+  .strict()
+  .describe('GitLab webhook deliveries (`POST /webhooks/gitlab`) from one project, verified with its secret token.');
+
+export const TriggersSchema = z
+  .object({
+    generic: z
+      .object({ secret: webhookSecret })
+      .strict()
+      .optional()
+      .describe(
+        'Accept `POST /webhooks/generic/<pipeline>` deliveries signed with HMAC-SHA256 under this secret: any CI ' +
+          'registers freight with `{"artifacts": {...}}`.',
+      ),
+    github: z
+      .array(GitHubTriggerSchema)
+      .optional()
+      .describe('GitHub repositories whose deliveries concern this pipeline.'),
+    gitlab: z.array(GitLabTriggerSchema).optional().describe('GitLab projects whose deliveries concern this pipeline.'),
+  })
+  .strict()
+  .describe(
+    'Webhooks that register freight or wake promotions. Without them, freight comes only through the API and CLI.',
+  );
+
 export const PipelineSchema = z
   .object({
     apiVersion: z
@@ -392,6 +644,7 @@ export const PipelineSchema = z
           .min(1, 'must list at least one stage')
           .describe('The environments, in any order; `after` gives the order in which freight travels through them.'),
         notify: NotifySchema.optional(),
+        triggers: TriggersSchema.optional(),
       })
       .strict()
       .describe('What the pipeline promotes, where, and in which order.'),
@@ -410,3 +663,9 @@ export type ArgoCdSpec = NonNullable<Stage['argocd']>;
 export type ApprovalSpec = NonNullable<Stage['approval']>;
 export type Subscriber = NonNullable<Pipeline['spec']['notify']>[number];
 export type NotifyTarget = Subscriber['target'];
+export type GitArtifactSpec = NonNullable<Artifact['git']>;
+export type Triggers = NonNullable<Pipeline['spec']['triggers']>;
+export type GitHubTrigger = NonNullable<Triggers['github']>[number];
+export type GitLabTrigger = NonNullable<Triggers['gitlab']>[number];
+export type GateSpec = NonNullable<Stage['gates']>[number];
+export type HttpGateSpec = NonNullable<GateSpec['http']>;

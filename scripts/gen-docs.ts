@@ -23,6 +23,21 @@ spec:
       image: registry.example.com/team/guestbook
     - name: guestbook-worker
       image: registry.example.com/team/guestbook-worker
+    - name: sources
+      git:
+        url: https://git.example.com/org/gitops.git
+        branch: main
+  triggers:
+    generic:
+      secret: ci-webhook
+    github:
+      - repository: org/guestbook
+        secret: github-webhook
+        events: [registry_package, push]
+    gitlab:
+      - project: org/gitops
+        secret: gitlab-webhook
+        events: [push, merge_request]
   stages:
     - name: dev
       promotion: auto
@@ -54,6 +69,7 @@ spec:
       approval:
         required: 2
         approvers: [alice, bob, carol]
+        allowSelfApproval: false
       render:
         strategy: branch
         from: apps/guestbook/overlays/prod
@@ -67,6 +83,22 @@ spec:
         timeout: 20m
         degradedGrace: 1m
         unhealthyGrace: 2m
+      gates:
+        - name: e2e
+          callback:
+            timeout: 30m
+        - name: smoke
+          http:
+            url: https://guestbook.example.com/api/health
+            method: GET
+            credentials: guestbook-probe
+            expect:
+              status: 200
+              jsonPath: $.status
+              equals: ok
+            interval: 10s
+            successes: 3
+            timeout: 5m
   notify:
     - name: release-bot
       target:

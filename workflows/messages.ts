@@ -2,11 +2,12 @@
 // update. Imported by workflow code and by the typed client, so it stays free of Node, zod, yaml and express.
 import { ApplicationFailure } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PullRequestProvider } from '../pipeline/ids';
 import type { Pipeline, Stage, Subscriber } from '../pipeline/schema';
 
 export const TASK_QUEUE = 'ferry';
 
-export { pipelineWorkflowId, promotionWorkflowId } from '../pipeline/ids';
+export { pipelineWorkflowId, promotionWorkflowId, pullRequestKey } from '../pipeline/ids';
 
 /**
  * Error `type`s that workflow validators and activities use to refuse a request. The HTTP API maps them to
@@ -51,6 +52,7 @@ export type PromotionPhase =
   | 'Rendering'
   | 'Syncing'
   | 'WaitingHealthy'
+  | 'AwaitingGates'
   | 'Succeeded'
   | 'Failed'
   | 'Rejected'
@@ -58,7 +60,7 @@ export type PromotionPhase =
 
 export const TERMINAL_PHASES: readonly PromotionPhase[] = ['Succeeded', 'Failed', 'Rejected', 'Aborted'];
 
-export type StepName = 'approval' | 'queue' | 'preflight' | 'render' | 'sync' | 'health';
+export type StepName = 'approval' | 'queue' | 'preflight' | 'render' | 'sync' | 'health' | 'gates';
 export type StepStatus = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped' | 'Cancelled';
 
 export interface PromotionStep {
@@ -103,7 +105,7 @@ export interface PromotionStatus {
   freight: Freight;
   phase: PromotionPhase;
   steps: PromotionStep[];
-  approval?: { required: number; approvers: string[] };
+  approval?: { required: number; approvers: string[]; allowSelfApproval?: boolean };
   approvals: Approval[];
   rejectedBy?: Approval;
   abortedBy?: Approval;
@@ -117,14 +119,60 @@ export interface PromotionStatus {
   error?: string;
   /** Machine-readable reason beside `error` (pipeline/reasons.ts, or the failed check's type). */
   reason?: string;
+  /** The stage's gates, in order (only when the stage has gates). */
+  gates?: GateStatus[];
 }
+
+export type GateType = 'callback' | 'http';
+export type GatePhase = 'Pending' | 'Waiting' | 'Passed' | 'Failed' | 'TimedOut' | 'Cancelled' | 'Skipped';
+
+/** One of the stage's gates in a promotion's status: where it stands, and once decided, what decided and why. */
+export interface GateStatus {
+  name: string;
+  type: GateType;
+  phase: GatePhase;
+  /** When the gate started waiting. */
+  startedAt?: string;
+  /** When it gives up (startedAt + its timeout). */
+  deadline?: string;
+  /** When it was decided (passed, failed, timed out, cancelled). */
+  at?: string;
+  /** What decided: `callback` or `callback by <by>`, `GET <url>`, `timeout`, or the user who aborted. */
+  decidedBy?: string;
+  /** In words: the reason the external system posted, or the answer that passed, or what was seen last. */
+  message?: string;
+  /** Machine-readable reason beside a failed or timed-out gate's message (pipeline/reasons.ts). */
+  reason?: string;
+  /** http gates: answers read so far, and how many of the last ones passed in a row. */
+  attempts?: number;
+  consecutive?: number;
+}
+
+/** A callback gate's result as the external system posted it; the HTTP API checked the gate's token first. */
+export interface GateDecision {
+  gate: string;
+  result: 'pass' | 'fail';
+  reason?: string;
+  /** Who or what posted, as the caller says (an e2e suite's name); recorded, not authenticated. */
+  by?: string;
+}
+
+/** Roles of the HTTP API (api/roles.ts says what each allows). */
+export type Role = 'viewer' | 'promoter' | 'approver' | 'admin';
 
 export interface Decision {
   /** The authenticated user; the HTTP API fills it from the bearer token, never from the request body. */
   user: string;
   comment?: string;
-  /** Set by the HTTP API when the user is one of the operator's admins (FERRY_ADMINS), never from a request body. */
+  /** Set by the HTTP API when the user is an admin on the promotion's stage, never from a request body. */
   admin?: boolean;
+  /**
+   * The roles the user holds on the promotion's stage, admin expanded to every role, filled by the HTTP API from
+   * its role configuration (never from a request body). When present, the approval and abort rules decide with
+   * them; absent (decisions recorded before roles existed, or sent by a program with a Temporal client), the
+   * rules fall back to the approver list, the requester and `admin`.
+   */
+  roles?: Role[];
 }
 
 export const promotionStatusQuery = defineQuery<PromotionStatus>('status');
@@ -134,8 +182,31 @@ export const approveUpdate = defineUpdate<PromotionStatus, [Decision]>('approve'
 export const approveSignal = defineSignal<[Decision]>('approveSignal');
 export const rejectUpdate = defineUpdate<PromotionStatus, [Decision]>('reject');
 export const abortUpdate = defineUpdate<PromotionStatus, [Decision]>('abort');
+/**
+ * A callback gate's result (Update with validator: a gate that is not waiting, or already decided, is refused at
+ * once as a Conflict, so a callback URL works once). The answer is the gate after the decision.
+ */
+export const decideGateUpdate = defineUpdate<GateStatus, [GateDecision]>('decideGate');
 /** Sent by the pipeline workflow when this promotion may write its stage. */
 export const stageGrantedSignal = defineSignal<[]>('stageGranted');
+
+/** A pull request (GitLab: merge request) was merged, as its webhook reported it. */
+export interface PullRequestMerged {
+  provider: PullRequestProvider;
+  /** `owner/name` (GitHub) or the project path (GitLab), as the host spells it. */
+  repository: string;
+  /** The pull request's number (GitLab: the merge request's iid). */
+  number: number;
+  /** The commit the merge made on the target branch (absent when the host does not say). */
+  mergeCommit?: string;
+}
+
+/**
+ * Webhook → a promotion waiting on a pull request. The waiting workflow carries the FerryPullRequest search
+ * attribute (`pullRequestKey`) while it waits; the signal may come more than once (a redelivery), so handle it
+ * idempotently.
+ */
+export const pullRequestMergedSignal = defineSignal<[PullRequestMerged]>('pullRequestMerged');
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pipeline workflow

@@ -1,10 +1,12 @@
 // Promotion workflow: one freight into one stage.
-//   approval gate → stage lock → preflight → render and push (the git step) → sync Argo CD → healthy at that revision.
+//   approval gate → stage lock → preflight → render and push (the git step) → sync Argo CD → healthy at that revision
+//   → the stage's gates (callbacks from other systems, http polls).
 // This file is the Temporal wiring; the status and its rules (approvals, who may abort, failures and their
 // reasons) are plain functions in promotion-core.ts. The stage lock is the pipeline's (pipeline-core.ts); the git
 // step is the renderAndPush activity (activities/render-and-push.ts).
 // Deterministic code only: all I/O happens in activities, which this file knows by type alone.
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -20,12 +22,14 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { FerryActivities } from '../activities';
+import { Reason } from '../pipeline/reasons';
 import { createEmitter } from './delivery';
 import { TERMINAL_EVENT, type FerryEventData, type FerryEventType } from './events';
 import {
   abortUpdate,
   approveSignal,
   approveUpdate,
+  decideGateUpdate,
   promotionFinishedSignal,
   promotionStatusQuery,
   promotionWorkflowId,
@@ -34,6 +38,8 @@ import {
   stageGrantedSignal,
   stageLockRequestedSignal,
   type Decision,
+  type GatePhase,
+  type GateStatus,
   type PromotionInput,
   type PromotionPhase,
   type PromotionStatus,
@@ -42,8 +48,13 @@ import {
 import {
   abortRefusal,
   approvalRefusal,
+  decideGate,
   endStep as endStepOf,
   failureMessage,
+  failureReason,
+  findGate,
+  gateDecisionRefusal,
+  gateOutcome,
   newPromotionStatus,
   recordOf,
   settle,
@@ -87,7 +98,9 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
 
   // Promotions started before the preflight existed replay without it; new ones check before they write.
   const withPreflight = patched('preflight-before-write');
-  const status = newPromotionStatus(input, workflowId, now(), withPreflight);
+  // Gates came after; a stage without gates runs no gate command, so only promotions with gates ask.
+  const withGates = (stage.gates?.length ?? 0) > 0 && patched('promotion-gates');
+  const status = newPromotionStatus(input, workflowId, now(), withPreflight, withGates);
 
   const versions = Object.entries(freight.artifacts)
     .map(([name, version]) => `${name}:${version}`)
@@ -122,6 +135,11 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       `**${status.phase}** — ${input.pipeline}/${stage.name} ← freight \`${freight.id}\` (${versions})`,
       '',
       ...status.steps.map((s) => `- ${s.name}: ${s.status}${s.message ? ` — ${s.message}` : ''}`),
+      ...(status.gates ?? []).map(
+        (g) =>
+          `- gate ${g.name} (${g.type}): ${g.phase === 'Waiting' ? `Waiting until ${g.deadline ?? '?'}` : g.phase}` +
+          (g.phase === 'Waiting' || g.phase === 'Pending' ? '' : ` — ${gateOutcome(g)}`),
+      ),
     ];
     if (status.commit) lines.push('', `commit \`${status.commit}\` on \`${stage.render.to}\``);
     if (status.error) lines.push('', `error: ${status.error}`);
@@ -224,6 +242,23 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         if (refused) throw refused;
       },
       description: 'Abort the promotion at any step (its requester, the stage approvers or an admin).',
+    },
+  );
+  setHandler(
+    decideGateUpdate,
+    (decision) => {
+      const gate = decideGate(status, decision, now());
+      showDetails();
+      return gate;
+    },
+    {
+      validator: (decision) => {
+        const refused = gateDecisionRefusal(status, decision, ending);
+        if (refused) throw refused;
+      },
+      description:
+        "A callback gate's result (pass or fail, with a reason), as the HTTP API delivers it after checking the " +
+        "gate's one-time token; refused unless that gate is waiting.",
     },
   );
   setHandler(stageGrantedSignal, () => {
@@ -337,6 +372,97 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           'Succeeded',
           `Synced and Healthy at ${healthy.revision.slice(0, 12)} after ${Math.round(healthy.waitedMs / 1000)}s`,
         );
+      }
+
+      if (withGates) {
+        // In order; each must pass before the next starts. A callback gate waits on a timer for the decideGate
+        // update. An http gate polls inside one heartbeating activity rather than a workflow loop of short ones:
+        // a poll every few seconds for minutes would fill the history with hundreds of activity events, while the
+        // activity keeps its count and clock in its heartbeat (so a retry after a worker crash resumes them) and
+        // still stops within seconds of an abort, since cancellation arrives with the next heartbeat.
+        const gates = stage.gates ?? [];
+        setPhase('AwaitingGates');
+        startStep('gates', gates.map((g) => `${g.name} (${g.http ? 'http' : 'callback'})`).join(', '));
+        for (const spec of gates) {
+          const gate = findGate(status, spec.name) as GateStatus;
+          const timeout = spec.callback?.timeout ?? spec.http?.timeout ?? '0s';
+          const timeoutMs = durationMs(timeout);
+          gate.phase = 'Waiting';
+          gate.startedAt = now();
+          gate.deadline = new Date(Date.now() + timeoutMs).toISOString();
+          showDetails();
+          if (spec.callback) {
+            await condition(() => gate.phase !== 'Waiting', timeoutMs);
+            // Decided by the gate's phase, not by condition's answer: a result accepted in the same workflow task
+            // as the timer fired has been confirmed to its sender, so it stands.
+            if ((gate.phase as GatePhase) === 'Waiting') {
+              Object.assign(gate, {
+                phase: 'TimedOut',
+                at: now(),
+                decidedBy: 'timeout',
+                reason: Reason.GateTimedOut,
+                message: `no result was posted within ${timeout}`,
+              });
+              throw ApplicationFailure.create({
+                message: `gate ${spec.name}: no result was posted to its callback URL within ${timeout}`,
+                type: Reason.GateTimedOut,
+                nonRetryable: true,
+              });
+            }
+            // Set by the decideGate handler while the condition waited.
+            if ((gate.phase as GatePhase) === 'Failed') {
+              throw ApplicationFailure.create({
+                message: `gate ${spec.name} failed (${gate.decidedBy}): ${gate.message ?? 'no reason given'}`,
+                type: Reason.GateFailed,
+                nonRetryable: true,
+              });
+            }
+          } else if (spec.http) {
+            const poll = proxyActivities<FerryActivities>({
+              startToCloseTimeout: timeoutMs + 120_000,
+              // Heartbeats go out at most every 0.8 × this: it bounds how long an abort takes to stop the polls.
+              heartbeatTimeout: '10s',
+              retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 10 },
+            });
+            const decidedBy = `${spec.http.method} ${spec.http.url}`;
+            try {
+              const polled = await poll.pollHttpGate({
+                pipeline: input.pipeline,
+                stage: stage.name,
+                promotionId: workflowId,
+                gate: spec.name,
+                http: spec.http,
+              });
+              Object.assign(gate, {
+                phase: 'Passed',
+                at: now(),
+                decidedBy,
+                attempts: polled.attempts,
+                consecutive: polled.consecutive,
+                message: polled.last,
+              });
+            } catch (err) {
+              if (!isCancellation(err)) {
+                const cause = err instanceof ActivityFailure ? err.cause : err;
+                const seen = (cause instanceof ApplicationFailure ? cause.details?.[0] : undefined) as
+                  { attempts?: number; consecutive?: number } | undefined;
+                const reason = failureReason(err);
+                Object.assign(gate, {
+                  phase: reason === Reason.GateTimedOut ? 'TimedOut' : 'Failed',
+                  at: now(),
+                  decidedBy: reason === Reason.GateTimedOut ? 'timeout' : decidedBy,
+                  reason,
+                  message: failureMessage(err),
+                  ...(typeof seen?.attempts === 'number' ? { attempts: seen.attempts } : {}),
+                  ...(typeof seen?.consecutive === 'number' ? { consecutive: seen.consecutive } : {}),
+                });
+              }
+              throw err;
+            }
+          }
+          showDetails();
+        }
+        endStep('gates', 'Succeeded', (status.gates ?? []).map((g) => `${g.name} ${gateOutcome(g)}`).join('; '));
       }
       finish('Succeeded');
     });

@@ -7,4 +7,10 @@ export const FerryStage = defineSearchAttributeKey('FerryStage', SearchAttribute
 export const FerryFreight = defineSearchAttributeKey('FerryFreight', SearchAttributeType.KEYWORD);
 export const FerryPhase = defineSearchAttributeKey('FerryPhase', SearchAttributeType.KEYWORD);
 
-export const FERRY_SEARCH_ATTRIBUTES = [FerryPipeline, FerryStage, FerryFreight, FerryPhase];
+/**
+ * Set by a promotion that waits on a pull request (pipeline/ids.ts `pullRequestKey`, e.g. `github:org/gitops#12`),
+ * so the webhook for that pull request's merge finds it.
+ */
+export const FerryPullRequest = defineSearchAttributeKey('FerryPullRequest', SearchAttributeType.KEYWORD);
+
+export const FERRY_SEARCH_ATTRIBUTES = [FerryPipeline, FerryStage, FerryFreight, FerryPhase, FerryPullRequest];

@@ -104,7 +104,8 @@ function imageTargets(
   const targets = new Map<string, ImageTarget>();
   for (const artifact of artifacts) {
     const version = versions[artifact.name];
-    if (version === undefined) continue;
+    // Git artifacts choose the commit sources are rendered from (render-and-push.ts), not an image in them.
+    if (version === undefined || artifact.image === undefined) continue;
     targets.set(normalizeRepository(artifact.image), {
       artifact: artifact.name,
       version: parseVersion(artifact.name, version),

@@ -8,7 +8,7 @@ import { artifactList, decisionLine, orDash, printJson, table } from '../output'
 export const get: Command = {
   name: 'get',
   usage: 'ferry get ID',
-  help: ['ferry get ID', 'a promotion: phase, steps, approvals, commit, error'],
+  help: ['ferry get ID', 'a promotion: phase, steps, gates, approvals, commit, error'],
   async run(args, io, api) {
     expect(args, { count: 1, allow: ['json'] });
     const [id] = args.positionals;
@@ -59,6 +59,18 @@ export const get: Command = {
         s.message ?? '',
       ]);
       for (const line of table([['STEP', 'STATUS', 'STARTED', 'FINISHED', 'MESSAGE'], ...rows])) io.out(line);
+    }
+    if (data.gates && data.gates.length > 0) {
+      io.out();
+      const rows = data.gates.map((g) => [
+        g.name,
+        g.type,
+        g.phase,
+        orDash(g.phase === 'Waiting' ? (g.deadline ? `until ${g.deadline}` : undefined) : g.decidedBy),
+        g.attempts === undefined ? '-' : String(g.attempts),
+        [g.reason, g.message].filter((part) => part).join(': '),
+      ]);
+      for (const line of table([['GATE', 'TYPE', 'PHASE', 'DECIDED BY', 'ANSWERS', 'MESSAGE'], ...rows])) io.out(line);
     }
     return 0;
   },

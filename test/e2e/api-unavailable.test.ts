@@ -108,6 +108,8 @@ describe('the HTTP API while Temporal is unreachable (real processes)', () => {
         FERRY_HOME: join(dir, 'ferry-home'),
         FERRY_PORT: String(apiPort),
         FERRY_TOKENS: `${TOKEN}=alice`,
+        // alice applies pipelines, which needs role admin.
+        FERRY_ADMINS: 'alice',
       },
     });
     await api.waitFor(/ferry api listening/, 60_000);

@@ -168,7 +168,12 @@ describe('end to end: CLI and HTTP API → worker → git → Argo CD (all real 
     worker = startWorker();
     api = spawnProcess(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'api', 'main.ts')], {
       cwd: PROJECT_ROOT,
-      env: { ...common, FERRY_PORT: String(apiPort), FERRY_TOKENS: `${ALICE}=alice,${MALLORY}=mallory` },
+      env: {
+        ...common,
+        FERRY_PORT: String(apiPort),
+        FERRY_TOKENS: `${ALICE}=alice,${MALLORY}=mallory`,
+        FERRY_ADMINS: 'alice',
+      },
     });
     await worker.waitFor(/ferry worker polling/, 120_000);
     await api.waitFor(/ferry api listening/, 60_000);

@@ -171,10 +171,13 @@ describe('README walkthrough against `npm start`', () => {
     assert.equal(worker.length, 1);
     const secret = 'FERRY_SECRET_WALKTHROUGH_TOKEN=walkthrough-secret-value';
     assert.ok(worker[0].env.includes(secret), 'the worker gets the credentials it resolves');
+    // The API gets where the webhook secrets are (npm start's local one), never a worker credential.
     assert.deepEqual(
       api[0].env.filter((v) => /SECRET/.test(v)),
-      [],
+      [`FERRY_WEBHOOK_SECRETS_DIR=${join(dir, '.ferry', 'webhook-secrets')}`],
     );
+    assert.equal(statSync(join(dir, '.ferry', 'webhook-secrets')).mode & 0o777, 0o700);
+    assert.equal(statSync(join(dir, '.ferry', 'webhook-secrets', 'ci-webhook')).mode & 0o777, 0o600);
   });
 
   it('lists the promotions in the Temporal UI with their search attributes', async () => {

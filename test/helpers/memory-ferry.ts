@@ -2,6 +2,7 @@
 // Temporal is covered by the end-to-end tests). Timestamps are fixed so that what the API and CLI print can be compared
 // exactly.
 import { FerryError } from '../../client/errors';
+import type { GateRef } from '../../client/gate-callbacks';
 import type { FerryApi, PipelineSummary, PromoteOptions } from '../../client/types';
 import { freightId, validateFreight } from '../../pipeline/freight';
 import type { Pipeline } from '../../pipeline/schema';
@@ -10,12 +11,15 @@ import {
   promotionWorkflowId,
   type AddFreightResult,
   type Decision,
+  type GateDecision,
+  type GateStatus,
   type PipelineStatus,
   type PromotionPhase,
   type PromotionRequested,
   type PromotionStatus,
+  type PullRequestMerged,
 } from '../../workflows/messages';
-import { abortRefusal } from '../../workflows/promotion-core';
+import { abortRefusal, decideGate, findGate, gateDecisionRefusal } from '../../workflows/promotion-core';
 
 export interface MemoryFerryOptions {
   /**
@@ -36,10 +40,15 @@ class MemoryFerry implements FerryApi {
   promotions = new Map<string, PromotionStatus>();
   decisions: Array<{ action: string; id: string; decision: Decision }> = [];
   promoteCalls: Array<{ pipeline: string; stage: string; freight: string; requestedBy: string; force?: boolean }> = [];
+  /** Every pullRequestMerged call, in order. */
+  pullRequestMerges: PullRequestMerged[] = [];
   /** Thrown by listPipelines, to see what the API does with an unexpected failure. */
   listFailure?: Error;
   /** Per promotion id, what is left of its stage's script (see MemoryFerryOptions.phases). */
   private readonly scripts = new Map<string, PromotionPhase[]>();
+  /** Per promotion id, the run id of its current run (`run-1`, `run-2`, … in the order they were started). */
+  readonly runIds = new Map<string, string>();
+  private runs = 0;
 
   constructor(private readonly options: MemoryFerryOptions) {}
 
@@ -123,7 +132,17 @@ class MemoryFerry implements FerryApi {
       approvals: [],
       requestedBy,
       startedAt: '2025-01-01T00:00:02.000Z',
+      ...(stageSpec.gates?.length
+        ? {
+            gates: stageSpec.gates.map((g): GateStatus => ({
+              name: g.name,
+              type: g.http ? 'http' : 'callback',
+              phase: 'Pending',
+            })),
+          }
+        : {}),
     });
+    this.runIds.set(id, `run-${++this.runs}`);
     status.stages
       .find((s) => s.name === stage)
       ?.active.push({ id, freight, requestedBy, requestedAt: '2025-01-01T00:00:02.000Z' });
@@ -185,6 +204,44 @@ class MemoryFerry implements FerryApi {
     status.phase = 'Aborted';
     status.abortedBy = { user: decision.user, at: '2025-01-01T00:00:03.000Z', comment: decision.comment };
     return status;
+  }
+
+  async pullRequestMerged(merge: PullRequestMerged): Promise<{ signalled: string[] }> {
+    this.pullRequestMerges.push(merge);
+    return { signalled: [] };
+  }
+
+  /** Test control: the promotion reached its gate `gate`, which now waits (as the workflow does after health). */
+  startGate(id: string, gate: string): void {
+    const status = this.promotion(id);
+    const found = findGate(status, gate);
+    if (!found) throw new Error(`promotion ${id} has no gate ${gate}`);
+    status.phase = 'AwaitingGates';
+    found.phase = 'Waiting';
+    found.startedAt = '2025-01-01T00:00:04.000Z';
+  }
+
+  async decideGate(ref: GateRef, decision: Omit<GateDecision, 'gate'>): Promise<GateStatus> {
+    const status = this.promotion(ref.promotionId);
+    if (this.runIds.get(ref.promotionId) !== ref.runId) {
+      throw new FerryError('Conflict', `gate "${ref.gate}" of promotion "${ref.promotionId}": that run has ended`);
+    }
+    // The workflow's own rule decides whether the gate takes it.
+    const refused = gateDecisionRefusal(status, { gate: ref.gate, ...decision });
+    if (refused) throw new FerryError(refused.type === 'NotFound' ? 'NotFound' : 'Conflict', refused.message);
+    this.decisions.push({ action: 'decideGate', id: ref.promotionId, decision: { user: decision.by ?? 'callback' } });
+    const gate = decideGate(status, { gate: ref.gate, ...decision }, '2025-01-01T00:00:05.000Z');
+    if (gate.phase === 'Failed') status.phase = 'Failed';
+    return gate;
+  }
+
+  async waitingGate(id: string, gate: string): Promise<GateRef> {
+    const status = this.promotion(id);
+    const found = findGate(status, gate);
+    if (!found) throw new FerryError('NotFound', `promotion "${id}" has no gate "${gate}"`);
+    if (found.type !== 'callback') throw new FerryError('Conflict', `gate "${gate}" is an ${found.type} gate`);
+    if (found.phase !== 'Waiting') throw new FerryError('Conflict', `gate "${gate}" is ${found.phase}`);
+    return { promotionId: id, runId: this.runIds.get(id) ?? '', gate };
   }
 
   /** The promotion as it stands, without reading it (which would move a scripted one on). */

@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { createTokenStore, ensureLocalToken, ensurePrivateHome } from '../../client/auth';
+import { createToken, createTokenStore, ensureLocalToken, ensurePrivateHome, tokenDigest } from '../../client/auth';
 import { apiEnvironment } from '../../dev/environment';
 import { adminsFromEnv } from '../../api/app';
 import { startApiServer, type ApiServer } from '../../api/server';
@@ -48,6 +48,7 @@ const pipelineJson = (name = 'guestbook') => ({
 
 const ALICE = 'tok-alice-0123456789';
 const CAROL = 'tok-carol-0123456789';
+const ALL_ROLES = ['viewer', 'promoter', 'approver', 'admin'];
 
 let ferry: MemoryFerry;
 let server: ApiServer;
@@ -57,7 +58,8 @@ before(async () => {
   ferry = createMemoryFerry();
   const tokens = createTokenStore({ file: null, env: {}, tokens: { [ALICE]: 'alice', [CAROL]: 'carol' } });
   const logger = createLogger({ write: (line) => logLines.push(line), level: 'debug' });
-  server = await startApiServer({ ferry: { ...delegate(() => ferry) }, tokens, admins: ['carol'], port: 0, logger });
+  // No role configuration: the default roles (token users promote and approve) and alice an admin (FERRY_ADMINS).
+  server = await startApiServer({ ferry: { ...delegate(() => ferry) }, tokens, admins: ['alice'], port: 0, logger });
 });
 
 after(async () => {
@@ -451,7 +453,9 @@ describe('promotion ids and decisions', () => {
     const id = await promotionAwaitingApproval();
     const reply = await http('POST', `/api/v1/promotions/${id}/approve`, { body: { comment: 'ship it' } });
     assert.equal(reply.status, 200, reply.text);
-    assert.deepEqual(ferry.decisions, [{ action: 'approve', id, decision: { user: 'alice', comment: 'ship it' } }]);
+    assert.deepEqual(ferry.decisions, [
+      { action: 'approve', id, decision: { user: 'alice', comment: 'ship it', admin: true, roles: ALL_ROLES } },
+    ]);
     assert.equal((reply.body as PromotionStatus).phase, 'Queued');
   });
 
@@ -459,7 +463,9 @@ describe('promotion ids and decisions', () => {
     const id = await promotionAwaitingApproval();
     const rejected = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/reject`);
     assert.equal(rejected.status, 200, rejected.text);
-    assert.deepEqual(ferry.decisions, [{ action: 'reject', id, decision: { user: 'alice' } }]);
+    assert.deepEqual(ferry.decisions, [
+      { action: 'reject', id, decision: { user: 'alice', admin: true, roles: ALL_ROLES } },
+    ]);
 
     const aborted = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`, { body: {} });
     assert.equal(aborted.status, 409, 'a finished promotion cannot be aborted');
@@ -477,19 +483,37 @@ describe('promotion ids and decisions', () => {
     assert.equal(ferry.decisions.length, 0);
   });
 
-  test('a decision by a user in FERRY_ADMINS carries admin: true, set by the API, never by the body', async () => {
+  test('a decision by a user in FERRY_ADMINS carries admin: true and its roles, set by the API, never by the body', async () => {
     const id = await promotionAwaitingApproval();
-    const claimed = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`, {
-      body: { admin: true },
-    });
-    assert.equal(claimed.status, 400, 'alice is no admin and cannot say she is');
-    assert.deepEqual(pathsOf(claimed), ['admin']);
-    assert.match(errorOf(claimed).errors?.[0].message ?? '', /FERRY_ADMINS/);
+    for (const body of [{ admin: true }, { roles: ['admin'] }]) {
+      const claimed = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`, {
+        body,
+        token: CAROL,
+      });
+      assert.equal(claimed.status, 400, 'carol is no admin and cannot say she is');
+      assert.deepEqual(pathsOf(claimed), Object.keys(body));
+      assert.match(errorOf(claimed).errors?.[0].message ?? '', /FERRY_ADMINS|server configuration/);
+    }
     assert.equal(ferry.decisions.length, 0);
 
-    const aborted = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`, { token: CAROL });
+    const aborted = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`);
     assert.equal(aborted.status, 200, aborted.text);
-    assert.deepEqual(ferry.decisions, [{ action: 'abort', id, decision: { user: 'carol', admin: true } }]);
+    assert.deepEqual(ferry.decisions, [
+      { action: 'abort', id, decision: { user: 'alice', admin: true, roles: ALL_ROLES } },
+    ]);
+  });
+
+  test('without role configuration a token user who is no admin decides with roles promoter and approver', async () => {
+    const id = await promotionAwaitingApproval();
+    const refused = await http('POST', `/api/v1/promotions/${encodeURIComponent(id)}/abort`, { token: CAROL });
+    assert.equal(refused.status, 403, refused.text);
+    assert.match(
+      errorOf(refused).message,
+      /^user "carol" may not abort promotion .*: only its requester \(alice\) with role promoter/,
+    );
+    const applied = await http('PUT', '/api/v1/pipelines/guestbook', { body: PIPELINE_YAML, token: CAROL });
+    assert.equal(applied.status, 403);
+    assert.equal(errorOf(applied).message, 'user "carol" needs role admin on guestbook/*');
   });
 
   test('FERRY_ADMINS is a comma-separated list of user names', () => {
@@ -664,6 +688,10 @@ describe('token store', () => {
       assert.equal(fs.statSync(path.join(home, 'tokens.json')).mode & 0o777, 0o600);
       assert.equal(createTokenStore({ env, logger: silentLogger }).userForToken(token), 'admin');
       assert.equal(ensureLocalToken(home, 'admin'), token);
+      // The tokens file holds the digest, never the token.
+      const stored = fs.readFileSync(path.join(home, 'tokens.json'), 'utf8');
+      assert.ok(!stored.includes(token), stored);
+      assert.deepEqual(JSON.parse(stored), { tokens: [{ sha256: tokenDigest(token), user: 'admin' }] });
     } finally {
       if (saved !== undefined) process.env.FERRY_TOKENS_FILE = saved;
     }
@@ -673,8 +701,41 @@ describe('token store', () => {
     const file = path.join(home, 'tokens.json');
     const store = createTokenStore({ file, env: {}, logger: silentLogger });
     assert.equal(store.userForToken('late-token'), undefined);
-    fs.writeFileSync(file, JSON.stringify({ tokens: { 'late-token': 'erin' } }));
+    fs.writeFileSync(file, JSON.stringify({ tokens: [{ sha256: tokenDigest('late-token'), user: 'erin' }] }));
     assert.equal(store.userForToken('late-token'), 'erin');
+    const created = createToken(file, 'frank');
+    assert.equal(store.userForToken(created), 'frank');
+    assert.equal(store.userForToken('late-token'), 'erin', 'createToken keeps the tokens already there');
+    assert.ok(!fs.readFileSync(file, 'utf8').includes(created));
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  });
+
+  test('a tokens file in the old plaintext form is read, and the API start rewrites it with digests', () => {
+    const file = path.join(home, 'tokens.json');
+    fs.writeFileSync(file, JSON.stringify({ tokens: { 'old-plain-token': 'grace' } }));
+    assert.equal(createTokenStore({ file, env: {}, logger: silentLogger }).userForToken('old-plain-token'), 'grace');
+    assert.ok(fs.readFileSync(file, 'utf8').includes('old-plain-token'), 'reading alone changes nothing');
+
+    const lines: string[] = [];
+    const store = createTokenStore({
+      file,
+      env: {},
+      migratePlaintext: true,
+      logger: createLogger({ write: (l) => lines.push(l) }),
+    });
+    assert.equal(store.userForToken('old-plain-token'), 'grace');
+    const stored = fs.readFileSync(file, 'utf8');
+    assert.ok(!stored.includes('old-plain-token'), stored);
+    assert.deepEqual(JSON.parse(stored), { tokens: [{ sha256: tokenDigest('old-plain-token'), user: 'grace' }] });
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.match(lines.join(''), /rewrote it with their sha256 digests/);
+    assert.ok(!lines.join('').includes('old-plain-token'));
+  });
+
+  test('a malformed digest entry is an error naming its path', () => {
+    const file = path.join(home, 'tokens.json');
+    fs.writeFileSync(file, JSON.stringify({ tokens: [{ sha256: 'abc', user: 'x' }] }));
+    assert.throws(() => createTokenStore({ file, env: {} }), /tokens\[0\]\.sha256 must be the 64 hex digits/);
   });
 });
 

@@ -160,3 +160,94 @@ describe('failures: message and reason', () => {
     assert.equal(status.steps.find((s) => s.name === 'render')?.status, 'Skipped');
   });
 });
+
+describe('approval and abort rules in roles (decisions from the HTTP API carry the roles on the stage)', () => {
+  const withGate = (approval: Record<string, unknown>): PromotionStatus => {
+    const status = newPromotionStatus(
+      input({
+        stage: { ...input().stage, approval: { required: 1, approvers: ['alice', 'bob', 'carol'], ...approval } },
+      } as Partial<PromotionInput>),
+      'promotion/guestbook/prod/abcdef123456',
+      AT,
+      true,
+    );
+    status.phase = 'AwaitingApproval';
+    return status;
+  };
+
+  it('an approver on the list approves; without role approver the list alone is not enough', () => {
+    const status = awaiting();
+    assert.equal(approvalRefusal(status, { user: 'alice', roles: ['viewer', 'approver'] }), undefined);
+    const refused = approvalRefusal(status, { user: 'alice', roles: ['viewer', 'promoter'] });
+    assert.equal(refused?.type, 'Forbidden');
+    assert.equal(
+      refused?.message,
+      'user "alice" needs role approver on guestbook/prod to approve promotion promotion/guestbook/prod/abcdef123456',
+    );
+  });
+
+  it('role approver (even admin) does not make someone off the approvers list an approver', () => {
+    const refused = approvalRefusal(awaiting(), { user: 'dave', roles: ['viewer', 'promoter', 'approver', 'admin'] });
+    assert.equal(refused?.type, 'Forbidden');
+    assert.match(refused?.message ?? '', /"dave" is not an approver of stage "prod" \(approvers: alice, bob\)/);
+  });
+
+  it('allowSelfApproval: false refuses the requester, names the field, and leaves others and rejection alone', () => {
+    const status = withGate({ allowSelfApproval: false });
+    assert.deepEqual(status.approval, { required: 1, approvers: ['alice', 'bob', 'carol'], allowSelfApproval: false });
+    const own = approvalRefusal(status, { user: 'carol', roles: ['viewer', 'approver'] });
+    assert.equal(own?.type, 'Forbidden');
+    assert.match(own?.message ?? '', /requested promotion .* may not approve it: .*approval\.allowSelfApproval: false/);
+    assert.equal(approvalRefusal(status, { user: 'carol' }, 'approve')?.type, 'Forbidden', 'also without roles');
+    assert.equal(approvalRefusal(status, { user: 'carol', roles: ['approver'] }, 'reject'), undefined);
+    assert.equal(approvalRefusal(status, { user: 'alice', roles: ['approver'] }), undefined);
+  });
+
+  it('by default (no allowSelfApproval) the requester may approve, and the status reads as before', () => {
+    const status = withGate({});
+    assert.deepEqual(status.approval, { required: 1, approvers: ['alice', 'bob', 'carol'] });
+    assert.equal(approvalRefusal(status, { user: 'carol', roles: ['approver'] }), undefined);
+  });
+
+  it('abort: the requester needs role promoter; an approver needs the role and the list; an admin always may', () => {
+    const status = awaiting(); // requested by carol; approvers alice, bob
+    assert.equal(abortRefusal(status, { user: 'carol', roles: ['viewer', 'promoter'] }), undefined);
+    const viewer = abortRefusal(status, { user: 'carol', roles: ['viewer'] });
+    assert.equal(viewer?.type, 'Forbidden');
+    assert.match(
+      viewer?.message ?? '',
+      /only its requester \(carol\) with role promoter, the approvers of stage "prod" \(alice, bob\) with role approver or an admin may/,
+    );
+    assert.equal(abortRefusal(status, { user: 'bob', roles: ['viewer', 'approver'] }), undefined);
+    assert.equal(abortRefusal(status, { user: 'bob', roles: ['viewer', 'promoter'] })?.type, 'Forbidden');
+    assert.equal(abortRefusal(status, { user: 'dave', roles: ['viewer', 'approver'] })?.type, 'Forbidden');
+    assert.equal(abortRefusal(status, { user: 'dave', roles: ['admin'] }), undefined);
+    assert.equal(
+      abortRefusal(status, { user: 'dave', admin: true, roles: ['viewer'] })?.type,
+      'Forbidden',
+      'roles decide',
+    );
+  });
+
+  it('abort on a stage without a gate: role approver on the stage is enough; an automatic promotion has no requester', () => {
+    const status = newPromotionStatus(
+      input({ requestedBy: AUTO_PROMOTER }, false),
+      'promotion/guestbook/prod/x',
+      AT,
+      true,
+    );
+    assert.equal(abortRefusal(status, { user: 'erin', roles: ['viewer', 'approver'] }), undefined);
+    const refused = abortRefusal(status, { user: AUTO_PROMOTER, roles: ['promoter'] });
+    assert.equal(refused?.type, 'Forbidden');
+    assert.match(refused?.message ?? '', /only a user with role approver on guestbook\/prod or an admin may/);
+  });
+
+  it('decisions without roles (recorded before roles) keep the earlier rule: list, requester, admin flag', () => {
+    const status = awaiting();
+    assert.equal(abortRefusal(status, { user: 'carol' }), undefined);
+    assert.equal(abortRefusal(status, { user: 'bob' }), undefined);
+    assert.equal(abortRefusal(status, { user: 'dave', admin: true }), undefined);
+    assert.equal(abortRefusal(status, { user: 'dave' })?.type, 'Forbidden');
+    assert.equal(approvalRefusal(status, { user: 'alice' }), undefined);
+  });
+});
