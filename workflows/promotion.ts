@@ -392,6 +392,12 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           gate.deadline = new Date(Date.now() + timeoutMs).toISOString();
           showDetails();
           if (spec.callback) {
+            // The one-time callback URL is added at delivery (worker/gate-callback-events.ts), never here.
+            events.emit(
+              'dev.ferry.gate.waiting',
+              eventData({ gate: { name: spec.name, type: 'callback', timeout, deadline: gate.deadline } }),
+              { change: `gate.waiting/${spec.name}` },
+            );
             await condition(() => gate.phase !== 'Waiting', timeoutMs);
             // Decided by the gate's phase, not by condition's answer: a result accepted in the same workflow task
             // as the timer fired has been confirmed to its sender, so it stands.

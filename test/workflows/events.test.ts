@@ -14,7 +14,9 @@ import { FerryClient } from '../../client/ferry-client';
 import { createExampleRepo, examplePipelineYaml } from '../../dev/example';
 import { parsePipelineText, validatePipeline } from '../../pipeline/load';
 import type { Pipeline, Subscriber } from '../../pipeline/schema';
+import { verifyCallbackToken } from '../../client/gate-callbacks';
 import { createFerryWorker, WORKFLOWS_PATH } from '../../worker/create-worker';
+import { gateCallbackEnricher } from '../../worker/gate-callback-events';
 import type { PromotionStatus } from '../../workflows/messages';
 import { deliveryWorkflowId, eventId, type FerryEvent } from '../../workflows/events';
 import { startEventReceiver, type EventReceiver } from '../helpers/event-receiver';
@@ -26,6 +28,7 @@ const TASK_QUEUE = 'ferry-events-tests';
 const TRAIN_QUEUE = 'release-trains';
 const HMAC = 'hmac-secret-value-3c1f9e77';
 const GH_TOKEN = 'ghs_secretTokenValue0123456789';
+const CALLBACK_KEY = 'callback-key-for-tests-0123456789abcdef';
 const FAST_RETRY = { deadline: '10m', initialInterval: '100ms', maximumInterval: '1s' };
 
 const durationMs = (s: PromotionStatus): number => Date.parse(s.finishedAt ?? '') - Date.parse(s.startedAt);
@@ -94,6 +97,10 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
       }),
       temporalUiUrl: 'http://127.0.0.1:8233',
       notifyTimeoutMs: 1000,
+      enrichEvent: gateCallbackEnricher({
+        FERRY_CALLBACK_KEY: CALLBACK_KEY,
+        FERRY_PUBLIC_URL: 'https://ferry.example.com',
+      }),
     });
     trainWorker = await Worker.create({
       connection: env.nativeConnection,
@@ -277,11 +284,18 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
     await ferry.abort(id, { user: 'carol', comment: 'wrong build' });
     assert.equal((await ferry.waitForPromotion(id, { timeoutMs: 60_000 })).phase, 'Aborted');
 
+    const seen = () =>
+      [...receiver.accepted.values()]
+        .filter((e) => e.subject === 'guestbook/prod' && e.data.freight.id === freight)
+        .map((e) => `${e.type}@${e.data.run.runId}`)
+        .join(', ');
     const mine = await until('both runs’ events', async () => {
       const got = [...receiver.accepted.values()].filter(
         (e) => e.subject === 'guestbook/prod' && e.data.freight.id === freight,
       );
       return got.length >= 6 ? got : undefined;
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; accepted so far: ${seen()}`);
     });
     const rejected = mine.find((e) => e.type === 'dev.ferry.promotion.rejected');
     const aborted = mine.find((e) => e.type === 'dev.ferry.promotion.aborted');
@@ -395,11 +409,46 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
     assert.match(error ?? '', /workflow "release-train-2026-11" has closed \(COMPLETED\); nothing listens/);
   });
 
+  it('carries a callback gate’s one-time URL in dev.ferry.gate.waiting, added at delivery, never in history', async () => {
+    const uat = {
+      ...base.spec.stages[0],
+      name: 'uat',
+      promotion: 'manual' as const,
+      render: { ...base.spec.stages[0].render, to: 'env/uat' },
+      gates: [{ name: 'e2e', callback: { timeout: '10m' } }],
+    };
+    await apply([webhook()], [uat] as Pipeline['spec']['stages']);
+    const { id: freight } = await ferry.addFreight('guestbook', { guestbook: '1.3.5' });
+    assert.equal((await autoPromoted(freight)).phase, 'Succeeded');
+    const { id } = await ferry.promote('guestbook', 'uat', freight, 'carol');
+    const waiting = await until('the gate.waiting event', async () =>
+      [...receiver.accepted.values()].find((e) => e.type === 'dev.ferry.gate.waiting' && e.data.promotion.id === id),
+    );
+    assert.equal(waiting.subject, 'guestbook/uat');
+    assert.equal(waiting.data.gate.name, 'e2e');
+    assert.equal(waiting.data.gate.timeout, '10m');
+    const url: string = waiting.data.gate.callbackUrl;
+    assert.match(url, /^https:\/\/ferry\.example\.com\/api\/v1\/callbacks\/v1\./);
+    const token = url.split('/').pop() as string;
+    assert.deepEqual(verifyCallbackToken(Buffer.from(CALLBACK_KEY), token), {
+      promotionId: id,
+      runId: waiting.data.promotion.runId,
+      gate: 'e2e',
+    });
+    await ferry.abort(id, { user: 'carol' });
+    assert.equal((await ferry.waitForPromotion(id, { timeoutMs: 60_000 })).phase, 'Aborted');
+    const delivery = deliveryWorkflowId('guestbook', 'ci', waiting.id);
+    for (const wf of [id, delivery]) {
+      const text = historyText(await env.client.workflow.getHandle(wf).fetchHistory()).join('\n');
+      assert.ok(text.includes('gate.waiting'), `${wf} holds the event`);
+      assert.ok(!text.includes(token), `${wf}'s history holds the callback token`);
+    }
+  });
+
   it('replays the histories it made: promotions and the pipeline with events, and ordered deliveries', async () => {
     const ids: string[] = ['pipeline/guestbook'];
     for await (const wf of env.client.workflow.list({ query: `FerryPipeline = "guestbook"` })) {
-      if (wf.workflowId.startsWith('promotion/guestbook/prod/') || wf.workflowId.startsWith('promotion/guestbook/qa/'))
-        ids.push(wf.workflowId);
+      if (/^promotion\/guestbook\/(prod|qa|uat)\//.test(wf.workflowId)) ids.push(wf.workflowId);
       if (wf.workflowId.startsWith('event/guestbook/environments/') && ids.every((i) => !i.startsWith('event/')))
         ids.push(wf.workflowId);
     }
