@@ -25,6 +25,8 @@ import { FerryError, type FieldError } from '../client/errors';
 import { logger as defaultLogger, type Logger } from '../client/log';
 import type { FerryApi } from '../client/types';
 import { guardAvailability, type AvailabilityOptions } from './availability';
+import { openApiRoute } from './openapi';
+import { DecisionBody, FreightBody, PromotionBody } from './schemas';
 import { createWebhookRouter, staticWebhookSecrets, type WebhookRouterOptions } from './webhooks';
 import { callbackRouter, gateUrlRouter } from './callbacks';
 import { publicBaseUrl } from '../client/gate-callbacks';
@@ -88,6 +90,8 @@ export function createApiApp(options: ApiAppOptions): Express {
     const ok = await ferry.health();
     res.status(ok ? 200 : 503).json({ ok });
   });
+
+  app.get('/api/v1/openapi.json', openApiRoute());
 
   // Webhooks authenticate by signature over their raw body, so they are mounted before the bearer-token routes.
   app.use(
@@ -267,30 +271,6 @@ function promotionScope(id: string): Scope {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Bodies
-
-const FreightBody = z
-  .object({
-    // Shape and names are checked against the pipeline by its workflow's update validator (validateFreight), each
-    // by path.
-    artifacts: z.unknown().refine((v) => v !== undefined, 'is required'),
-  })
-  .strict();
-
-const PromotionBody = z
-  .object({
-    freight: z
-      .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string (a freight id)') })
-      .min(1, 'must not be empty'),
-    /** Start a new run even when the freight is already current in the stage or its promotion runs. */
-    force: z.boolean({ error: 'must be true or false' }).optional(),
-  })
-  .strict();
-
-const DecisionBody = z
-  .object({
-    comment: z.string({ error: 'must be a string' }).max(4096, 'must be at most 4096 characters').optional(),
-  })
-  .strict();
 
 function mediaType(req: Request): string | undefined {
   const header = req.get('content-type');

@@ -22,7 +22,7 @@ export interface CallbackRoutesOptions {
 
 const CALLBACK_BODY_LIMIT = '16kb';
 
-const CallbackBody = z
+export const CallbackBody = z
   .object({
     result: z.enum(['pass', 'fail'], {
       error: (issue) => (issue.input === undefined ? 'is required: "pass" or "fail"' : 'must be "pass" or "fail"'),

@@ -130,14 +130,24 @@ export async function call<T>(
 export const jsonBody = (value: unknown) => ({ text: JSON.stringify(value), type: 'application/json' });
 export const promotionPath = (id: string): string => `/api/v1/promotions/${encodeURIComponent(id)}`;
 
-/** Polls until a terminal phase, reporting each phase once; quick at first and after a change, then slower. */
-export async function waitForPromotion(
-  io: Io,
-  api: Api,
-  id: string,
-  onPhase: (phase: PromotionPhase) => void,
-): Promise<PromotionStatus> {
-  let lastPhase: PromotionPhase | undefined;
+export interface WaitOptions {
+  /** Called with every status read that differs from the one before (the first read always). */
+  onChange(status: PromotionStatus, before: PromotionStatus | undefined): void;
+  /** Gives up after this many milliseconds; without it, waits until the promotion ends. */
+  timeoutMs?: number;
+}
+
+export type WaitResult =
+  { timedOut: false; status: PromotionStatus } | { timedOut: true; status: PromotionStatus | undefined };
+
+/**
+ * Polls until the promotion reaches a terminal phase or the timeout passes. Quick at first and after every change,
+ * slower while nothing happens; rides out the API being unreachable for up to a minute.
+ */
+export async function waitForPromotion(io: Io, api: Api, id: string, options: WaitOptions): Promise<WaitResult> {
+  const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
+  let last: PromotionStatus | undefined;
+  let lastJson = '';
   let delay = 200;
   let unreachableSince: number | undefined;
   for (;;) {
@@ -155,14 +165,18 @@ export async function waitForPromotion(
       }
     }
     if (status) {
-      if (status.phase !== lastPhase) {
-        lastPhase = status.phase;
-        onPhase(status.phase);
+      const json = JSON.stringify(status);
+      if (json !== lastJson) {
+        options.onChange(status, last);
+        last = status;
+        lastJson = json;
         delay = 200;
       }
-      if (TERMINAL.includes(status.phase)) return status;
+      if (TERMINAL.includes(status.phase)) return { timedOut: false, status };
     }
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    const left = deadline === undefined ? Infinity : deadline - Date.now();
+    if (left <= 0) return { timedOut: true, status: last };
+    await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
     delay = Math.min(Math.round(delay * 1.5), 2000);
   }
 }

@@ -10,9 +10,11 @@ export interface Args {
   help: boolean;
   file?: string;
   message?: string;
+  /** `--timeout DURATION`, as given (durationMs parses it). */
+  timeout?: string;
 }
 
-type Option = 'file' | 'message' | 'wait' | 'force' | 'json';
+type Option = 'file' | 'message' | 'wait' | 'force' | 'json' | 'timeout';
 
 export function parseArgs(argv: string[]): Args {
   const args: Args = { command: '', positionals: [], json: false, wait: false, force: false, help: false };
@@ -58,6 +60,9 @@ export function parseArgs(argv: string[]): Args {
       case '--message':
         [args.message, i] = valueOf(flag, inline, i);
         break;
+      case '--timeout':
+        [args.timeout, i] = valueOf(flag, inline, i);
+        break;
       default:
         throw new UsageError(`unknown option ${flag}`);
     }
@@ -76,6 +81,7 @@ export function expect(args: Args, options: { count: number | [number, number]; 
     ['wait', args.wait, '--wait'],
     ['force', args.force, '--force'],
     ['json', args.json, '--json'],
+    ['timeout', args.timeout !== undefined, '--timeout'],
   ];
   for (const [option, present, flag] of given) {
     if (present && !allow.has(option)) throw new UsageError(`${args.command} does not take ${flag}`, args.command);
@@ -84,4 +90,15 @@ export function expect(args: Args, options: { count: number | [number, number]; 
   const n = args.positionals.length;
   if (n < min) throw new UsageError(`${args.command} is missing arguments`, args.command);
   if (n > max) throw new UsageError(`unexpected argument "${args.positionals[max]}"`, args.command);
+}
+
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** `90s`, `10m`, `1h`, `500ms` (the pipeline file's durations) in milliseconds; a usage error otherwise. */
+export function durationMs(text: string, flag: string, command: string): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text);
+  if (!match || Number(match[1]) === 0) {
+    throw new UsageError(`${flag} must be a duration such as 90s, 10m or 1h, got "${text}"`, command);
+  }
+  return Number(match[1]) * DURATION_UNITS_MS[match[2] as keyof typeof DURATION_UNITS_MS];
 }

@@ -9,6 +9,8 @@ export interface Command {
   usage: string;
   /** The line in `ferry help`; the usage shown there may be shorter than `usage`. */
   help: [string, string];
+  /** More lines for `ferry COMMAND --help`, after the usage. */
+  details?: string[];
   /** Resolves to the exit code: 0 done, 1 refused or unsuccessful. */
   run(args: Args, io: Io, api: Api): Promise<number>;
 }

@@ -2,7 +2,8 @@
 // is reachable. Output is part of the contract: scripts and the README run these commands verbatim.
 //
 // stdout: what the command produces (an id, a table, JSON with --json). stderr: errors (`error: ...`) and notes.
-// Exit codes: 0 done, 1 the API refused or the promotion did not succeed, 2 the command line is wrong.
+// Exit codes: 0 done, 1 the API refused (or could not be reached), 2 the command line is wrong; `promote --wait` adds
+// one code per way a promotion can end without succeeding (WAIT_EXIT_CODES in commands/promote.ts).
 //
 // `run(argv, io)` is the whole CLI as a function: main.ts calls it with the process's streams, tests with their own.
 import { apiFromEnv } from './api';
@@ -14,7 +15,7 @@ import { approve } from './commands/approve';
 import { freight } from './commands/freight';
 import { gate } from './commands/gate';
 import { get } from './commands/get';
-import { promote } from './commands/promote';
+import { promote, WAIT_EXIT_CODES } from './commands/promote';
 import { reject } from './commands/reject';
 import { status } from './commands/status';
 import { token } from './commands/token';
@@ -33,7 +34,10 @@ ${rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`).join('\n')}
 
 options:
   --json      print the API's JSON (apply, freight add, promote, approve, reject, abort, status, get, gate url)
-  --wait      promote: wait until the promotion ends, printing phase changes; exit 0 if it succeeded, else 1
+  --wait      promote: follow the promotion until it ends, a line per change (phase, step, approval, gate);
+              exit 0 succeeded, ${WAIT_EXIT_CODES.Failed} failed, ${WAIT_EXIT_CODES.Rejected} rejected, ${WAIT_EXIT_CODES.Aborted} aborted, ${WAIT_EXIT_CODES.TimedOut} still running after --timeout
+  --timeout DURATION
+              promote --wait: stop waiting after DURATION (90s, 10m, 1h); the promotion goes on
   --force     promote: start a new run even when the freight is already current in the stage or being promoted
   -m COMMENT  approve, reject, abort: a comment recorded with the decision
   -h, --help  this text
@@ -56,6 +60,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
   if (!command) throw new UsageError(`unknown command "${args.command}"`);
   if (args.help) {
     io.out(`usage: ${command.usage}`);
+    for (const line of command.details ?? []) io.out(line);
     return 0;
   }
   return command.run(args, io, apiFromEnv(io.env, io.cwd));

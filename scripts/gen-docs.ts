@@ -1,12 +1,16 @@
 // Generates the pipeline reference from the schema: docs/reference/pipeline.schema.json (for editors) and
-// docs/reference/pipeline.md (for people). `npm run docs` writes them; `npm run docs -- --check` fails when the
-// committed files are stale. test/unit/docs.test.ts runs the same comparison, so the docs cannot drift.
+// docs/reference/pipeline.md (for people), and the API description docs/openapi.json from api/openapi.ts. `npm run
+// docs` writes them; `npm run docs -- --check` fails when the committed files are stale. test/unit/docs.test.ts and
+// test/unit/openapi.test.ts run the same comparison, so the docs cannot drift.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { openApiDocument } from '../api/openapi';
 import { PIPELINE_RULES, PipelineSchema, formatSpecErrors, parsePipelineText, pipelineJsonSchema } from '../pipeline';
 
 export const REFERENCE_DIR = resolve(__dirname, '..', 'docs', 'reference');
+/** The published API description (the API serves the same document at GET /api/v1/openapi.json). */
+export const OPENAPI_FILE = resolve(__dirname, '..', 'docs', 'openapi.json');
 
 /** Uses every field of the schema; generation fails if a field is added to the schema and not shown here. */
 export const FULL_EXAMPLE = `apiVersion: ferry.dev/v1alpha1
@@ -357,13 +361,20 @@ export function generateDocs(): Record<'pipeline.schema.json' | 'pipeline.md', s
   };
 }
 
+/** docs/openapi.json exactly as it should be committed. */
+export function generateOpenApi(): string {
+  return `${JSON.stringify(openApiDocument(), null, 2)}\n`;
+}
+
 function main(): void {
   const check = process.argv.includes('--check');
-  const files = generateDocs();
+  const files: Array<[string, string]> = [
+    ...Object.entries(generateDocs()).map(([name, content]): [string, string] => [join(REFERENCE_DIR, name), content]),
+    [OPENAPI_FILE, generateOpenApi()],
+  ];
   const stale: string[] = [];
   mkdirSync(REFERENCE_DIR, { recursive: true });
-  for (const [name, content] of Object.entries(files)) {
-    const path = join(REFERENCE_DIR, name);
+  for (const [path, content] of files) {
     let current: string | undefined;
     try {
       current = readFileSync(path, 'utf8');

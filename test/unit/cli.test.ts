@@ -12,9 +12,17 @@ import { startApiServer } from '../../api/server';
 import { silentLogger } from '../../client/log';
 import { defaultApiUrl } from '../../cli/api';
 import type { Io } from '../../cli/io';
+import type { FerryApi } from '../../client/types';
 import { run } from '../../cli/run';
 import { freightId } from '../../pipeline/freight';
-import type { PipelineStatus, PromotionPhase } from '../../workflows/messages';
+import { WAIT_EXIT_CODES } from '../../cli/commands/promote';
+import type {
+  GateStatus,
+  PipelineStatus,
+  PromotionPhase,
+  PromotionStatus,
+  PromotionStep,
+} from '../../workflows/messages';
 import { FIVE_MISTAKES_YAML, guestbookYaml } from '../helpers/fixtures';
 import { createMemoryFerry, type MemoryFerry } from '../helpers/memory-ferry';
 
@@ -43,6 +51,22 @@ const PIPELINE_YAML = guestbookYaml(`
       approval: { approvers: [alice] }
 `);
 
+/**
+ * The in-memory FerryApi, except that reading a promotion gives the next entry of `script` laid over it (the last
+ * entry stays): a promotion that moves through steps, approvals and gates as the test says.
+ */
+function scriptedReads(script: Array<Partial<PromotionStatus>>): (ferry: MemoryFerry) => FerryApi {
+  return (ferry) => {
+    const reads = [...script];
+    const api = Object.create(ferry) as FerryApi;
+    api.getPromotion = async (id) => {
+      const next = reads.length > 1 ? (reads.shift() as (typeof reads)[number]) : reads[0];
+      return { ...(await ferry.getPromotion(id)), ...next };
+    };
+    return api;
+  };
+}
+
 interface Run {
   code: number;
   stdout: string;
@@ -51,6 +75,11 @@ interface Run {
 
 interface World {
   ferry: MemoryFerry;
+  /**
+   * Starts `ferry ARGS` in this process without waiting for it: its stdout lines so far, a promise of the first
+   * line matching a pattern, and the run's end.
+   */
+  start(args: string[]): { lines: string[]; printed(pattern: RegExp): Promise<string>; done: Promise<Run> };
   /**
    * Runs `ferry ARGS` in the test's directory; FERRY_HOME is left to its default (.ferry in that directory). In this
    * process through run(argv, io), or as a child process with `spawn`.
@@ -62,12 +91,21 @@ interface World {
   addedFreight(): Promise<string>;
 }
 
-/** Each test has its own API server, fake and directory, so the CLI runs (child processes) can overlap. */
-async function world(t: TestContext): Promise<World> {
+/**
+ * Each test has its own API server, fake and directory, so the CLI runs (child processes) can overlap. `wrap` puts a
+ * FerryApi of the test's own in front of the in-memory one (to script what a promotion reads as).
+ */
+async function world(t: TestContext, wrap?: (ferry: MemoryFerry) => FerryApi): Promise<World> {
   const ferry = createMemoryFerry({ phases: PHASES, failure: FAILURE });
   const tokens = createTokenStore({ file: null, env: {}, tokens: { [TOKEN]: 'alice' } });
   // alice applies pipelines: an admin (FERRY_ADMINS), as npm start's local user is.
-  const server = await startApiServer({ ferry, tokens, admins: ['alice'], port: 0, logger: silentLogger });
+  const server = await startApiServer({
+    ferry: wrap ? wrap(ferry) : ferry,
+    tokens,
+    admins: ['alice'],
+    port: 0,
+    logger: silentLogger,
+  });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-cli-'));
   t.after(async () => {
     await server.close();
@@ -112,9 +150,45 @@ async function world(t: TestContext): Promise<World> {
       );
     });
   };
+  const start: World['start'] = (args) => {
+    const lines: string[] = [];
+    const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+    let stderr = '';
+    const env: NodeJS.ProcessEnv = { ...process.env, FERRY_URL: server.url };
+    delete env.FERRY_TOKEN;
+    delete env.FERRY_HOME;
+    const io: Io = {
+      out: (line = '') => {
+        lines.push(line);
+        for (const w of waiters.filter((w) => w.pattern.test(line))) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      },
+      err: (line) => void (stderr += `${line}\n`),
+      env,
+      cwd: work,
+      readStdin: () => '',
+    };
+    const done = run(args, io).then((code) => ({ code, stdout: lines.map((l) => `${l}\n`).join(''), stderr }));
+    const printed = (pattern: RegExp): Promise<string> => {
+      const line = lines.find((l) => pattern.test(l));
+      if (line !== undefined) return Promise.resolve(line);
+      return new Promise((resolve, reject) => {
+        waiters.push({ pattern, resolve });
+        void done.then((r) =>
+          reject(
+            new Error(`ferry ${args.join(' ')} ended (${r.code}) before printing ${pattern}:\n${r.stdout}${r.stderr}`),
+          ),
+        );
+      });
+    };
+    return { lines, printed, done };
+  };
   return {
     ferry,
     cli,
+    start,
     work,
     serverUrl: server.url,
     async applied() {
@@ -218,17 +292,196 @@ describe('ferry CLI', { concurrency: true }, () => {
     );
   });
 
-  test('promote --wait exits 1 with the error when the promotion fails', async (t) => {
+  test('promote --wait exits 3 with the error when the promotion fails', async (t) => {
     const { cli, applied, addedFreight } = await world(t);
     await applied();
     const freight = await addedFreight();
-    const run = await cli(['promote', 'guestbook', 'broken', freight, '--wait']);
-    assert.equal(run.code, 1);
+    const run = await cli(['promote', 'guestbook', 'broken', freight, '--wait'], {}, { spawn: true });
+    assert.equal(run.code, WAIT_EXIT_CODES.Failed);
+    assert.equal(run.code, 3);
     assert.match(run.stdout, /phase: Failed\n$/);
     assert.equal(
       run.stderr,
       `error: promotion promotion/guestbook/broken/${freight} ended Failed: render: apps/guestbook/overlays/broken does not exist on main\n`,
     );
+  });
+
+  test('promote --wait follows the promotion live: a line per phase, step, approval and gate change', async (t) => {
+    const at = (s: number): string => `2025-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
+    const approval: PromotionStep = { name: 'approval', status: 'Running', startedAt: at(2) };
+    const approved: PromotionStep = {
+      ...approval,
+      status: 'Succeeded',
+      finishedAt: at(3),
+      message: 'approved by alice',
+    };
+    const queued: PromotionStep = { name: 'queue', status: 'Succeeded', message: 'stage prod is ours' };
+    const render: PromotionStep = { name: 'render', status: 'Running', message: 'rendering into env/prod' };
+    const pushed: PromotionStep = { ...render, status: 'Succeeded', message: 'pushed 763675ee0083 to env/prod' };
+    const health: PromotionStep = { name: 'health', status: 'Running', message: 'Argo CD: Synced, Progressing' };
+    const gate: GateStatus = { name: 'e2e', type: 'callback', phase: 'Waiting', deadline: at(59) };
+    const script: Array<Partial<PromotionStatus>> = [
+      { phase: 'AwaitingApproval', steps: [approval, { name: 'queue', status: 'Pending' }] },
+      { phase: 'AwaitingApproval', steps: [approval] },
+      { phase: 'Queued', approvals: [{ user: 'alice', at: at(3), comment: 'ship it' }], steps: [approved] },
+      {
+        phase: 'Rendering',
+        approvals: [{ user: 'alice', at: at(3), comment: 'ship it' }],
+        steps: [approved, queued, { ...render, attempt: 2, lastError: 'git fetch: network error' }],
+      },
+      { phase: 'WaitingHealthy', steps: [approved, queued, pushed, health] },
+      {
+        phase: 'WaitingHealthy',
+        steps: [approved, queued, pushed, { ...health, message: 'Argo CD: Synced, Healthy at 763675ee0083' }],
+        gates: [gate],
+      },
+      {
+        phase: 'Succeeded',
+        steps: [approved, queued, pushed, { ...health, status: 'Succeeded', message: 'Argo CD: Synced, Healthy' }],
+        gates: [{ ...gate, phase: 'Passed', message: 'suite green', decidedBy: 'callback by ci' }],
+      },
+    ];
+    const { cli, applied, addedFreight } = await world(t, scriptedReads(script));
+    await applied();
+    const freight = await addedFreight();
+    const id = `promotion/guestbook/prod/${freight}`;
+    const run = await cli(['promote', 'guestbook', 'prod', freight, '--wait']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(
+      run.stdout,
+      [
+        id,
+        'step approval: Running',
+        'phase: AwaitingApproval',
+        `waiting for 1 more approval (0 of 1) from: alice; ferry approve ${id}`,
+        'approved by alice "ship it" (1 of 1)',
+        'step approval: Succeeded: approved by alice',
+        'phase: Queued',
+        'step queue: Succeeded: stage prod is ours',
+        'step render: Running (attempt 2, last error: git fetch: network error): rendering into env/prod',
+        'phase: Rendering',
+        'step render: Succeeded: pushed 763675ee0083 to env/prod',
+        'step health: Running: Argo CD: Synced, Progressing',
+        'phase: WaitingHealthy',
+        'step health: Running: Argo CD: Synced, Healthy at 763675ee0083',
+        `gate e2e (callback): Waiting (until ${at(59)})`,
+        'step health: Succeeded: Argo CD: Synced, Healthy',
+        'gate e2e (callback): Passed: suite green (by callback by ci)',
+        'phase: Succeeded',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('promote --wait exits 0 once an approver approves, and 4 when one rejects', async (t) => {
+    // After the approval the promotion runs to the end: reads go Queued, then Succeeded.
+    const { cli, start, applied, addedFreight } = await world(t, (ferry) => {
+      const api = Object.create(ferry) as FerryApi;
+      api.getPromotion = async (id) => {
+        const status = await ferry.getPromotion(id);
+        if (status.phase === 'Queued') status.phase = 'Succeeded';
+        return structuredClone(status);
+      };
+      return api;
+    });
+    await applied();
+    const freight = await addedFreight();
+    const id = `promotion/guestbook/prod/${freight}`;
+
+    const approvedRun = start(['promote', 'guestbook', 'prod', freight, '--wait']);
+    await approvedRun.printed(/^waiting for 1 more approval/);
+    assert.equal((await cli(['approve', id, '-m', 'ship it'])).code, 0);
+    const approved = await approvedRun.done;
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.match(approved.stdout, /^approved by alice "ship it" \(1 of 1\)$/m);
+    assert.match(approved.stdout, /phase: Succeeded\n$/);
+
+    const rejectedRun = start(['promote', 'guestbook', 'prod', freight, '--wait', '--force']);
+    await rejectedRun.printed(/^waiting for 1 more approval/);
+    assert.equal((await cli(['reject', id, '-m', 'not today'])).code, 0);
+    const rejected = await rejectedRun.done;
+    assert.equal(rejected.code, WAIT_EXIT_CODES.Rejected);
+    assert.equal(rejected.code, 4);
+    assert.match(rejected.stdout, /\nrejected by alice "not today"\nphase: Rejected\n$/);
+    assert.equal(rejected.stderr, `error: promotion ${id} ended Rejected: rejected by alice ("not today")\n`);
+  });
+
+  test('promote --wait exits 5 when the promotion is aborted', async (t) => {
+    const { cli, start, applied, addedFreight } = await world(t);
+    await applied();
+    const freight = await addedFreight();
+    const id = `promotion/guestbook/prod/${freight}`;
+    const waiting = start(['promote', 'guestbook', 'prod', freight, '--wait']);
+    await waiting.printed(/^waiting for/);
+    assert.equal((await cli(['abort', id])).code, 0);
+    const run = await waiting.done;
+    assert.equal(run.code, WAIT_EXIT_CODES.Aborted);
+    assert.equal(run.code, 5);
+    assert.match(run.stdout, /^aborted by alice$/m);
+    assert.equal(run.stderr, `error: promotion ${id} ended Aborted: aborted by alice\n`);
+  });
+
+  test('promote --wait --timeout exits 6 when the promotion is still going, and leaves it running', async (t) => {
+    const { ferry, cli, applied, addedFreight } = await world(t);
+    await applied();
+    const freight = await addedFreight();
+    const id = `promotion/guestbook/prod/${freight}`;
+    const run = await cli(
+      ['promote', 'guestbook', 'prod', freight, '--wait', '--timeout', '300ms'],
+      {},
+      { spawn: true },
+    );
+    assert.equal(run.code, 6, run.stderr);
+    assert.equal(run.code, WAIT_EXIT_CODES.TimedOut);
+    assert.match(run.stdout, /^phase: AwaitingApproval$/m);
+    assert.equal(
+      run.stderr,
+      `error: promotion ${id} is still AwaitingApproval after --timeout 300ms; it goes on without this command ` +
+        `(ferry get ${id}, ferry abort ${id})\n`,
+    );
+    assert.equal(ferry.promotions.get(id)?.phase, 'AwaitingApproval');
+    assert.deepEqual(ferry.decisions, []);
+  });
+
+  test('promote --wait keeps the other exit codes: 2 for a wrong --timeout, 1 for what the API refuses', async (t) => {
+    const { cli, applied, addedFreight } = await world(t);
+    await applied();
+    const freight = await addedFreight();
+    for (const args of [
+      ['promote', 'guestbook', 'dev', freight, '--timeout', '10m'],
+      ['promote', 'guestbook', 'dev', freight, '--wait', '--timeout', '10'],
+      ['promote', 'guestbook', 'dev', freight, '--wait', '--timeout', '0s'],
+      ['promote', 'guestbook', 'dev', freight, '--wait', '--timeout'],
+      ['status', 'guestbook', '--timeout', '1m'],
+    ]) {
+      const run = await cli(args);
+      assert.equal(run.code, 2, `ferry ${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, /^error: .*(--timeout|timeout)/);
+    }
+    const unknown = await cli(['promote', 'guestbook', 'qa', freight, '--wait']);
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.stderr, 'error: pipeline "guestbook" has no stage "qa"\n');
+    const refused = await cli(['promote', 'guestbook', 'dev', freight, '--wait'], { FERRY_TOKEN: 'wrong-token' });
+    assert.equal(refused.code, 1);
+  });
+
+  test('promote --help lists the exit codes of --wait', async (t) => {
+    const { cli } = await world(t);
+    const run = await cli(['promote', '--help']);
+    assert.equal(run.code, 0);
+    assert.match(
+      run.stdout,
+      /^usage: ferry promote PIPELINE STAGE FREIGHT \[--wait \[--timeout DURATION\]\] \[--force\]$/m,
+    );
+    for (const [code, what] of [
+      [0, 'succeeded'],
+      [3, 'failed'],
+      [4, 'rejected'],
+      [5, 'aborted'],
+      [6, '--timeout'],
+    ] as const) {
+      assert.match(run.stdout, new RegExp(`^ +${code} +.*${what}`, 'm'));
+    }
   });
 
   test('approve records the token user and the comment; get shows the promotion', async (t) => {
@@ -327,7 +580,7 @@ describe('ferry CLI', { concurrency: true }, () => {
     for (const args of [['help'], ['--help'], ['promote', '--help']]) {
       const run = await cli(args, {}, { spawn: true });
       assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stdout, /ferry promote PIPELINE STAGE FREIGHT \[--wait\]/);
+      assert.match(run.stdout, /ferry promote PIPELINE STAGE FREIGHT \[--wait/);
     }
   });
 

@@ -230,7 +230,7 @@ describe('gates (real dev server, real HTTP API, real HTTP endpoints)', () => {
       token: DAVE_TOKEN,
     });
     assert.equal(forbidden.status, 403);
-    assert.match(forbidden.body.error.message, /only an admin/);
+    assert.match(forbidden.body.error.message, /needs role admin on gated\/cb/);
     const url = await urlOf(id, 'e2e');
     assert.ok(url.startsWith(`${api.url}/api/v1/callbacks/`), url);
     const token = url.slice(url.lastIndexOf('/') + 1);
