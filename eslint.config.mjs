@@ -60,9 +60,10 @@ export default tseslint.config(
           })),
           patterns: [
             {
-              // pipeline/ids, reasons and freight-rules are dependency-free domain modules workflows share.
+              // pipeline/ids, reasons, freight-rules and event-types are dependency-free domain modules workflows share.
               group: [
                 '../pipeline/*',
+                '!../pipeline/event-types',
                 '!../pipeline/ids',
                 '!../pipeline/freight-rules',
                 '!../pipeline/reasons',

@@ -2,6 +2,7 @@
 // the `FerryActivities` type only.
 import { createArgoCdActivities } from './argocd/activities';
 import { createGateActivities } from './gates/http-gate';
+import { createNotifyActivities, type EventEnricher } from './notify';
 import { createPreflightActivities } from './preflight';
 import { createGitActivities } from './render-and-push';
 import type { SecretResolver } from './secrets';
@@ -16,6 +17,12 @@ export interface ActivitiesConfig {
   allowFileRepos?: boolean;
   /** Timeout of each poll of an http gate (default: the activity's own default). */
   gateRequestTimeoutMs?: number;
+  /** Base URL of the Temporal UI, for the run link in events (default http://localhost:8233). */
+  temporalUiUrl?: string;
+  /** How long one HTTP request of an event delivery may take, in milliseconds (default 10 s). */
+  notifyTimeoutMs?: number;
+  /** Adds to an event right before delivery what must not be in workflow history (see activities/notify). */
+  enrichEvent?: EventEnricher;
 }
 
 export function createActivities(config: ActivitiesConfig) {
@@ -23,6 +30,12 @@ export function createActivities(config: ActivitiesConfig) {
   return {
     ...createPreflightActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
     ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
+    ...createNotifyActivities({
+      secrets: config.secrets,
+      ...(config.temporalUiUrl !== undefined ? { temporalUiUrl: config.temporalUiUrl } : {}),
+      ...(config.notifyTimeoutMs !== undefined ? { requestTimeoutMs: config.notifyTimeoutMs } : {}),
+      ...(config.enrichEvent ? { enrich: config.enrichEvent } : {}),
+    }),
     ...createArgoCdActivities({
       secrets: config.secrets,
       ...(config.argoPollIntervalMs !== undefined ? { pollIntervalMs: config.argoPollIntervalMs } : {}),

@@ -121,7 +121,12 @@ async function main(): Promise<void> {
     [CALLBACK_KEY_ENV]: process.env[CALLBACK_KEY_ENV] || ensureCallbackKey(home),
   };
   // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told.
-  const worker = spawnEntry('worker', 'worker/main.ts', { ...process.env, ...common, FERRY_ALLOW_FILE_REPOS: '1' });
+  const worker = spawnEntry('worker', 'worker/main.ts', {
+    FERRY_TEMPORAL_UI_URL: `http://127.0.0.1:${uiPort}`,
+    ...process.env,
+    ...common,
+    FERRY_ALLOW_FILE_REPOS: '1',
+  });
   // The example pipeline takes signed generic webhooks (spec.triggers.generic: ci-webhook); its secret is local too.
   const webhookSecrets = process.env.FERRY_WEBHOOK_SECRETS_DIR || ensureLocalWebhookSecret(home, 'ci-webhook');
   const api = spawnEntry(

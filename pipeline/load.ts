@@ -21,7 +21,7 @@ export const ROOT_PATH = '(root)';
  * (docs/reference/pipeline.md); keep in step with `semanticErrors` below.
  */
 export const PIPELINE_RULES: readonly string[] = [
-  'Stage names are unique; artifact names are unique.',
+  'Stage names are unique; artifact names are unique; subscriber names (`spec.notify`) are unique.',
   '`after` names other stages of the pipeline, never the stage itself, and `after` has no cycles.',
   '`approval.required` is at most the number of different `approvers`.',
   'Every stage renders to its own branch: no two stages have the same `render.to`, and none renders to `spec.repo.branch`.',
@@ -226,7 +226,7 @@ function rawStages(spec: Record<string, unknown>): RawStage[] {
   });
 }
 
-function duplicateNames(items: unknown, what: string, list: 'stages' | 'artifacts'): Located[] {
+function duplicateNames(items: unknown, what: string, list: 'stages' | 'artifacts' | 'notify'): Located[] {
   if (!Array.isArray(items)) return [];
   const errors: Located[] = [];
   const first = new Map<string, number>();
@@ -327,6 +327,7 @@ function semanticErrors(input: unknown): Located[] {
   const errors: Located[] = [
     ...duplicateNames(spec.stages, 'stage', 'stages'),
     ...duplicateNames(spec.artifacts, 'artifact', 'artifacts'),
+    ...duplicateNames(spec.notify, 'subscriber', 'notify'),
   ];
 
   const names = stages.flatMap((s) => (s.name === undefined ? [] : [s.name]));

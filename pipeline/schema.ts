@@ -3,6 +3,7 @@
 // The `.describe()` texts are user documentation: scripts/gen-docs.ts turns them into docs/reference/pipeline.md
 // and the JSON Schema editors show them on hover. Write them for someone editing a pipeline file.
 import { z } from 'zod';
+import { EVENT_TYPES, eventTypeMatches } from './event-types';
 import { branchNameProblem, MAX_BRANCH_BYTES, repoPathProblem } from './git-names';
 import { JSON_PATH_RULES, parseJsonPath } from './json-path';
 
@@ -400,6 +401,149 @@ export const RepoSchema = z
   .strict()
   .describe('The GitOps repository: sources on `branch`, and one rendered branch per stage.');
 
+const httpUrl = z
+  .string()
+  .regex(/^https?:\/\/[^\s/@]+(\/\S*)?$/, 'must be an http:// or https:// URL without a user name or password');
+
+export const WebhookTargetSchema = z
+  .object({
+    type: z.literal('webhook').describe('The kind of target: `webhook`.'),
+    url: httpUrl.describe(
+      'Where each event is POSTed as a CloudEvent (`Content-Type: application/cloudevents+json`), signed with ' +
+        "HMAC-SHA256 under the subscriber's `secret`.",
+    ),
+  })
+  .strict()
+  .describe('An HTTP endpoint that receives every event as a signed CloudEvents 1.0 JSON POST.');
+
+export const SlackTargetSchema = z
+  .object({ type: z.literal('slack').describe('The kind of target: `slack`.') })
+  .strict()
+  .describe(
+    "A Slack incoming webhook. Its URL is a secret, so it is the subscriber's `secret` credential (its token field), " +
+      'not a field here.',
+  );
+
+export const GitHubDeploymentTargetSchema = z
+  .object({
+    type: z.literal('github-deployment').describe('The kind of target: `github-deployment`.'),
+    repository: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/, 'must be a GitHub repository as owner/name')
+      .describe('The GitHub repository whose Environments page shows the stages, as `owner/name`.'),
+    apiUrl: httpUrl
+      .default('https://api.github.com')
+      .describe('Base URL of the GitHub REST API; for GitHub Enterprise Server `https://HOST/api/v3`.'),
+    productionEnvironments: z
+      .array(dnsLabel)
+      .optional()
+      .describe(
+        'Stages GitHub should treat as production environments (`production_environment: true`). Default: the ' +
+          'stages named `prod` or `production`.',
+      ),
+  })
+  .strict()
+  .describe(
+    "A GitHub deployment per promotion into the stage's environment, with statuses `in_progress` when the " +
+      'promotion starts and `success`, `failure` or `error` when it ends; a success marks the previous deployment ' +
+      "of the environment `inactive`. The subscriber's `secret` holds a token allowed to write deployments.",
+  );
+
+export const TemporalTargetSchema = z
+  .object({
+    type: z.literal('temporal').describe('The kind of target: `temporal`.'),
+    workflowId: z
+      .string()
+      .min(1, 'must not be empty')
+      .max(1000, 'must be at most 1000 characters')
+      .describe('Id of the workflow to signal (its current run), e.g. a release train waiting for Ferry.'),
+    signal: z
+      .string()
+      .min(1, 'must not be empty')
+      .default('ferry.event')
+      .describe('Name of the signal; its one argument is the CloudEvent.'),
+    namespace: z
+      .string()
+      .min(1, 'must not be empty')
+      .optional()
+      .describe("Temporal namespace of that workflow. Default: the worker's namespace."),
+  })
+  .strict()
+  .describe('A signal to a Temporal workflow on the same Temporal server as Ferry, carrying the CloudEvent.');
+
+const TARGET_TYPES = ['webhook', 'slack', 'github-deployment', 'temporal'] as const;
+
+export const NotifyTargetSchema = z
+  .discriminatedUnion(
+    'type',
+    [WebhookTargetSchema, SlackTargetSchema, GitHubDeploymentTargetSchema, TemporalTargetSchema],
+    {
+      error: (issue) =>
+        issue.code === 'invalid_union' && issue.note === 'No matching discriminator'
+          ? `type must be one of ${TARGET_TYPES.map((t) => `"${t}"`).join(', ')}`
+          : undefined,
+    },
+  )
+  .describe('Where the events go. `type` is one of `webhook`, `slack`, `github-deployment`, `temporal`.');
+
+const eventFilter = z
+  .string()
+  .refine(
+    (pattern) => EVENT_TYPES.some((type) => eventTypeMatches(type, pattern)),
+    `must be an event type (${EVENT_TYPES.join(', ')}) or a pattern with "*" that matches one`,
+  );
+
+export const NotifyRetrySchema = z
+  .object({
+    deadline: duration
+      .default('24h')
+      .describe('How long Ferry keeps retrying one delivery before it gives up (the delivery workflow then fails).'),
+    initialInterval: duration.default('1s').describe('Wait before the first retry; each later wait doubles.'),
+    maximumInterval: duration.default('5m').describe('Longest wait between two attempts.'),
+  })
+  .strict()
+  .describe('How a failed delivery is retried. A receiver that answers 429 or 503 with `Retry-After` is waited for.');
+
+export const SubscriberSchema = z
+  .object({
+    name: dnsLabel.describe("Name of the subscriber, unique in the pipeline; part of each delivery's workflow id."),
+    target: NotifyTargetSchema,
+    secret: credentialName
+      .optional()
+      .describe(
+        'Name of the credential for the target, resolved on the worker: the HMAC key (`webhook`), the incoming ' +
+          'webhook URL (`slack`), the API token (`github-deployment`). Required for those three; `temporal` needs none.',
+      ),
+    events: z
+      .array(eventFilter)
+      .optional()
+      .describe(
+        'Which events the subscriber receives: event types or patterns with `*` (e.g. `dev.ferry.promotion.*`). ' +
+          'Default: all.',
+      ),
+    retry: NotifyRetrySchema.optional(),
+  })
+  .strict()
+  .superRefine((subscriber, ctx) => {
+    if (subscriber.target.type !== 'temporal' && subscriber.secret === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret'],
+        message: `a ${subscriber.target.type} subscriber needs a secret: the name of its credential on the worker`,
+      });
+    }
+  })
+  .describe("One receiver of the pipeline's events.");
+
+export const NotifySchema = z
+  .array(SubscriberSchema)
+  .describe(
+    'Who hears about what happens in the pipeline: every state change (freight registered, promotion started, ' +
+      'approval requested, approved, rejected, succeeded, failed, aborted) is a CloudEvents 1.0 event, delivered ' +
+      'to each subscriber whose `events` filter matches, in its own workflow, with retries; a delivery never ' +
+      'slows or fails a promotion.',
+  );
+
 export const GITHUB_TRIGGER_EVENTS = ['push', 'package', 'registry_package', 'pull_request'] as const;
 export const GITLAB_TRIGGER_EVENTS = ['push', 'merge_request'] as const;
 
@@ -499,6 +643,7 @@ export const PipelineSchema = z
           .array(StageSchema)
           .min(1, 'must list at least one stage')
           .describe('The environments, in any order; `after` gives the order in which freight travels through them.'),
+        notify: NotifySchema.optional(),
         triggers: TriggersSchema.optional(),
       })
       .strict()
@@ -516,6 +661,8 @@ export type Artifact = Pipeline['spec']['artifacts'][number];
 export type RenderSpec = Stage['render'];
 export type ArgoCdSpec = NonNullable<Stage['argocd']>;
 export type ApprovalSpec = NonNullable<Stage['approval']>;
+export type Subscriber = NonNullable<Pipeline['spec']['notify']>[number];
+export type NotifyTarget = Subscriber['target'];
 export type GitArtifactSpec = NonNullable<Artifact['git']>;
 export type Triggers = NonNullable<Pipeline['spec']['triggers']>;
 export type GitHubTrigger = NonNullable<Triggers['github']>[number];

@@ -103,6 +103,35 @@ spec:
             interval: 10s
             successes: 3
             timeout: 5m
+  notify:
+    - name: release-bot
+      target:
+        type: webhook
+        url: https://hooks.example.com/ferry
+      secret: release-bot-hmac
+      events: [dev.ferry.promotion.*, dev.ferry.approval.requested]
+      retry:
+        deadline: 6h
+        initialInterval: 2s
+        maximumInterval: 10m
+    - name: team-chat
+      target: { type: slack }
+      secret: slack-guestbook-webhook
+      events: ['*.failed', dev.ferry.approval.requested, dev.ferry.promotion.succeeded]
+    - name: environments
+      target:
+        type: github-deployment
+        repository: example-org/guestbook
+        apiUrl: https://api.github.com
+        productionEnvironments: [prod]
+      secret: github-deployments
+    - name: release-train
+      target:
+        type: temporal
+        workflowId: release-train-2026-11
+        signal: ferry.event
+        namespace: default
+      events: [dev.ferry.promotion.succeeded, dev.ferry.promotion.failed]
 `;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -124,6 +153,8 @@ interface JsonSchema {
   maximum?: number;
   minItems?: number;
   maxItems?: number;
+  /** A choice of objects told apart by a `type` constant (the notify targets). */
+  oneOf?: JsonSchema[];
 }
 
 interface Field {
@@ -136,13 +167,18 @@ interface Section {
   /** `spec.stages[]`, or `` for the document itself. */
   path: string;
   description?: string;
+  /** For one object of a choice (`oneOf`): the value of its `type` field. */
+  variant?: string;
   fields: Field[];
 }
 
 const isObject = (s: JsonSchema | undefined): boolean => s?.type === 'object' && s.properties !== undefined;
+const isChoice = (s: JsonSchema | undefined): boolean =>
+  (s?.oneOf ?? []).length > 0 && (s?.oneOf ?? []).every(isObject);
+const variantOf = (s: JsonSchema): string => String(s.properties?.type?.const ?? '');
 
-function collectSections(schema: JsonSchema, path: string, sections: Section[]): void {
-  const section: Section = { path, description: schema.description, fields: [] };
+function collectSections(schema: JsonSchema, path: string, sections: Section[], variant?: string): void {
+  const section: Section = { path, description: schema.description, fields: [], ...(variant ? { variant } : {}) };
   sections.push(section);
   for (const [name, property] of Object.entries(schema.properties ?? {})) {
     const fieldPath = path === '' ? name : `${path}.${name}`;
@@ -150,7 +186,9 @@ function collectSections(schema: JsonSchema, path: string, sections: Section[]):
   }
   for (const field of section.fields) {
     if (isObject(field.schema)) collectSections(field.schema, field.path, sections);
-    else if (field.schema.type === 'array' && isObject(field.schema.items)) {
+    else if (isChoice(field.schema)) {
+      for (const choice of field.schema.oneOf ?? []) collectSections(choice, field.path, sections, variantOf(choice));
+    } else if (field.schema.type === 'array' && isObject(field.schema.items)) {
       collectSections(
         { ...(field.schema.items as JsonSchema), description: field.schema.items?.description },
         `${field.path}[]`,
@@ -161,13 +199,18 @@ function collectSections(schema: JsonSchema, path: string, sections: Section[]):
 }
 
 const code = (text: string): string => `\`${text.replace(/\|/g, '\\|')}\``;
-const anchor = (path: string): string => `field-${path.replace(/\[\]/g, '').replace(/[^A-Za-z0-9]+/g, '-')}`;
+const anchor = (path: string, variant?: string): string =>
+  `field-${path.replace(/\[\]/g, '').replace(/[^A-Za-z0-9]+/g, '-')}${variant ? `-${variant.replace(/[^A-Za-z0-9]+/g, '-')}` : ''}`;
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const yamlValue = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
 
 function typeOf(field: Field): string {
   const s = field.schema;
   if (isObject(s)) return `object ([below](#${anchor(field.path)}))`;
+  if (isChoice(s)) {
+    const choices = (s.oneOf ?? []).map((c) => `[${variantOf(c)}](#${anchor(field.path, variantOf(c))})`);
+    return `object, by \`type\`: ${choices.join(', ')}`;
+  }
   if (s.type === 'array') {
     if (isObject(s.items)) return `list of objects ([below](#${anchor(`${field.path}[]`)}))`;
     return `list of ${s.items?.type ?? 'values'}s`;
@@ -274,7 +317,14 @@ function renderMarkdown(sections: Section[]): string {
     '',
   ];
   for (const section of sections) {
-    if (section.path !== '') {
+    if (section.variant) {
+      lines.push(
+        `<a id="${anchor(section.path, section.variant)}"></a>`,
+        '',
+        `### \`${section.path}\` with \`type: ${section.variant}\``,
+        '',
+      );
+    } else if (section.path !== '') {
       lines.push(`<a id="${anchor(section.path)}"></a>`, '', `### \`${section.path}\``, '');
     } else {
       lines.push('### Top level', '');

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import type { EventEnricher } from '../activities/notify';
 import { createSecretResolver, type SecretResolver } from '../activities/secrets';
 import { TASK_QUEUE } from '../workflows/messages';
 
@@ -15,6 +16,12 @@ export interface FerryWorkerOptions {
   argoPollIntervalMs?: number;
   /** Whether pipelines may use `file://` repositories (default false; `npm run worker` reads FERRY_ALLOW_FILE_REPOS). */
   allowFileRepos?: boolean;
+  /** Base URL of the Temporal UI for the run link in events (`npm run worker` reads FERRY_TEMPORAL_UI_URL). */
+  temporalUiUrl?: string;
+  /** Per-request timeout of event deliveries in ms (`npm run worker` reads FERRY_NOTIFY_TIMEOUT_MS). */
+  notifyTimeoutMs?: number;
+  /** Adds to each event, at delivery, what must not be in workflow history (a gate's callback URL). */
+  enrichEvent?: EventEnricher;
   /** Extra worker options (tests tune caching and shutdown). */
   tuning?: Partial<
     Pick<WorkerOptions, 'maxCachedWorkflows' | 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions'>
@@ -34,6 +41,9 @@ export async function createFerryWorker(options: FerryWorkerOptions): Promise<Wo
       secrets: options.secrets ?? createSecretResolver(),
       ...(options.argoPollIntervalMs !== undefined ? { argoPollIntervalMs: options.argoPollIntervalMs } : {}),
       allowFileRepos: options.allowFileRepos ?? false,
+      ...(options.temporalUiUrl !== undefined ? { temporalUiUrl: options.temporalUiUrl } : {}),
+      ...(options.notifyTimeoutMs !== undefined ? { notifyTimeoutMs: options.notifyTimeoutMs } : {}),
+      ...(options.enrichEvent ? { enrichEvent: options.enrichEvent } : {}),
     }),
     // Promotions and pipelines are few and long-lived; a bounded cache keeps memory flat (a large cache of pipeline
     // workflows has exhausted worker memory).

@@ -4,6 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { resolveFerryHome } from '../client/auth';
 import { ALLOW_FILE_REPOS_ENV } from '../activities/git';
 import { createFerryWorker, defaultWorkspaceRoot } from './create-worker';
+import { gateCallbackEnricher } from './gate-callback-events';
 import { writeLogEntry } from './log';
 
 async function main(): Promise<void> {
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger(levels.find((l) => l === level) ?? 'WARN', writeLogEntry) });
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const enrichEvent = gateCallbackEnricher(process.env);
   const connection = await NativeConnection.connect({ address });
   try {
     const worker = await createFerryWorker({
@@ -21,6 +23,10 @@ async function main(): Promise<void> {
       workspaceRoot: process.env.FERRY_WORKSPACES ?? defaultWorkspaceRoot(resolveFerryHome()),
       ...(process.env.FERRY_ARGOCD_POLL_MS ? { argoPollIntervalMs: Number(process.env.FERRY_ARGOCD_POLL_MS) } : {}),
       allowFileRepos: process.env[ALLOW_FILE_REPOS_ENV] === '1',
+      ...(process.env.FERRY_TEMPORAL_UI_URL ? { temporalUiUrl: process.env.FERRY_TEMPORAL_UI_URL } : {}),
+      ...(process.env.FERRY_NOTIFY_TIMEOUT_MS ? { notifyTimeoutMs: Number(process.env.FERRY_NOTIFY_TIMEOUT_MS) } : {}),
+      // Callback gates' URLs reach subscribers in their dev.ferry.gate.waiting events (needs FERRY_CALLBACK_KEY).
+      ...(enrichEvent ? { enrichEvent } : {}),
     });
     process.stdout.write(`ferry worker polling task queue "ferry" on ${address} (namespace ${namespace})\n`);
     await worker.run();

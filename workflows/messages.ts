@@ -3,7 +3,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PullRequestProvider } from '../pipeline/ids';
-import type { Pipeline, Stage } from '../pipeline/schema';
+import type { Pipeline, Stage, Subscriber } from '../pipeline/schema';
 
 export const TASK_QUEUE = 'ferry';
 
@@ -94,6 +94,8 @@ export interface PromotionInput {
   pipelineWorkflowId: string;
   /** The pipeline granted the stage lock at start (the stage was free): no lock request, no grant signal. */
   granted?: boolean;
+  /** The pipeline's event subscribers (`spec.notify`) as applied when the promotion was requested. */
+  notify?: Subscriber[];
 }
 
 export interface PromotionStatus {

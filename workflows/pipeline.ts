@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { validateFreight } from '../pipeline/freight-rules';
-import { AUTO_PROMOTER, FREIGHT_ID, promotionWorkflowId } from '../pipeline/ids';
+import { AUTO_PROMOTER, FREIGHT_ID, pipelineWorkflowId, promotionWorkflowId } from '../pipeline/ids';
 import { Reason } from '../pipeline/reasons';
 import type { Stage } from '../pipeline/schema';
 import {
@@ -60,6 +60,7 @@ import {
   stageStateOf,
   type PromotionEnded,
 } from './pipeline-core';
+import { createEmitter } from './delivery';
 import { promotionWorkflow } from './promotion';
 import { FerryFreight, FerryPhase, FerryPipeline, FerryStage } from './search-attributes';
 
@@ -101,6 +102,9 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   const starting = new Map<string, Promise<PromotionRequested>>();
   /** Runs started by this run of the pipeline: their end (however it comes) reaches us as the child's result. */
   const watched = new Set<string>();
+
+  /** Outbound events of the pipeline itself (freight registered); promotions emit their own. */
+  const events = createEmitter(name, pipelineWorkflowId(name), () => state.spec.spec.notify);
 
   const stageSpec = (stage: string): Stage | undefined => state.spec.spec.stages.find((s) => s.name === stage);
   const findFreight = (id: string): FreightEntry | undefined => state.freight.find((f) => f.id === id);
@@ -219,6 +223,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
               requestedBy: request.requestedBy,
               pipelineWorkflowId: workflowInfo().workflowId,
               ...(grantAtStart ? { granted: true } : {}),
+              ...(state.spec.spec.notify?.length ? { notify: state.spec.spec.notify } : {}),
             },
           ],
           // The pipeline continues as new while promotions run; they report back by signal, not by result.
@@ -308,6 +313,11 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
       if (existing) return { id: existing.id, created: false };
       const entry: FreightEntry = { ...freight, createdAt: now(), verifiedIn: [] };
       addFreight(state, entry, inUse());
+      events.emit(
+        'dev.ferry.freight.registered',
+        { pipeline: name, freight: { id: entry.id, artifacts: entry.artifacts } },
+        { change: `freight.registered/${entry.id}` },
+      );
       queueAutoPromotions(entry);
       showDetails();
       // The auto-promotions this freight triggers exist by the time the caller hears back, so it can look them
@@ -431,6 +441,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
     await startPendingAutoPromotions();
     if (continueAsNewDue() && pendingGrants.length === 0 && pendingAutoPromotions.length === 0) {
       await condition(allHandlersFinished);
+      await events.started();
       await continueAsNew<typeof pipelineWorkflow>({ spec: state.spec, carried: { ...state, spec: undefined } });
     }
   }

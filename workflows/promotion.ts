@@ -23,6 +23,8 @@ import {
 } from '@temporalio/workflow';
 import type { FerryActivities } from '../activities';
 import { Reason } from '../pipeline/reasons';
+import { createEmitter } from './delivery';
+import { TERMINAL_EVENT, type FerryEventData, type FerryEventType } from './events';
 import {
   abortUpdate,
   approveSignal,
@@ -30,6 +32,7 @@ import {
   decideGateUpdate,
   promotionFinishedSignal,
   promotionStatusQuery,
+  promotionWorkflowId,
   RefusalType,
   rejectUpdate,
   stageGrantedSignal,
@@ -102,6 +105,30 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   const versions = Object.entries(freight.artifacts)
     .map(([name, version]) => `${name}:${version}`)
     .join(', ');
+
+  // Outbound events: each state change below emits one; deliveries run in their own workflows (delivery.ts).
+  const events = createEmitter(
+    input.pipeline,
+    promotionWorkflowId(input.pipeline, stage.name, freight.id),
+    () => input.notify,
+  );
+  const eventData = (extra: Partial<FerryEventData> = {}, phase = status.phase): Omit<FerryEventData, 'run'> => ({
+    pipeline: input.pipeline,
+    stage: stage.name,
+    freight: { id: freight.id, artifacts: freight.artifacts },
+    promotion: {
+      id: workflowId,
+      runId,
+      phase,
+      requestedBy: input.requestedBy,
+      startedAt: status.startedAt,
+      ...(status.finishedAt ? { finishedAt: status.finishedAt } : {}),
+    },
+    branch: stage.render.to,
+    ...(status.commit ? { commit: status.commit } : {}),
+    ...(status.sourceCommit ? { sourceCommit: status.sourceCommit } : {}),
+    ...extra,
+  });
 
   const showDetails = (): void => {
     const lines = [
@@ -239,6 +266,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   });
 
   showDetails();
+  events.emit('dev.ferry.promotion.started', eventData({ actor: { user: input.requestedBy } }));
 
   let failure: unknown;
   try {
@@ -246,9 +274,19 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       if (stage.approval) {
         setPhase('AwaitingApproval');
         startStep('approval', `needs ${stage.approval.required} of ${stage.approval.approvers.join(', ')}`);
+        const gate = { required: stage.approval.required, approvers: stage.approval.approvers };
+        events.emit('dev.ferry.approval.requested', eventData({ approval: { ...gate, approvals: [] } }));
         const required = stage.approval.required;
         await condition(() => status.approvals.length >= required);
         endStep('approval', 'Succeeded', `approved by ${status.approvals.map((a) => a.user).join(', ')}`);
+        const last = status.approvals[status.approvals.length - 1];
+        events.emit(
+          'dev.ferry.promotion.approved',
+          eventData({
+            actor: { user: last.user, ...(last.comment ? { comment: last.comment } : {}) },
+            approval: { ...gate, approvals: [...status.approvals] },
+          }),
+        );
       }
 
       setPhase('Queued');
@@ -354,6 +392,12 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           gate.deadline = new Date(Date.now() + timeoutMs).toISOString();
           showDetails();
           if (spec.callback) {
+            // The one-time callback URL is added at delivery (worker/gate-callback-events.ts), never here.
+            events.emit(
+              'dev.ferry.gate.waiting',
+              eventData({ gate: { name: spec.name, type: 'callback', timeout, deadline: gate.deadline } }),
+              { change: `gate.waiting/${spec.name}` },
+            );
             await condition(() => gate.phase !== 'Waiting', timeoutMs);
             // Decided by the gate's phase, not by condition's answer: a result accepted in the same workflow task
             // as the timer fired has been confirmed to its sender, so it stands.
@@ -452,13 +496,35 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     ...(status.error ? { error: status.error } : {}),
     ...(status.reason ? { reason: status.reason } : {}),
   };
-  await CancellationScope.nonCancellable(async () => {
-    try {
-      await getExternalWorkflowHandle(input.pipelineWorkflowId).signal(promotionFinishedSignal, finished);
-    } catch (err) {
-      log.warn('could not tell the pipeline workflow that this promotion finished', { error: failureMessage(err) });
-    }
-  });
+  const decidedBy = status.rejectedBy ?? status.abortedBy;
+  const terminal = TERMINAL_EVENT[finished.phase as keyof typeof TERMINAL_EVENT] as FerryEventType | undefined;
+  if (terminal)
+    events.emit(
+      terminal,
+      eventData(
+        {
+          ...(decidedBy
+            ? { actor: { user: decidedBy.user, ...(decidedBy.comment ? { comment: decidedBy.comment } : {}) } }
+            : {}),
+          ...(status.reason ? { reason: status.reason } : {}),
+          ...(status.error ? { error: status.error } : {}),
+        },
+        finished.phase,
+      ),
+    );
+  // The deliveries must be started (not delivered) before the run closes, since a closed workflow starts no
+  // children. They start beside the signal to the pipeline, in the same round trip, so the run still closes right
+  // after its terminal phase shows and promoting the freight again finds it closed.
+  await Promise.all([
+    CancellationScope.nonCancellable(async () => {
+      try {
+        await getExternalWorkflowHandle(input.pipelineWorkflowId).signal(promotionFinishedSignal, finished);
+      } catch (err) {
+        log.warn('could not tell the pipeline workflow that this promotion finished', { error: failureMessage(err) });
+      }
+    }),
+    CancellationScope.nonCancellable(() => events.started()),
+  ]);
   if (reportBeforeTerminalPhase && ending) setPhase(ending);
 
   await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
