@@ -181,6 +181,15 @@ export function isKnownRun(stage: StageState, id: string, runId: string | undefi
 }
 
 /**
+ * Is exactly this run still known to the stage? Unlike isKnownRun, a ref without a run id (a newer run of the same
+ * promotion id, still starting) is not this run: the ended run must not be taken for it.
+ */
+export function isExactRunKnown(stage: StageState, id: string, runId: string): boolean {
+  const exact = (p: PromotionRef | undefined): boolean => p !== undefined && p.id === id && p.runId === runId;
+  return stage.active.some(exact) || stage.queue.some(exact) || exact(stage.running);
+}
+
+/**
  * Records a promotion's end: drops it from the stage, releases the lock, keeps the history, and on success makes
  * its freight current. Returns the next lock holder (to grant) and the freight newly verified in the stage.
  */

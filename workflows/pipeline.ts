@@ -49,6 +49,7 @@ import {
   catalogueRefusal,
   existingPromotion,
   isFreightAvailable,
+  isExactRunKnown,
   isKnownRun,
   isStageFree,
   newPipelineState,
@@ -155,7 +156,13 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
       .catch(() => undefined)
       .then(() => {
         watched.delete(runId);
-        if (!isKnownRun(stageStateOf(state, stage), id, runId)) return; // it reported its end itself
+        const stageState = stageStateOf(state, stage);
+        // A forced new run of the same promotion id may be starting (tracked without a run id yet): only this exact
+        // run counts, or the new run would be dropped and its lock released in the old run's name.
+        const known = patched('watched-end-matches-exact-run')
+          ? isExactRunKnown(stageState, id, runId)
+          : isKnownRun(stageState, id, runId);
+        if (!known) return; // it reported its end itself
         log.warn('promotion ended without reporting (terminated or timed out); releasing its stage', { id, runId });
         promotionEnded({
           id,

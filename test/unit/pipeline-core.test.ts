@@ -9,6 +9,8 @@ import {
   autoPromotionsFor,
   catalogueRefusal,
   existingPromotion,
+  isExactRunKnown,
+  isKnownRun,
   isStageFree,
   MAX_FREIGHT,
   MAX_FREIGHT_KEPT,
@@ -170,6 +172,24 @@ describe('stage lock', () => {
     assert.deepEqual(failed, {});
     assert.deepEqual([dev.history[0].phase, dev.history[0].reason], ['Failed', 'EndedOutside']);
     assert.equal(dev.current?.freight, f.id, 'a failure does not change the current freight');
+  });
+});
+
+describe('a run that ended, beside a newer run of the same promotion', () => {
+  it('is not taken for the newer run that is still starting (no run id yet)', () => {
+    const state = newPipelineState(spec, AT);
+    const dev = stageStateOf(state, 'dev');
+    // The forced new run of promotion `a` is tracked, and holds the free stage, before its start returns a run id.
+    const starting: PromotionRef = { id: 'a', freight: '1', requestedBy: 'carol', requestedAt: AT };
+    dev.active.push(starting);
+    dev.running = starting;
+    // The loose match (a ref without a run id matches any run) says the old run `ra` is still there...
+    assert.equal(isKnownRun(dev, 'a', 'ra'), true);
+    // ...the exact one does not, so the old run's end does not release the new run's stage.
+    assert.equal(isExactRunKnown(dev, 'a', 'ra'), false);
+    starting.runId = 'rb';
+    assert.equal(isExactRunKnown(dev, 'a', 'rb'), true);
+    assert.equal(isExactRunKnown(dev, 'a', 'ra'), false);
   });
 });
 
