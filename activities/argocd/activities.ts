@@ -16,6 +16,7 @@ import {
   type ArgoCdClient,
   type Operation,
 } from './client';
+import { pause } from '../pause';
 
 /** operation.info entry that marks an operation as started by a Ferry promotion. */
 export const PROMOTION_INFO = 'ferry.dev/promotion';
@@ -70,25 +71,6 @@ export function graceMs(text: string | undefined, fallback: number): number {
 function previousHeartbeat(): { startedAt?: unknown } | undefined {
   const details: unknown = activityContext()?.info.heartbeatDetails;
   return typeof details === 'object' && details !== null ? details : undefined;
-}
-
-/** Sleeps, or rejects with the cancellation's reason (a CancelledFailure) as soon as the signal aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 // ---- reading an Application -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { Reason } from '../../pipeline/reasons';
 import type { HttpGateSpec } from '../../pipeline/schema';
 import { activityContext, heartbeatIfActivity } from '../context';
 import type { SecretResolver } from '../secrets';
+import { pause } from '../pause';
 
 export interface HttpGateInput {
   pipeline: string;
@@ -92,25 +93,6 @@ async function pauseWithHeartbeats(ms: number, signal: AbortSignal | undefined, 
     heartbeatIfActivity(details);
     await pause(Math.min(left, PAUSE_SLICE_MS), signal);
   }
-}
-
-/** Sleeps, or rejects with the cancellation's reason as soon as the signal aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 async function readBounded(response: Response): Promise<string> {

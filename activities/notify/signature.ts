@@ -2,20 +2,19 @@
 // `<timestamp>.<raw body>` with the shared secret, sent as `X-Ferry-Signature: sha256=<hex>` beside
 // `X-Ferry-Timestamp: <unix seconds>`. Signing the timestamp with the body lets a receiver refuse old deliveries
 // (a replay) as well as forged ones.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import {
+  signFerryPayload,
+  SIGNATURE_HEADER,
+  SIGNATURE_TOLERANCE_SECONDS,
+  TIMESTAMP_HEADER,
+} from '../../client/ferry-signature';
 
-export const SIGNATURE_HEADER = 'X-Ferry-Signature';
-export const TIMESTAMP_HEADER = 'X-Ferry-Timestamp';
-/** How far a timestamp may be from the receiver's clock before a delivery counts as a replay. */
-export const SIGNATURE_TOLERANCE_SECONDS = 300;
+export { SIGNATURE_HEADER, SIGNATURE_TOLERANCE_SECONDS, TIMESTAMP_HEADER };
 
-/** `sha256=<hex>` for a body sent at `timestamp` (unix seconds). */
-export function signPayload(secret: string, timestamp: number, body: string | Buffer): string {
-  const mac = createHmac('sha256', secret);
-  mac.update(`${timestamp}.`);
-  mac.update(body);
-  return `sha256=${mac.digest('hex')}`;
-}
+/** `sha256=<hex>` for a body sent at `timestamp` (unix seconds): client/ferry-signature.ts's scheme. */
+export const signPayload = (secret: string, timestamp: number, body: string | Buffer): string =>
+  signFerryPayload(secret, timestamp, body);
 
 export type SignatureCheck = { ok: true } | { ok: false; problem: string };
 

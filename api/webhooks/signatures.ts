@@ -7,17 +7,14 @@
 // - GitHub: `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body under the hook's secret.
 // - GitLab: `X-Gitlab-Token: <secret>`, the secret itself, compared in constant time.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { signFerryPayload } from '../../client/ferry-signature';
 
 export const SIGNATURE_PREFIX = 'sha256=';
 const SIGNATURE = /^sha256=([0-9a-f]{64})$/i;
 
-/** The X-Ferry-Signature value for a generic delivery: `sha256=` + hex HMAC-SHA256(secret, `${timestamp}.${body}`). */
-export function signGenericDelivery(secret: string, timestamp: string, body: Buffer | string): string {
-  const mac = createHmac('sha256', secret);
-  mac.update(`${timestamp}.`);
-  mac.update(body);
-  return SIGNATURE_PREFIX + mac.digest('hex');
-}
+/** The X-Ferry-Signature value for a generic delivery: client/ferry-signature.ts's scheme. */
+export const signGenericDelivery = (secret: string, timestamp: string, body: Buffer | string): string =>
+  signFerryPayload(secret, timestamp, body);
 
 /** The X-Hub-Signature-256 value GitHub sends: `sha256=` + hex HMAC-SHA256(secret, body). */
 export function signGitHubDelivery(secret: string, body: Buffer | string): string {
