@@ -6,28 +6,21 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { createOidcVerifier } from '../../api/identity/oidc';
 import { createRoleBook } from '../../api/roles';
 import { parseServerConfig, roleBindingsOf } from '../../api/server-config';
-import { startApiServer, type ApiServer } from '../../api/server';
-import { createTokenStore } from '../../client/auth';
-import { FerryClient } from '../../client/ferry-client';
+import type { ApiServer } from '../../api/server';
 import { silentLogger } from '../../client/log';
-import { createExampleRepo, examplePipelineYaml } from '../../dev/example';
+import { examplePipelineYaml } from '../../dev/example';
 import { freightId } from '../../pipeline/freight';
 import { PROJECT_ROOT } from '../../dev/temporal';
-import { createFerryWorker } from '../../worker/create-worker';
 import { runGithubWorkflow, runGitlabPipeline } from '../helpers/ci-runner';
 import { startLocalOidcIssuer, type LocalOidcIssuer } from '../helpers/oidc-issuer';
-import { createTemporalTestEnv } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 
-const TASK_QUEUE = 'ferry-ci-recipes';
 const ADMIN_TOKEN = 'tok-admin-0123456789abcdef0123456789';
 
 /** GitLab's claims for a pipeline of acme/guestbook on main, as its issuer puts them in an `id_tokens:` token. */
@@ -43,26 +36,14 @@ const GITLAB_CLAIMS = {
 };
 
 describe('CI recipes in docs/ci, run as their CI systems run them', () => {
-  let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let issuer: LocalOidcIssuer;
   let dir: string;
   let binDir: string;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ferry-ci-recipes-'));
     issuer = await startLocalOidcIssuer();
-    env = await createTemporalTestEnv();
-    const repo = createExampleRepo(join(dir, 'gitops.git'));
-    worker = await createFerryWorker({
-      connection: env.nativeConnection,
-      taskQueue: TASK_QUEUE,
-      workspaceRoot: join(dir, 'workspaces'),
-      allowFileRepos: true,
-    });
-    running = worker.run();
     // The server configuration an operator writes for these recipes: both CI systems' tokens for acme/guestbook,
     // from its default branch only, may register freight and promote; nothing else.
     const config = parseServerConfig(
@@ -84,18 +65,16 @@ oidc:
       'ci-recipes test',
     );
     const roles = createRoleBook({ bindings: roleBindingsOf(config) });
-    api = await startApiServer({
-      ferry: FerryClient.fromClient(env.client, TASK_QUEUE),
-      tokens: createTokenStore({ file: null, env: {}, tokens: { [ADMIN_TOKEN]: 'admin' } }),
-      roles,
-      oidc: createOidcVerifier(config.oidc?.issuers ?? [], { roles, logger: silentLogger }),
-      port: 0,
-      logger: silentLogger,
+    stack = await startStack({
+      name: 'ci-recipes',
+      tokens: { [ADMIN_TOKEN]: 'admin' },
+      api: { roles, oidc: createOidcVerifier(config.oidc?.issuers ?? [], { roles, logger: silentLogger }) },
     });
+    ({ api, dir } = stack);
     const applied = await fetch(`${api.url}/api/v1/pipelines/guestbook`, {
       method: 'PUT',
       headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/yaml' },
-      body: examplePipelineYaml(repo.url, ['alice']),
+      body: examplePipelineYaml(stack.repo.url, ['alice']),
     });
     assert.equal(applied.status, 200, await applied.text());
 
@@ -110,12 +89,8 @@ oidc:
   });
 
   after(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await running;
-    await env?.teardown();
+    await stack?.close();
     await issuer?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   /** The runner's environment: no Ferry token or home of the machine's own, `ferry` on PATH. */

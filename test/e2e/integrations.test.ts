@@ -2,28 +2,16 @@
 // registers freight, dev promotes it by itself, a subscriber receives the CloudEvents signed, and
 // `ferry promote … staging --wait` exits 0 after an approval and with the rejection code after a rejection.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createSecretResolver } from '../../activities/secrets';
-import { startApiServer, type ApiServer } from '../../api/server';
+import type { ApiServer } from '../../api/server';
 import { signGenericDelivery, staticWebhookSecrets } from '../../api/webhooks';
 import { WAIT_EXIT_CODES } from '../../cli/commands/promote';
-import { createTokenStore } from '../../client/auth';
-import { FerryClient } from '../../client/ferry-client';
-import { silentLogger } from '../../client/log';
 import { run } from '../../cli/run';
 import type { Io } from '../../cli/io';
-import { createExampleRepo } from '../../dev/example';
-import { createFerryWorker } from '../../worker/create-worker';
 import { startEventReceiver, type EventReceiver } from '../helpers/event-receiver';
 import { until } from '../helpers/processes';
-import { createTemporalTestEnv } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 
-const TASK_QUEUE = 'ferry-integrations';
 const WEBHOOK_SECRET = 'ci-webhook-secret-0123456789abcdef';
 const EVENT_SECRET = 'event-signing-secret-0123456789abcdef';
 const TOKENS = {
@@ -60,49 +48,31 @@ spec:
 `;
 
 describe('a CI webhook in, events out, and promote --wait on the real stack', () => {
-  let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let receiver: EventReceiver;
   let dir: string;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ferry-integrations-'));
     receiver = await startEventReceiver({ secret: EVENT_SECRET });
-    env = await createTemporalTestEnv();
-    const repo = createExampleRepo(join(dir, 'gitops.git'));
-    worker = await createFerryWorker({
-      connection: env.nativeConnection,
-      taskQueue: TASK_QUEUE,
-      workspaceRoot: join(dir, 'workspaces'),
-      allowFileRepos: true,
-      secrets: createSecretResolver({ env: { FERRY_SECRET_EVENTS_TOKEN: EVENT_SECRET } }),
+    stack = await startStack({
+      name: 'integrations',
+      tokens: TOKENS,
+      secrets: { events: EVENT_SECRET },
+      api: { admins: ['root'], webhooks: { secrets: staticWebhookSecrets({ 'ci-webhook': WEBHOOK_SECRET }) } },
     });
-    running = worker.run();
-    api = await startApiServer({
-      ferry: FerryClient.fromClient(env.client, TASK_QUEUE),
-      tokens: createTokenStore({ file: null, env: {}, tokens: TOKENS }),
-      admins: ['root'],
-      webhooks: { secrets: staticWebhookSecrets({ 'ci-webhook': WEBHOOK_SECRET }) },
-      port: 0,
-      logger: silentLogger,
-    });
+    ({ api, dir } = stack);
     const applied = await fetch(`${api.url}/api/v1/pipelines/shop`, {
       method: 'PUT',
       headers: { Authorization: `Bearer ${token('root')}`, 'Content-Type': 'application/yaml' },
-      body: pipelineYaml(repo.url, receiver.url),
+      body: pipelineYaml(stack.repo.url, receiver.url),
     });
     assert.equal(applied.status, 200, await applied.text());
   });
 
   after(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await running;
-    await env?.teardown();
+    await stack?.close();
     await receiver?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   /** What a CI job sends: the artifacts it built, signed over the timestamp and the raw body. */

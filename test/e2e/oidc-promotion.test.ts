@@ -3,27 +3,17 @@
 // remote. Bad tokens start nothing; a stage that forbids self-approval refuses the requester in the workflow.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { createOidcVerifier } from '../../api/identity/oidc';
 import { createRoleBook } from '../../api/roles';
 import { parseServerConfig, roleBindingsOf } from '../../api/server-config';
-import { startApiServer, type ApiServer } from '../../api/server';
-import { createTokenStore } from '../../client/auth';
-import { FerryClient } from '../../client/ferry-client';
+import type { ApiServer } from '../../api/server';
 import { silentLogger } from '../../client/log';
-import { createExampleRepo } from '../../dev/example';
 import type { PromotionStatus } from '../../workflows/messages';
-import { createFerryWorker } from '../../worker/create-worker';
 import { GITHUB_ACTIONS_CLAIMS, startLocalOidcIssuer, type LocalOidcIssuer } from '../helpers/oidc-issuer';
 import { until } from '../helpers/processes';
-import { createTemporalTestEnv } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 
-const TASK_QUEUE = 'ferry-oidc-tests';
 const AUDIENCE = 'ferry-e2e';
 const ADMIN = 'tok-root-0123456789abcdef0123456789';
 const APPROVER = 'tok-rita-0123456789abcdef0123456789';
@@ -49,27 +39,13 @@ spec:
 `;
 
 describe('OIDC identity through the real stack (Temporal dev server, worker, git)', () => {
-  let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let issuer: LocalOidcIssuer;
-  let dir: string;
   let remote: string;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ferry-oidc-'));
     issuer = await startLocalOidcIssuer();
-    env = await createTemporalTestEnv();
-    const repo = createExampleRepo(join(dir, 'gitops.git'));
-    remote = repo.path;
-    worker = await createFerryWorker({
-      connection: env.nativeConnection,
-      taskQueue: TASK_QUEUE,
-      workspaceRoot: join(dir, 'workspaces'),
-      allowFileRepos: true,
-    });
-    running = worker.run();
     const config = parseServerConfig(
       `
 roles:
@@ -89,25 +65,20 @@ oidc:
       'test',
     );
     const roles = createRoleBook({ bindings: roleBindingsOf(config) });
-    api = await startApiServer({
-      ferry: FerryClient.fromClient(env.client, TASK_QUEUE),
-      tokens: createTokenStore({ file: null, env: {}, tokens: { [ADMIN]: 'root', [APPROVER]: 'rita' } }),
-      roles,
-      oidc: createOidcVerifier(config.oidc?.issuers ?? [], { roles, logger: silentLogger }),
-      port: 0,
-      logger: silentLogger,
+    stack = await startStack({
+      name: 'oidc',
+      tokens: { [ADMIN]: 'root', [APPROVER]: 'rita' },
+      api: { roles, oidc: createOidcVerifier(config.oidc?.issuers ?? [], { roles, logger: silentLogger }) },
     });
-    const applied = await call('PUT', '/api/v1/pipelines/guestbook', ADMIN, pipelineYaml(repo.url));
+    api = stack.api;
+    remote = stack.repo.path;
+    const applied = await call('PUT', '/api/v1/pipelines/guestbook', ADMIN, pipelineYaml(stack.repo.url));
     assert.equal(applied.status, 200, JSON.stringify(applied.body));
   });
 
   after(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await running;
-    await env?.teardown();
+    await stack?.close();
     await issuer?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   interface Reply {

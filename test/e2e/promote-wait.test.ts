@@ -2,26 +2,14 @@
 // 127.0.0.1, and the CLI's entry run(argv, io) in this process. A promotion that needs an approval is followed
 // while it waits, approved (exit 0) or rejected (exit 4) by another CLI run; a promotion whose render fails exits 3.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { startApiServer, type ApiServer } from '../../api/server';
-import { createSecretResolver } from '../../activities/secrets';
-import { createTokenStore } from '../../client/auth';
-import { FerryClient } from '../../client/ferry-client';
-import { silentLogger } from '../../client/log';
+import type { ApiServer } from '../../api/server';
 import { WAIT_EXIT_CODES } from '../../cli/commands/promote';
 import type { Io } from '../../cli/io';
 import { run } from '../../cli/run';
-import { createExampleRepo } from '../../dev/example';
 import { validatePipeline } from '../../pipeline/load';
-import { createFerryWorker } from '../../worker/create-worker';
-import { createTemporalTestEnv } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 
-const TASK_QUEUE = 'ferry-promote-wait';
 const TOKENS = { 'tok-alice-wait-0123456789abcdef': 'alice', 'tok-bob-wait-0123456789abcdef': 'bob' };
 const [ALICE, BOB] = Object.keys(TOKENS);
 
@@ -33,9 +21,7 @@ interface Running {
 
 describe('ferry promote --wait on a real stack', () => {
   let dir: string;
-  let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
 
   /** Starts `ferry ARGS` as `token`'s user; the lines it has printed, a wait for one, and its end. */
@@ -68,24 +54,10 @@ describe('ferry promote --wait on a real stack', () => {
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ferry-wait-'));
-    env = await createTemporalTestEnv();
-    worker = await createFerryWorker({
-      connection: env.nativeConnection,
-      taskQueue: TASK_QUEUE,
-      workspaceRoot: join(dir, 'workspaces'),
-      secrets: createSecretResolver({ env: {} }),
-      allowFileRepos: true,
-    });
-    running = worker.run();
-    const client = FerryClient.fromClient(env.client, TASK_QUEUE);
-    api = await startApiServer({
-      ferry: client,
-      tokens: createTokenStore({ file: null, env: {}, tokens: TOKENS }),
-      port: 0,
-      logger: silentLogger,
-    });
-    const repo = createExampleRepo(join(dir, 'gitops.git'));
+    stack = await startStack({ name: 'promote-wait', tokens: TOKENS });
+    ({ api, dir } = stack);
+    const client = stack.ferry;
+    const repo = stack.repo;
     const loaded = validatePipeline({
       apiVersion: 'ferry.dev/v1alpha1',
       kind: 'Pipeline',
@@ -108,11 +80,7 @@ describe('ferry promote --wait on a real stack', () => {
   });
 
   after(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await running;
-    await env?.teardown();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await stack?.close();
   });
 
   it('shows the approval it waits for, then the steps, and exits 0 once approved', async () => {

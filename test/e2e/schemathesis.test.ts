@@ -8,26 +8,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { startApiServer, type ApiServer } from '../../api/server';
-import { createTokenStore } from '../../client/auth';
-import { FerryClient } from '../../client/ferry-client';
-import { silentLogger } from '../../client/log';
-import { createExampleRepo, examplePipelineYaml } from '../../dev/example';
+import type { ApiServer } from '../../api/server';
+import { examplePipelineYaml } from '../../dev/example';
 import { ensureSchemathesis } from '../../dev/schemathesis';
 import { parsePipelineText } from '../../pipeline/load';
-import { createSecretResolver } from '../../activities/secrets';
-import { createFerryWorker } from '../../worker/create-worker';
 import { until } from '../helpers/processes';
-import { createTemporalTestEnv } from '../helpers/temporal';
+import { startStack, type Stack } from '../helpers/stack';
 
 const ADMIN_TOKEN = 'tok-schemathesis-admin-0123456789abcdef';
-const TASK_QUEUE = 'ferry-schemathesis';
 const CHECKS = [
   'not_a_server_error',
   'status_code_conformance',
@@ -85,38 +76,22 @@ function readReport(file: string): Outcome {
 
 describe('schemathesis fuzzes the running API from its OpenAPI document', () => {
   let dir: string;
-  let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stack: Stack;
   let api: ApiServer;
   let schemathesis: string;
 
   before(async () => {
     schemathesis = ensureSchemathesis();
-    dir = mkdtempSync(join(tmpdir(), 'ferry-schemathesis-'));
-    env = await createTemporalTestEnv();
-    worker = await createFerryWorker({
-      connection: env.nativeConnection,
-      taskQueue: TASK_QUEUE,
-      workspaceRoot: join(dir, 'workspaces'),
-      secrets: createSecretResolver({ env: {} }),
-      allowFileRepos: true,
-    });
-    running = worker.run();
-    const ferry = FerryClient.fromClient(env.client, TASK_QUEUE);
-    const tokens = createTokenStore({ file: null, env: {}, tokens: { [ADMIN_TOKEN]: 'alice' } });
     // Configured as `npm start` configures it: callback gates have their key (without one their routes answer 503).
-    api = await startApiServer({
-      ferry,
-      tokens,
-      admins: ['alice'],
-      callbackKey: randomBytes(32),
-      port: 0,
-      logger: silentLogger,
+    stack = await startStack({
+      name: 'schemathesis',
+      tokens: { [ADMIN_TOKEN]: 'alice' },
+      api: { admins: ['alice'], callbackKey: randomBytes(32) },
     });
+    ({ api, dir } = stack);
+    const { ferry, repo } = stack;
 
     // The walkthrough's pipeline and freight: the document's examples (guestbook, dev, its promotion) exist.
-    const repo = createExampleRepo(join(dir, 'gitops.git'));
     const loaded = parsePipelineText(examplePipelineYaml(repo.url, ['alice', 'bob']), { source: 'example' });
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
     await ferry.applyPipeline(loaded.pipeline);
@@ -133,11 +108,7 @@ describe('schemathesis fuzzes the running API from its OpenAPI document', () => 
   });
 
   after(async () => {
-    await api?.close();
-    worker?.shutdown();
-    await running;
-    await env?.teardown();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await stack?.close();
   });
 
   it('sends its requests and finds no server error and no answer the document does not describe', async () => {
