@@ -6,6 +6,7 @@
 // order (GitHub deployment statuses), each delivery first waits for the previous one of that promotion to end.
 import {
   ApplicationFailure,
+  CancellationScope,
   log,
   ParentClosePolicy,
   patched,
@@ -125,18 +126,22 @@ export function createEmitter(
         const ordered = targetIsOrdered(subscriber.target.type);
         const after = ordered ? previous.get(subscriber.name) : undefined;
         if (ordered) previous.set(subscriber.name, id);
+        // Started outside the caller's cancellation scope: a delivery is its own workflow, and a rejection or abort
+        // that cancels the promotion's steps must not cancel the deliveries (approval requested, …) started in them.
         const startDelivery = (): Promise<void> =>
-          startChild(deliveryWorkflow, {
-            workflowId: id,
-            args: [{ pipeline, subscriber, event, ...(after ? { after } : {}) }],
-            parentClosePolicy: ParentClosePolicy.ABANDON,
-            workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-            typedSearchAttributes: [
-              { key: FerryPipeline, value: pipeline },
-              ...(data.stage ? [{ key: FerryStage, value: data.stage }] : []),
-            ],
-            staticSummary: `Deliver ${type} (${event.subject}) to ${subscriber.name} (${subscriber.target.type})`,
-          }).then(
+          CancellationScope.nonCancellable(() =>
+            startChild(deliveryWorkflow, {
+              workflowId: id,
+              args: [{ pipeline, subscriber, event, ...(after ? { after } : {}) }],
+              parentClosePolicy: ParentClosePolicy.ABANDON,
+              workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+              typedSearchAttributes: [
+                { key: FerryPipeline, value: pipeline },
+                ...(data.stage ? [{ key: FerryStage, value: data.stage }] : []),
+              ],
+              staticSummary: `Deliver ${type} (${event.subject}) to ${subscriber.name} (${subscriber.target.type})`,
+            }),
+          ).then(
             () => undefined,
             (err: unknown) => {
               // Already started (or delivered): the event has its one delivery.

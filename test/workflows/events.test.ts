@@ -311,6 +311,38 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
     assert.equal(receiver.duplicates.size, 0);
   });
 
+  it('a rejection does not cancel the deliveries its promotion started (approval requested, still in flight)', async () => {
+    await apply([webhook()]);
+    const { id: freight } = await ferry.addFreight('guestbook', { guestbook: '1.2.7' });
+    assert.equal((await autoPromoted(freight)).phase, 'Succeeded');
+    assert.equal((await promoteAndWait('staging', freight)).phase, 'Succeeded');
+    receiver.stall();
+    const { id } = await ferry.promote('guestbook', 'prod', freight, 'carol');
+    // The approval-requested event's delivery has reached the receiver and hangs there when the rejection comes.
+    await until('the approval-requested delivery in flight', async () =>
+      receiver.deliveries.some(
+        (d) => d.body?.type === 'dev.ferry.approval.requested' && d.body?.data?.freight?.id === freight,
+      )
+        ? true
+        : undefined,
+    );
+    await ferry.reject(id, { user: 'bob', comment: 'not now' });
+    assert.equal((await ferry.waitForPromotion(id)).phase, 'Rejected');
+    receiver.recover();
+    const types = await until('the prod run’s three events', async () => {
+      const got = [...receiver.accepted.values()]
+        .filter((e) => e.subject === 'guestbook/prod' && e.data.freight.id === freight)
+        .map((e) => e.type as string);
+      return got.length >= 3 ? got.sort() : undefined;
+    });
+    assert.deepEqual(types, [
+      'dev.ferry.approval.requested',
+      'dev.ferry.promotion.rejected',
+      'dev.ferry.promotion.started',
+    ]);
+    assert.equal(receiver.duplicates.size, 0);
+  });
+
   it('shows a succeeding and a failing promotion as GitHub deployment statuses, and signals a release-train workflow', async () => {
     const train = await env.client.workflow.start('releaseTrainWorkflow', {
       taskQueue: TRAIN_QUEUE,
