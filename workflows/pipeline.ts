@@ -147,6 +147,40 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
   };
 
   /**
+   * A promotion that ended without reporting (terminated or timed out by Temporal) is recorded as failed, and its
+   * subscribers hear of it as they would of any failure: the promotion itself can no longer tell them.
+   */
+  const promotionEndedOutside = (ended: PromotionEnded): void => {
+    const stageState = stageStateOf(state, ended.stage);
+    const ref = [...stageState.active, ...stageState.queue, stageState.running].find(
+      (p) => p !== undefined && p.id === ended.id,
+    );
+    promotionEnded(ended);
+    const freight = findFreight(ended.freight);
+    if (!freight || !ended.runId || !state.spec.spec.notify?.length) return;
+    if (!patched('event-for-promotion-ended-outside')) return;
+    events.emit(
+      'dev.ferry.promotion.failed',
+      {
+        pipeline: name,
+        stage: ended.stage,
+        freight: { id: freight.id, artifacts: freight.artifacts },
+        promotion: {
+          id: ended.id,
+          runId: ended.runId,
+          phase: 'Failed',
+          requestedBy: ref?.requestedBy ?? 'unknown',
+          startedAt: ref?.requestedAt ?? ended.finishedAt,
+          finishedAt: ended.finishedAt,
+        },
+        ...(ended.reason ? { reason: ended.reason } : {}),
+        ...(ended.error ? { error: ended.error } : {}),
+      },
+      { change: `promotion.ended-outside/${ended.id}/${ended.runId}` },
+    );
+  };
+
+  /**
    * A run this pipeline started ended. If it never reported (terminated or timed out by Temporal), it is released
    * here, so the stage goes to the next promotion at once.
    */
@@ -164,7 +198,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
           : isKnownRun(stageState, id, runId);
         if (!known) return; // it reported its end itself
         log.warn('promotion ended without reporting (terminated or timed out); releasing its stage', { id, runId });
-        promotionEnded({
+        promotionEndedOutside({
           id,
           runId,
           stage,
@@ -414,7 +448,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
           } catch {
             const stage = state.stages.find((s) => s.running === holder);
             if (stage && stage.running === holder)
-              promotionEnded({
+              promotionEndedOutside({
                 id: holder.id,
                 ...(holder.runId ? { runId: holder.runId } : {}),
                 stage: stage.name,

@@ -343,6 +343,29 @@ describe('outbound events (real dev server, real git, real HTTP receivers)', () 
     assert.equal(receiver.duplicates.size, 0);
   });
 
+  it('reports a promotion terminated from outside as failed with reason EndedOutside', async () => {
+    await apply([webhook()]);
+    const { id: freight } = await ferry.addFreight('guestbook', { guestbook: '1.2.8' });
+    assert.equal((await autoPromoted(freight)).phase, 'Succeeded');
+    assert.equal((await promoteAndWait('staging', freight)).phase, 'Succeeded');
+    const { id } = await ferry.promote('guestbook', 'prod', freight, 'carol');
+    await until('approval gate', async () =>
+      (await ferry.getPromotion(id)).phase === 'AwaitingApproval' ? true : undefined,
+    );
+    const { runId } = await env.client.workflow.getHandle(id).describe();
+    await env.client.workflow.getHandle(id).terminate('an operator in the Temporal UI');
+    const failed = await until('the failed event of the terminated run', async () =>
+      [...receiver.accepted.values()].find(
+        (e) => e.type === 'dev.ferry.promotion.failed' && e.data.promotion?.runId === runId,
+      ),
+    );
+    assert.equal(failed.subject, 'guestbook/prod');
+    assert.equal(failed.data.reason, 'EndedOutside');
+    assert.equal(failed.data.promotion.requestedBy, 'carol');
+    assert.equal(failed.data.freight.id, freight);
+    assert.match(failed.data.error, /terminated or timed out/);
+  });
+
   it('shows a succeeding and a failing promotion as GitHub deployment statuses, and signals a release-train workflow', async () => {
     const train = await env.client.workflow.start('releaseTrainWorkflow', {
       taskQueue: TRAIN_QUEUE,
