@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PromotionPhase, PromotionStatus } from '../workflows/messages';
+import { localApiUrl } from '../client/api-url';
 import { resolveFerryHome } from '../client/auth';
 import type { FieldError } from '../client/errors';
 import type { Io } from './io';
@@ -19,15 +20,8 @@ export interface Api {
   tokenSource: string;
 }
 
-/**
- * Where the API is when FERRY_URL is unset: FERRY_HOST and FERRY_PORT, the variables the API listens by (a
- * wildcard listen address is reached on loopback).
- */
-export function defaultApiUrl(env: NodeJS.ProcessEnv): string {
-  const listen = env.FERRY_HOST || '127.0.0.1';
-  const host = listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '::1' : listen;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${env.FERRY_PORT || 8234}`;
-}
+/** Where the API is when FERRY_URL is unset: FERRY_HOST and FERRY_PORT (client/api-url.ts). */
+export const defaultApiUrl = (env: NodeJS.ProcessEnv): string => localApiUrl(env);
 
 export function apiFromEnv(env: NodeJS.ProcessEnv, cwd: string): Api {
   const raw = (env.FERRY_URL || defaultApiUrl(env)).replace(/\/+$/, '');

@@ -11,6 +11,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PROMOTION_ID } from '../pipeline/ids';
+import { localApiUrl } from './api-url';
 
 /** Which gate of which promotion run a token opens. */
 export interface GateRef {
@@ -86,10 +87,7 @@ export function verifyCallbackToken(key: Buffer, token: string): GateRef | undef
  */
 export function publicBaseUrl(env: NodeJS.ProcessEnv = process.env): string {
   const configured = env[PUBLIC_URL_ENV]?.trim();
-  if (configured) return configured.replace(/\/+$/, '');
-  const listen = env.FERRY_HOST || '127.0.0.1';
-  const host = listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '::1' : listen;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${env.FERRY_PORT || 8234}`;
+  return configured ? configured.replace(/\/+$/, '') : localApiUrl(env);
 }
 
 /** The callback URL of a gate under a base URL. */
