@@ -24,6 +24,7 @@ import {
 import { FerryError, type FieldError } from '../client/errors';
 import { logger as defaultLogger, type Logger } from '../client/log';
 import type { FerryApi } from '../client/types';
+import { promotionIdParam } from './params';
 import { guardAvailability, type AvailabilityOptions } from './availability';
 import { openApiRoute } from './openapi';
 import { DecisionBody, FreightBody, PromotionBody } from './schemas';
@@ -73,7 +74,7 @@ const IDENTITY_FIELDS: Record<string, string> = {
   roles: 'must not be set: roles come from the server configuration',
 };
 
-type Locals = { user?: string; identity?: Identity };
+type Locals = { identity?: Identity };
 
 export function createApiApp(options: ApiAppOptions): Express {
   const { tokens } = options;
@@ -165,7 +166,7 @@ export function createApiApp(options: ApiAppOptions): Express {
   );
 
   api.get('/promotions/*id', async (req, res) => {
-    const id = promotionId(req);
+    const id = promotionIdParam(req);
     requireRole(res, ['viewer'], promotionScope(id));
     res.json(await ferry.getPromotion(id));
   });
@@ -177,7 +178,7 @@ export function createApiApp(options: ApiAppOptions): Express {
   const decide =
     (needs: Role[], act: (id: string, decision: Decision) => Promise<unknown>): RequestHandler =>
     async (req, res) => {
-      const id = promotionId(req);
+      const id = promotionIdParam(req);
       const scope = promotionScope(id);
       requireRole(res, needs, scope);
       const body = parseBody(req, DecisionBody, { optional: true });
@@ -237,7 +238,6 @@ function authenticate(authenticator: Authenticator): RequestHandler {
       return;
     }
     (res.locals as Locals).identity = identity;
-    (res.locals as Locals).user = identity.user;
     next();
   };
 }
@@ -370,20 +370,6 @@ function invalidPipeline(name: string, errors: FieldError[]): FerryError {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Promotion ids
-
-/**
- * Promotion ids are workflow ids with slashes (`promotion/<pipeline>/<stage>/<freight>`). They arrive URL-encoded
- * as one segment, or raw as several; the `*id` wildcard gives the decoded segments either way.
- */
-function promotionId(req: Request): string {
-  const raw = (req.params as Record<string, string | string[] | undefined>).id;
-  const id = Array.isArray(raw) ? raw.join('/') : (raw ?? '');
-  if (id === '') throw new FerryError('InvalidArgument', 'missing promotion id');
-  return id;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Logging and errors
 
 function pathOf(req: Request): string {
@@ -403,7 +389,7 @@ function requestLog(log: Logger): RequestHandler {
         path: pathOf(req),
         status: res.writableFinished ? res.statusCode : 499,
         ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
-        user: (res.locals as Locals).user,
+        user: (res.locals as Locals).identity?.user,
       };
       // Health probes come every few seconds; keep them out of the normal log.
       if (req.path === '/healthz' && res.statusCode === 200) log.debug('request', fields);

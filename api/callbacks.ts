@@ -13,6 +13,7 @@ import { specErrorsFromZod } from '../pipeline/load';
 import { FerryError } from '../client/errors';
 import { callbackUrlFor, CALLBACK_KEY_ENV, MAX_TOKEN_LENGTH, verifyCallbackToken } from '../client/gate-callbacks';
 import type { FerryApi } from '../client/types';
+import { promotionIdParam } from './params';
 
 export interface CallbackRoutesOptions {
   ferry: FerryApi;
@@ -121,8 +122,7 @@ export interface GateUrlRouteOptions extends CallbackRoutesOptions {
 export function gateUrlRouter(options: GateUrlRouteOptions): Router {
   const router = express.Router();
   router.get('/promotions/*id/gates/:gate/callback-url', async (req, res) => {
-    const raw = (req.params as Record<string, string | string[] | undefined>).id;
-    const id = Array.isArray(raw) ? raw.join('/') : (raw ?? '');
+    const id = promotionIdParam(req);
     options.authorize(res, id);
     if (!options.key) throw notConfigured();
     const ref = await options.ferry.waitingGate(id, String(req.params.gate));
