@@ -262,3 +262,31 @@ export type { MemoryFerry };
 export function createMemoryFerry(options: MemoryFerryOptions = {}): MemoryFerry {
   return new MemoryFerry(options);
 }
+
+/**
+ * A FerryApi that forwards every call to whatever `current()` returns at the time: a server started once can then
+ * run each test against a fresh fake.
+ */
+export function delegateTo(current: () => MemoryFerry): FerryApi {
+  const names: Array<keyof FerryApi> = [
+    'health',
+    'applyPipeline',
+    'listPipelines',
+    'getPipeline',
+    'addFreight',
+    'promote',
+    'getPromotion',
+    'approve',
+    'reject',
+    'abort',
+    'pullRequestMerged',
+    'decideGate',
+    'waitingGate',
+  ];
+  return Object.fromEntries(
+    names.map((name) => [
+      name,
+      (...args: unknown[]) => (current()[name] as (...a: unknown[]) => unknown).apply(current(), args),
+    ]),
+  ) as unknown as FerryApi;
+}

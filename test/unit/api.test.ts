@@ -17,7 +17,7 @@ import type { FerryApi } from '../../client/types';
 import { freightId } from '../../pipeline/freight';
 import type { PipelineStatus, PromotionStatus } from '../../workflows/messages';
 import { FIVE_MISTAKES_YAML, guestbookYaml } from '../helpers/fixtures';
-import { createMemoryFerry, type MemoryFerry } from '../helpers/memory-ferry';
+import { createMemoryFerry, type MemoryFerry, delegateTo } from '../helpers/memory-ferry';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -59,7 +59,7 @@ before(async () => {
   const tokens = createTokenStore({ file: null, env: {}, tokens: { [ALICE]: 'alice', [CAROL]: 'carol' } });
   const logger = createLogger({ write: (line) => logLines.push(line), level: 'debug' });
   // No role configuration: the default roles (token users promote and approve) and alice an admin (FERRY_ADMINS).
-  server = await startApiServer({ ferry: { ...delegate(() => ferry) }, tokens, admins: ['alice'], port: 0, logger });
+  server = await startApiServer({ ferry: { ...delegateTo(() => ferry) }, tokens, admins: ['alice'], port: 0, logger });
 });
 
 after(async () => {
@@ -70,28 +70,6 @@ beforeEach(() => {
   ferry = createMemoryFerry();
   logLines = [];
 });
-
-/** The server keeps one FerryApi; each test gets a fresh fake behind it. */
-function delegate(current: () => MemoryFerry): FerryApi {
-  const names: Array<keyof FerryApi> = [
-    'health',
-    'applyPipeline',
-    'listPipelines',
-    'getPipeline',
-    'addFreight',
-    'promote',
-    'getPromotion',
-    'approve',
-    'reject',
-    'abort',
-  ];
-  return Object.fromEntries(
-    names.map((name) => [
-      name,
-      (...args: unknown[]) => (current()[name] as (...a: unknown[]) => unknown).apply(current(), args),
-    ]),
-  ) as unknown as FerryApi;
-}
 
 interface Reply {
   status: number;
@@ -557,7 +535,7 @@ describe('Temporal unreachable', () => {
     let listCalls = 0;
     const memory = createMemoryFerry();
     const fake: FerryApi = {
-      ...delegate(() => memory),
+      ...delegateTo(() => memory),
       health: async () => {
         await new Promise((r) => setTimeout(r, 50));
         return !down;

@@ -13,10 +13,9 @@ import { startApiServer, type ApiServer } from '../../api/server';
 import { createTokenStore, tokenDigest } from '../../client/auth';
 import { run } from '../../cli/run';
 import { silentLogger } from '../../client/log';
-import type { FerryApi } from '../../client/types';
 import { freightId } from '../../pipeline/freight';
 import { guestbookYaml } from '../helpers/fixtures';
-import { createMemoryFerry, type MemoryFerry } from '../helpers/memory-ferry';
+import { createMemoryFerry, type MemoryFerry, delegateTo } from '../helpers/memory-ferry';
 import {
   GITHUB_ACTIONS_CLAIMS,
   serverConfigTrusting,
@@ -82,27 +81,6 @@ let ferry: MemoryFerry;
 let server: ApiServer;
 let config: ServerConfig;
 
-function delegate(current: () => MemoryFerry): FerryApi {
-  const names: Array<keyof FerryApi> = [
-    'health',
-    'applyPipeline',
-    'listPipelines',
-    'getPipeline',
-    'addFreight',
-    'promote',
-    'getPromotion',
-    'approve',
-    'reject',
-    'abort',
-  ];
-  return Object.fromEntries(
-    names.map((name) => [
-      name,
-      (...args: unknown[]) => (current()[name] as (...a: unknown[]) => unknown).apply(current(), args),
-    ]),
-  ) as unknown as FerryApi;
-}
-
 before(async () => {
   ferry = createMemoryFerry();
   issuer = await startLocalOidcIssuer();
@@ -116,7 +94,7 @@ before(async () => {
   });
   const oidc = createOidcVerifier(config.oidc?.issuers ?? [], { roles, logger: silentLogger });
   server = await startApiServer({
-    ferry: delegate(() => ferry),
+    ferry: delegateTo(() => ferry),
     tokens,
     roles,
     oidc,
