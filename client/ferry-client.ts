@@ -6,9 +6,15 @@ import {
   WithStartWorkflowOperation,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
+import {
+  ApplicationFailure,
+  defaultPayloadConverter,
+  TemporalFailure,
+  type UpdateDefinition,
+} from '@temporalio/common';
 import { freightId } from '../pipeline/freight';
 import { PROMOTION_ID } from '../pipeline/ids';
 import { sameRepository } from '../pipeline/repository-url';
@@ -103,6 +109,24 @@ function fieldErrorsOf(failure: ApplicationFailure): { errors: FieldError[] } | 
 }
 
 export { sameRepository } from '../pipeline/repository-url';
+
+/**
+ * Sends an update and waits for its result, asking for that result from the run that accepted the update.
+ *
+ * The SDK's `handle.executeUpdate` does not: when the server answers before the update has completed (it does when
+ * its update registry was reset, which happens under load), the SDK polls for the outcome on the workflow's *current*
+ * run. A pipeline that continued as new in between has never seen that update, and the call failed with `update
+ * "…" not found` although the update had been applied (the cause of the 60-requests test failing about one run in
+ * twenty on a loaded machine). `startUpdate` returns the accepting run, and its `result()` polls that run.
+ */
+async function runUpdate<Ret, Args extends [unknown, ...unknown[]]>(
+  handle: WorkflowHandle,
+  update: UpdateDefinition<Ret, Args>,
+  args: Args,
+): Promise<Ret> {
+  const accepted = await handle.startUpdate(update, { args, waitForStage: WorkflowUpdateStage.ACCEPTED });
+  return accepted.result();
+}
 
 type PendingActivity = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
 
@@ -284,9 +308,9 @@ export class FerryClient implements FerryApi {
     const isRecord = typeof artifacts === 'object' && artifacts !== null && !Array.isArray(artifacts);
     try {
       return await this.updates.run(pipelineWorkflowId(pipeline), `pipeline "${pipeline}"`, () =>
-        this.pipelineHandle(pipeline).executeUpdate(addFreightUpdate, {
-          args: [{ id: isRecord ? freightId(artifacts) : '', artifacts }],
-        }),
+        runUpdate(this.pipelineHandle(pipeline), addFreightUpdate, [
+          { id: isRecord ? freightId(artifacts) : '', artifacts },
+        ]),
       );
     } catch (err) {
       throw toFerryError(err, `pipeline "${pipeline}"`);
@@ -302,9 +326,9 @@ export class FerryClient implements FerryApi {
   ): Promise<PromotionRequested> {
     try {
       return await this.updates.run(pipelineWorkflowId(pipeline), `pipeline "${pipeline}"`, () =>
-        this.pipelineHandle(pipeline).executeUpdate(requestPromotionUpdate, {
-          args: [{ stage, freight, requestedBy, ...(options.force ? { force: true } : {}) }],
-        }),
+        runUpdate(this.pipelineHandle(pipeline), requestPromotionUpdate, [
+          { stage, freight, requestedBy, ...(options.force ? { force: true } : {}) },
+        ]),
       );
     } catch (err) {
       throw toFerryError(err, `pipeline "${pipeline}"`);
@@ -389,7 +413,7 @@ export class FerryClient implements FerryApi {
   ): Promise<PromotionStatus> {
     const handle = this.promotionHandle(id);
     try {
-      return await this.updates.run(id, `promotion "${id}"`, () => handle.executeUpdate(update, { args: [decision] }));
+      return await this.updates.run(id, `promotion "${id}"`, () => runUpdate(handle, update, [decision]));
     } catch (err) {
       const error = toFerryError(err, `promotion "${id}"`);
       // Temporal answers an update to a closed workflow as "not found" or "already completed"; the user needs to
@@ -418,7 +442,7 @@ export class FerryClient implements FerryApi {
     const handle = this.promotionHandle(ref.promotionId, ref.runId);
     try {
       return await this.updates.run(ref.promotionId, what, () =>
-        handle.executeUpdate(decideGateUpdate, { args: [{ gate: ref.gate, ...decision }] }),
+        runUpdate(handle, decideGateUpdate, [{ gate: ref.gate, ...decision }]),
       );
     } catch (err) {
       const error = toFerryError(err, what);

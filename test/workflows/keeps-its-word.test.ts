@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -22,6 +23,7 @@ import { validatePipeline } from '../../pipeline/load';
 import type { Pipeline } from '../../pipeline/schema';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
 import { applySpecUpdate } from '../../workflows/messages';
+import { connectWithEarlyUpdateAnswers } from '../helpers/early-update-answers';
 import { until } from '../helpers/processes';
 import { refusal } from '../helpers/refusal';
 import { createTemporalTestEnv } from '../helpers/temporal';
@@ -243,6 +245,39 @@ describe('Ferry keeps its word (real dev server, real git)', () => {
     const status = await ferry.getPipeline('burst');
     assert.equal(status.freight.length, 60);
     assert.equal(status.stages.find((s) => s.name === 'qa')?.active.length, 60);
+  });
+
+  it('answers a promote request accepted by a pipeline run that then continued as new, from the run that took it', async () => {
+    const { pipeline } = onePipeline('carried', { name: 'qa' });
+    await ferry.applyPipeline(pipeline);
+    const pipelineHandle = env.client.workflow.getHandle('pipeline/carried');
+    const firstRun = (await pipelineHandle.describe()).runId;
+    const early = await connectWithEarlyUpdateAnswers(env.address);
+    try {
+      const loaded = FerryClient.fromClient(new Client({ connection: early.connection }), TASK_QUEUE);
+      const { id: freight } = await ferry.addFreight('carried', { guestbook: '5.0.0' });
+      // Accepted by the first run; the answer to it is polled for only after that run continued as new.
+      const promoted = loaded.promote('carried', 'qa', freight, 'carol');
+      await until('the promote request accepted', async () =>
+        (await ferry.getPipeline('carried')).stages[0].active.length === 1 ? true : undefined,
+      );
+      for (let i = 0; (await pipelineHandle.describe()).runId === firstRun; i += 10) {
+        assert.ok(i < 400, 'the pipeline continued as new');
+        await Promise.all(
+          Array.from({ length: 10 }, (_, k) => ferry.addFreight('carried', { guestbook: `5.1.${i + k}` })),
+        );
+      }
+      early.releasePolls();
+      const answer = await promoted;
+      assert.equal(answer.existing, false);
+      assert.match(answer.id, /^promotion\/carried\/qa\//);
+      assert.ok(early.polledRuns.length > 0, 'the client polled for the outcome');
+      assert.deepEqual(new Set(early.polledRuns), new Set([firstRun]));
+      assert.equal((await ferry.waitForPromotion(answer.id, { timeoutMs: 30_000 })).phase, 'Succeeded');
+    } finally {
+      early.releasePolls();
+      await early.connection.close();
+    }
   });
 
   it('checks freight in the pipeline’s update itself and returns every bad artifact by path', async () => {
