@@ -16,8 +16,8 @@ import type { Artifact } from '../pipeline/schema';
 import { activityContext, heartbeatIfActivity } from './context';
 import { createGitWorkspaces } from './git';
 import type { Author, GitWorkspace, TreeEntry } from './git';
-import { renderEngines } from './render/engine';
-import type { RenderEngine, RenderedFile } from './render/engine';
+import { createRenderEngines } from './render/engine';
+import type { RenderEngine, RenderedFile, RenderTools, SourceReader } from './render/engine';
 import { formatImageReference, parseVersion } from './render/plain';
 import type { SecretResolver } from './secrets';
 import type { RenderAndPushInput, RenderAndPushResult } from './types';
@@ -36,6 +36,8 @@ export interface GitActivitiesOptions {
   networkTimeoutMs?: number;
   /** Whether `file://` repositories may be used (default false; see GitWorkspacesOptions.allowFileRepos). */
   allowFileRepos?: boolean;
+  /** The kustomize and helm binaries of this worker (engines without one are unavailable). */
+  renderTools?: RenderTools;
 }
 
 /** Where Ferry records, on a stage's branch, which files it wrote there. */
@@ -78,6 +80,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
     allowFileRepos: options.allowFileRepos ?? false,
   });
   const author = options.author ?? DEFAULT_AUTHOR;
+  const engines = createRenderEngines(options.renderTools ?? {});
   const maxPushAttempts = options.maxPushAttempts ?? 5;
   const idempotencyDepth = options.idempotencyDepth ?? 50;
 
@@ -110,8 +113,8 @@ export function createGitActivities(options: GitActivitiesOptions) {
     progress: (details: Record<string, unknown>) => void,
   ): Promise<RenderAndPushResult> {
     const { repo, render } = input;
-    const from = normalizeDir(render.from);
-    const engine = renderEngines[render.engine];
+    const from = normalizeDir(render.from ?? '');
+    const engine = engines[render.engine];
     if (!engine) {
       throw ApplicationFailure.nonRetryable(
         `stage ${input.stage}: render engine "${render.engine}" is not available in this worker`,
@@ -246,10 +249,22 @@ async function renderFiles(
   }
   const contents = await workspace.readObjects(listed.map((e) => e.object));
   const sources = listed.map((entry, i) => ({ entry, content: contents[i]! }));
+  const reader: SourceReader = {
+    async list(dir) {
+      const entries = await workspace.listFiles(source, normalizeDir(dir));
+      if (typeof entries === 'string') return entries;
+      const read = await workspace.readObjects(entries.map((e) => e.object));
+      return entries.map((e, i) => ({ path: e.path, content: read[i]! }));
+    },
+  };
   let output: RenderedFile[];
   try {
     output = await engine.render({
+      pipeline: input.pipeline,
+      from,
       files: sources.map(({ entry, content }) => ({ path: entry.path, content })),
+      source: reader,
+      render: input.render,
       artifacts: input.artifacts,
       versions: input.freight.artifacts,
     });

@@ -24,8 +24,9 @@ export const PIPELINE_RULES: readonly string[] = [
   'Stage names are unique; artifact names are unique; subscriber names (`spec.notify`) are unique.',
   '`after` names other stages of the pipeline, never the stage itself, and `after` has no cycles.',
   '`approval.required` is at most the number of different `approvers`.',
-  'Every stage renders to its own branch: no two stages have the same `render.to`, and none renders to `spec.repo.branch`.',
+  'Every stage that renders into a branch (`branch`, `pull-request` into a branch) has its own: no two stages have the same `render.to`, and none renders to `spec.repo.branch`.',
   'No branch (a `render.to` or `spec.repo.branch`) is a folder of another, such as `env` and `env/dev`: git cannot hold both.',
+  'Every stage that is a directory (`directory`, `pull-request` into a directory) has its own: no two stages share a directory, and none is inside another, such as `envs/prod` and `envs/prod/eu`.',
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -199,6 +200,8 @@ interface RawStage {
   name?: string;
   after: Array<{ index: number; name: string }>;
   to?: string;
+  /** What `to` names: a branch, or a directory on spec.repo.branch. */
+  layout: 'branch' | 'directory';
   required?: number;
   approvers?: string[];
 }
@@ -209,12 +212,17 @@ const str = (value: unknown): string | undefined => (typeof value === 'string' ?
 function rawStages(spec: Record<string, unknown>): RawStage[] {
   if (!Array.isArray(spec.stages)) return [];
   return spec.stages.map((stage: unknown, index): RawStage => {
-    if (!isRecord(stage)) return { index, after: [] };
+    if (!isRecord(stage)) return { index, after: [], layout: 'branch' };
     const after = Array.isArray(stage.after)
       ? stage.after.flatMap((name: unknown, i) => (typeof name === 'string' ? [{ index: i, name }] : []))
       : [];
     const render = isRecord(stage.render) ? stage.render : {};
-    const raw: RawStage = { index, name: str(stage.name), after, to: str(render.to) };
+    const pullRequest = isRecord(render.pullRequest) ? render.pullRequest : {};
+    const layout =
+      render.strategy === 'directory' || (render.strategy === 'pull-request' && pullRequest.target === 'directory')
+        ? 'directory'
+        : 'branch';
+    const raw: RawStage = { index, name: str(stage.name), after, to: str(render.to), layout };
     if (isRecord(stage.approval)) {
       const { required, approvers } = stage.approval;
       // An absent `required` is the schema's default, 1.
@@ -359,8 +367,28 @@ function semanticErrors(input: unknown): Located[] {
   const branches: Array<{ branch: string; path: string; owner: string }> = [];
   if (sourceBranch !== undefined)
     branches.push({ branch: sourceBranch, path: 'spec.repo.branch', owner: 'the sources' });
+  const directories: Array<{ dir: string; path: string; owner: string }> = [];
   for (const stage of stages) {
-    if (stage.to === undefined) continue;
+    if (stage.to === undefined || stage.layout !== 'directory') continue;
+    const at = ['spec', 'stages', stage.index, 'render', 'to'];
+    const dir = stage.to.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+    const overlap = directories.find(
+      (d) => d.dir === dir || d.dir.startsWith(`${dir}/`) || dir.startsWith(`${d.dir}/`),
+    );
+    if (overlap) {
+      errors.push({
+        at,
+        message:
+          overlap.dir === dir
+            ? `directory "${dir}" is already the directory of ${overlap.owner} (${overlap.path}); each stage needs its own`
+            : `directory "${dir}" and "${overlap.dir}" (${overlap.path}) are inside one another; each stage needs a directory of its own`,
+      });
+      continue;
+    }
+    directories.push({ dir, path: formatPath(at), owner: `stage "${stage.name ?? stage.index}"` });
+  }
+  for (const stage of stages) {
+    if (stage.to === undefined || stage.layout !== 'branch') continue;
     const at = ['spec', 'stages', stage.index, 'render', 'to'];
     const path = formatPath(at);
     if (stage.to === sourceBranch) {

@@ -118,32 +118,208 @@ export const ArtifactSchema = z
       'repository (`git`, versions are commit ids).',
   );
 
+/** Where a `render.set` value comes from: the freight's version of an artifact, or a part of it. */
+export const SET_VALUE_KINDS = ['version', 'tag', 'digest', 'reference', 'repository'] as const;
+
+/** A key inside a YAML document: `image.tag`, `spec.template.spec.containers[0].image`. */
+const yamlKeyPath = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_-]+(\[\d+\])*(\.[A-Za-z0-9_-]+(\[\d+\])*)*$/,
+    'must be a key path such as image.tag or spec.containers[0].image (names of letters, digits, "_" and "-", joined by ".", with [n] for list items)',
+  );
+
+export const SetValueSchema = z
+  .object({
+    key: yamlKeyPath.describe(
+      'Where the value goes: a key path in `file` (`image.tag`, `spec.template.spec.containers[0].image`), or, ' +
+        'without `file` and with engine `helm`, a chart value passed as `--set-string KEY=VALUE`.',
+    ),
+    artifact: dnsLabel.describe('The artifact whose version is written.'),
+    value: z
+      .enum(SET_VALUE_KINDS)
+      .default('version')
+      .describe(
+        "What of the artifact's version is written: `version` (the freight's version as given, a tag or a digest), " +
+          '`tag` (the tag; a digest freight fails), `digest` (the digest; a tag freight fails), `reference` ' +
+          '(`repository:tag` or `repository@digest`), `repository` (the image repository alone). For a `git` ' +
+          'artifact, `version` is the commit id.',
+      ),
+    file: repoPath
+      .optional()
+      .describe(
+        'The YAML file to edit, relative to `render.from` (`branch`, `pull-request` into a branch) or to the ' +
+          'stage directory `render.to` (`directory`). Only the value changes: comments, key order and quoting stay. ' +
+          'The key must exist. Without `file`, only for engine `helm`.',
+      ),
+  })
+  .strict()
+  .describe(
+    'One value Ferry sets from the freight, besides the image references it always sets: a Helm values path, a tag in a config file.',
+  );
+
+export const HelmSchema = z
+  .object({
+    releaseName: dnsLabel.optional().describe("Release name given to `helm template`. Default: the pipeline's name."),
+    namespace: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be a Kubernetes namespace name')
+      .max(63, 'must be at most 63 characters')
+      .optional()
+      .describe('Namespace passed as `--namespace`. Default: none (helm uses `default`).'),
+    valuesFiles: z
+      .array(repoPath)
+      .default([])
+      .describe('Values files passed as `-f`, in order, relative to the chart directory `render.from`.'),
+    kubeVersion: z
+      .string()
+      .regex(/^v?\d+\.\d+(\.\d+)?$/, 'must be a Kubernetes version such as 1.31.0')
+      .optional()
+      .describe('Kubernetes version for `Capabilities.KubeVersion` (`--kube-version`).'),
+    apiVersions: z
+      .array(z.string().min(1, 'must not be empty'))
+      .optional()
+      .describe('Extra API versions for `Capabilities.APIVersions` (`--api-versions`).'),
+    includeCRDs: z
+      .boolean({ error: 'must be true or false' })
+      .default(false)
+      .describe("Whether the chart's CRDs are rendered too (`--include-crds`)."),
+  })
+  .strict()
+  .describe(
+    '`helm template` options. The chart is `render.from`; its dependencies must be in its `charts/` directory or ' +
+      'a `file://` path in the repository (Ferry does not download charts).',
+  );
+
+export const PULL_REQUEST_PROVIDERS = ['github', 'gitlab', 'gitea'] as const;
+
+export const PullRequestSchema = z
+  .object({
+    target: z
+      .enum(['branch', 'directory'])
+      .default('branch')
+      .describe(
+        'What the pull request changes: `branch`, the rendered branch `render.to` (as the `branch` strategy would ' +
+          'write it); `directory`, the stage directory `render.to` on `spec.repo.branch` (as `directory` would).',
+      ),
+    provider: z
+      .enum(PULL_REQUEST_PROVIDERS)
+      .describe('The git host: `github` (and GitHub Enterprise), `gitlab`, `gitea` (and Forgejo).'),
+    api: z
+      .string()
+      .regex(/^https?:\/\/[^\s/@]+(\/\S*)?$/, 'must be an http:// or https:// URL without a user name or password')
+      .optional()
+      .describe(
+        "Base URL of the host's REST API. Default: `https://api.github.com` (github), `https://gitlab.com/api/v4` " +
+          "(gitlab), the repository URL's origin + `/api/v1` (gitea). GitHub Enterprise: `https://HOST/api/v3`.",
+      ),
+    credentials: credentialName
+      .optional()
+      .describe('Name of the credential holding an API token for the host. Default: `spec.repo.credentials`.'),
+    pollInterval: duration
+      .default('30s')
+      .describe(
+        'How often Ferry asks the host whether the pull request was merged or closed. A webhook from the host ' +
+          '(`spec.triggers`) wakes the promotion at once.',
+      ),
+    timeout: duration
+      .default('168h')
+      .describe('How long to wait for the merge before the promotion fails with reason `PullRequestTimedOut`.'),
+    approvalOnHost: z
+      .boolean({ error: 'must be true or false' })
+      .default(false)
+      .describe(
+        "Whether approving reviews on the pull request count as the stage's `approval`: the promotion opens the " +
+          'pull request without waiting in `AwaitingApproval`, and once it is merged, the approving reviews of ' +
+          "users on `approval.approvers` (host user names) are the stage's approvals; merged with fewer than " +
+          '`approval.required` fails with reason `PullRequestNotApproved`, before Argo CD is synced.',
+      ),
+    labels: z.array(z.string().min(1, 'must not be empty')).optional().describe('Labels put on the pull request.'),
+  })
+  .strict()
+  .describe('Where and how the `pull-request` strategy opens its pull request, and how long it waits.');
+
+export const RENDER_STRATEGIES = ['branch', 'directory', 'pull-request'] as const;
+export const RENDER_ENGINES = ['plain', 'kustomize', 'helm'] as const;
+
 export const RenderSchema = z
   .object({
     strategy: z
-      .literal('branch', { error: 'only "branch" is supported in this version' })
+      .enum(RENDER_STRATEGIES)
       .describe(
-        'How the rendered manifests reach git. `branch`: Ferry writes them to the branch named by `to`, which it ' +
-          'owns (files Ferry did not write are left alone).',
+        'How the manifests reach git. `branch`: Ferry renders `from` into the branch `to`, which it owns (files ' +
+          'it did not write are left alone). `directory`: trunk-based; the stage is the directory `to` on ' +
+          '`spec.repo.branch`, and Ferry edits the versions in it in place and commits to that branch. ' +
+          '`pull-request`: Ferry pushes a promotion branch and opens a pull request against the branch or ' +
+          'directory (`pullRequest.target`), waits until it is merged and continues with the merge commit.',
       ),
     engine: z
-      .literal('plain', { error: 'only "plain" is supported in this version' })
+      .enum(RENDER_ENGINES)
       .default('plain')
       .describe(
-        'How manifests are rendered. `plain`: the files under `from` are written as they are, except that ' +
-          "references to the pipeline's images (and `images:` entries of kustomization.yaml) are set to the freight's " +
-          'versions; comments are kept.',
+        'How manifests are rendered. `plain`: the files are written as they are, except that references to the ' +
+          "pipeline's images (and `images:` entries of kustomization.yaml) are set to the freight's versions; " +
+          'comments are kept. `kustomize`: `kustomize build` of `from` with the images set (`kustomize edit set ' +
+          'image`). `helm`: `helm template` of the chart `from` with `helm` options and `set` values. `directory` ' +
+          'edits in place and takes `plain` only.',
       ),
-    from: repoPath.describe(
-      "Directory on `spec.repo.branch` holding the stage's source manifests, relative to the repository root " +
-        '(no `..`, no absolute path, no control characters).',
-    ),
-    to: branchName.describe(
-      "Branch the stage's rendered manifests are written to (the branch its Argo CD application tracks). " +
-        `Each stage needs its own, different from \`spec.repo.branch\`. ${BRANCH_RULES}`,
-    ),
+    from: repoPath
+      .optional()
+      .describe(
+        "Directory on `spec.repo.branch` holding the stage's source manifests (the chart, for helm), relative to " +
+          'the repository root (no `..`, no absolute path, no control characters). Required for `branch` and for ' +
+          '`pull-request` into a branch; not used by `directory`, which edits `to` itself.',
+      ),
+    to: z
+      .string()
+      .describe(
+        "Where the stage's manifests are written. For `branch` and `pull-request` into a branch: the branch its " +
+          `Argo CD application tracks, different from \`spec.repo.branch\` (${BRANCH_RULES}). For \`directory\` and ` +
+          '`pull-request` into a directory: the stage directory on `spec.repo.branch` (a repository path, not the root).',
+      ),
+    output: repoPath
+      .optional()
+      .describe(
+        'The file `kustomize` and `helm` write their output to, relative to the root of the rendered branch. ' +
+          'Default: `manifests.yaml`.',
+      ),
+    set: z
+      .array(SetValueSchema)
+      .optional()
+      .describe('Values Ferry sets from the freight besides the image references it always sets.'),
+    helm: HelmSchema.optional(),
+    pullRequest: PullRequestSchema.optional(),
   })
   .strict()
+  .superRefine((render, ctx) => {
+    const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const layout = render.strategy === 'pull-request' ? (render.pullRequest?.target ?? 'branch') : render.strategy;
+    if (render.strategy === 'pull-request' && !render.pullRequest)
+      issue(['pullRequest'], 'is required with strategy pull-request: give at least pullRequest.provider');
+    if (render.strategy !== 'pull-request' && render.pullRequest)
+      issue(['pullRequest'], `is only for strategy pull-request, not ${render.strategy}`);
+    if (layout === 'branch') {
+      if (render.from === undefined)
+        issue(['from'], `is required: the directory on spec.repo.branch to render into branch ${render.to}`);
+      const problem = branchNameProblem(render.to);
+      if (problem) issue(['to'], render.to === '' ? 'must not be empty' : `not a valid git branch name: ${problem}`);
+    } else {
+      const what = render.strategy === 'pull-request' ? 'pull-request into a directory' : 'directory';
+      if (render.from !== undefined)
+        issue(['from'], `is not used by ${what}: Ferry edits the stage directory render.to in place; remove from`);
+      if (render.engine !== 'plain')
+        issue(['engine'], `${what} edits the stage directory in place and takes engine plain, not ${render.engine}`);
+      const problem = repoPathProblem(render.to);
+      if (problem) issue(['to'], problem);
+      else if (render.to.replace(/^(\.\/)+/, '').replace(/\/$/, '') === '.')
+        issue(['to'], 'must be a directory, not the repository root');
+    }
+    if (render.helm && render.engine !== 'helm') issue(['helm'], `is only for engine helm, not ${render.engine}`);
+    render.set?.forEach((entry, i) => {
+      if (entry.file === undefined && render.engine !== 'helm')
+        issue(['set', i, 'file'], `is required with engine ${render.engine}: the YAML file to edit`);
+    });
+  })
   .describe("How the stage's manifests are produced from the sources and written to git.");
 
 export const ArgoCdSchema = z
@@ -659,6 +835,10 @@ export type Stage = Pipeline['spec']['stages'][number];
 export type Repo = Pipeline['spec']['repo'];
 export type Artifact = Pipeline['spec']['artifacts'][number];
 export type RenderSpec = Stage['render'];
+export type SetValueSpec = NonNullable<RenderSpec['set']>[number];
+export type HelmSpec = NonNullable<RenderSpec['helm']>;
+export type PullRequestSpec = NonNullable<RenderSpec['pullRequest']>;
+export type PullRequestProviderName = PullRequestSpec['provider'];
 export type ArgoCdSpec = NonNullable<Stage['argocd']>;
 export type ApprovalSpec = NonNullable<Stage['approval']>;
 export type Subscriber = NonNullable<Pipeline['spec']['notify']>[number];

@@ -47,9 +47,10 @@ spec:
       promotion: auto
       render:
         strategy: branch
-        engine: plain
+        engine: kustomize
         from: apps/guestbook/overlays/dev
         to: env/dev
+        output: manifests.yaml
       argocd:
         server: https://argocd.example.com
         app: guestbook-dev
@@ -59,14 +60,40 @@ spec:
       promotion: auto
       render:
         strategy: branch
-        from: apps/guestbook/overlays/staging
+        engine: helm
+        from: charts/guestbook
         to: env/staging
+        helm:
+          releaseName: guestbook
+          namespace: guestbook-staging
+          valuesFiles: [values.yaml, values-staging.yaml]
+          kubeVersion: 1.31.0
+          apiVersions: [monitoring.coreos.com/v1]
+          includeCRDs: false
+        set:
+          - key: image.tag
+            artifact: guestbook
+            value: tag
+          - key: worker.image
+            artifact: guestbook-worker
+            value: reference
+            file: values-staging.yaml
       argocd:
         server: https://argocd.example.com
         app: guestbook-staging
         project: guestbook
         credentials: argocd
         timeout: 5m
+    - name: qa
+      after: [staging]
+      render:
+        strategy: directory
+        to: envs/qa
+        set:
+          - file: values.yaml
+            key: image.tag
+            artifact: guestbook
+            value: tag
     - name: prod
       after: [staging]
       promotion: manual
@@ -75,9 +102,19 @@ spec:
         approvers: [alice, bob, carol]
         allowSelfApproval: false
       render:
-        strategy: branch
+        strategy: pull-request
+        engine: plain
         from: apps/guestbook/overlays/prod
         to: env/prod
+        pullRequest:
+          target: branch
+          provider: github
+          api: https://api.github.com
+          credentials: github-prs
+          pollInterval: 1m
+          timeout: 72h
+          approvalOnHost: false
+          labels: [release]
       argocd:
         server: https://argocd.prod.example.com
         app: guestbook-prod

@@ -42,7 +42,7 @@ spec:
       image: registry.example.com/team/guestbook:1.0
   stages:
     - name: dev
-      render: { strategy: directory, from: apps/guestbook/overlays/dev, to: env/dev }
+      render: { strategy: trunk, from: apps/guestbook/overlays/dev, to: env/dev }
     - name: prod
       after: [qa]
       render: { strategy: branch, from: apps/guestbook/overlays/prod, to: env/prod }

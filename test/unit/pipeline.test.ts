@@ -154,14 +154,17 @@ spec:
     const value = guestbook();
     value.apiVersion = 'ferry.dev/v1';
     value.kind = 'Pipelines';
-    value.spec.stages[0].render.strategy = 'directory';
+    value.spec.stages[0].render.strategy = 'trunk';
     value.spec.stages[0].promotion = 'always';
     const errors = errorsOf(validatePipeline(value));
     assert.deepEqual(byPath(errors), [
       { path: 'apiVersion', message: 'must be "ferry.dev/v1alpha1"' },
       { path: 'kind', message: 'must be "Pipeline"' },
       { path: 'spec.stages[0].promotion', message: 'must be one of "auto", "manual", not the string "always"' },
-      { path: 'spec.stages[0].render.strategy', message: 'only "branch" is supported in this version' },
+      {
+        path: 'spec.stages[0].render.strategy',
+        message: 'must be one of "branch", "directory", "pull-request", not the string "trunk"',
+      },
     ]);
   });
 

@@ -2,9 +2,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { renderEngines } from '../../activities/render/engine';
+import { createRenderEngines, type RenderInput } from '../../activities/render/engine';
 import { normalizeRepository, parseImageReference, plainEngine } from '../../activities/render/plain';
 import type { Artifact } from '../../pipeline/schema';
+
+/** A render of `files` alone: a branch stage with no other settings, no directory outside `from`. */
+function plainInput(input: Pick<RenderInput, 'files' | 'artifacts' | 'versions'>): RenderInput {
+  return {
+    pipeline: 'guestbook',
+    from: 'apps/guestbook',
+    source: { list: async () => 'missing' },
+    render: { strategy: 'branch', engine: 'plain', from: 'apps/guestbook', to: 'env/dev' },
+    ...input,
+  };
+}
 
 const DIGEST_A = `sha256:${'a'.repeat(64)}`;
 const DIGEST_B = `sha256:${'b'.repeat(64)}`;
@@ -18,7 +29,9 @@ async function renderOne(
   versions: Record<string, string>,
   artifacts: Artifact[] = [guestbook, ported],
 ) {
-  const [file] = await plainEngine.render({ files: [{ path, content: Buffer.from(text) }], artifacts, versions });
+  const [file] = await plainEngine.render(
+    plainInput({ files: [{ path, content: Buffer.from(text) }], artifacts, versions }),
+  );
   assert.ok(file);
   assert.equal(file.path, path);
   return file.content.toString('utf8');
@@ -36,7 +49,7 @@ async function assertInvalidManifest(promise: Promise<unknown>, pattern: RegExp)
 
 describe('plain render engine: container images', () => {
   it('is the engine registered as "plain"', () => {
-    assert.equal(renderEngines.plain, plainEngine);
+    assert.equal(createRenderEngines().plain, plainEngine);
     assert.equal(plainEngine.name, 'plain');
   });
 
@@ -235,11 +248,13 @@ describe('plain render engine: container images', () => {
   it('keeps CRLF line endings and a byte-order mark', async () => {
     const source =
       '\ufeffkind: Pod\r\nspec:\r\n  containers:\r\n    - image: registry.example.com/team/guestbook:1.0 # x\r\n';
-    const [file] = await plainEngine.render({
-      files: [{ path: 'pod.yaml', content: Buffer.from(source, 'utf8') }],
-      artifacts: [guestbook],
-      versions: { guestbook: '1.1' },
-    });
+    const [file] = await plainEngine.render(
+      plainInput({
+        files: [{ path: 'pod.yaml', content: Buffer.from(source, 'utf8') }],
+        artifacts: [guestbook],
+        versions: { guestbook: '1.1' },
+      }),
+    );
     assert.deepEqual(file?.content, Buffer.from(source.replace(':1.0 #', ':1.1 #'), 'utf8'));
   });
 });
@@ -354,7 +369,9 @@ describe('plain render engine: what it leaves alone', () => {
       { path: 'chart/templates/x.tpl', content: Buffer.from('{{ .Values.image }}: [') },
       { path: 'logo.png', content: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff, 0xfe]) },
     ];
-    const out = await plainEngine.render({ files, artifacts: [guestbook], versions: { guestbook: '1.4.2' } });
+    const out = await plainEngine.render(
+      plainInput({ files, artifacts: [guestbook], versions: { guestbook: '1.4.2' } }),
+    );
     assert.deepEqual(
       out.map((f) => f.path),
       files.map((f) => f.path),
@@ -382,11 +399,13 @@ describe('plain render engine: errors', () => {
       /^dup\.yaml:3:1: invalid YAML: Map keys must be unique/,
     );
     await assertInvalidManifest(
-      plainEngine.render({
-        files: [{ path: 'latin1.yaml', content: Buffer.from([0x61, 0x3a, 0x20, 0xe9, 0x0a]) }],
-        artifacts: [guestbook],
-        versions: { guestbook: '1' },
-      }),
+      plainEngine.render(
+        plainInput({
+          files: [{ path: 'latin1.yaml', content: Buffer.from([0x61, 0x3a, 0x20, 0xe9, 0x0a]) }],
+          artifacts: [guestbook],
+          versions: { guestbook: '1' },
+        }),
+      ),
       /^latin1\.yaml: invalid YAML: the file is not UTF-8/,
     );
   });
