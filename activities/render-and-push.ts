@@ -12,13 +12,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { formatPath } from '../pipeline/load';
 import { sameRepository } from '../pipeline/repository-url';
-import type { Artifact } from '../pipeline/schema';
 import { activityContext, heartbeatIfActivity } from './context';
 import { createGitWorkspaces } from './git';
 import type { Author, GitWorkspace, TreeEntry } from './git';
 import { createRenderEngines } from './render/engine';
 import type { RenderEngine, RenderedFile, RenderTools, SourceReader } from './render/engine';
-import { formatImageReference, parseVersion } from './render/plain';
+import { createDirectoryWriter } from './directory-strategy';
+import { stageLayout } from '../pipeline/layout';
+import { commitMessage, findPromotionCommit, normalizeDir, TRAILERS } from './promotion-commit';
 import type { SecretResolver } from './secrets';
 import type { RenderAndPushInput, RenderAndPushResult } from './types';
 
@@ -42,15 +43,6 @@ export interface GitActivitiesOptions {
 
 /** Where Ferry records, on a stage's branch, which files it wrote there. */
 export const RENDERED_STATE_PATH = '.ferry/rendered.json';
-
-export const TRAILERS = {
-  pipeline: 'Ferry-Pipeline',
-  stage: 'Ferry-Stage',
-  freight: 'Ferry-Freight',
-  promotion: 'Ferry-Promotion',
-  run: 'Ferry-Run',
-  source: 'Ferry-Source',
-} as const;
 
 const DEFAULT_AUTHOR: Author = { name: 'Ferry', email: 'ferry@localhost' };
 
@@ -81,6 +73,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
   });
   const author = options.author ?? DEFAULT_AUTHOR;
   const engines = createRenderEngines(options.renderTools ?? {});
+  const directories = createDirectoryWriter({ author, engine: engines.plain! });
   const maxPushAttempts = options.maxPushAttempts ?? 5;
   const idempotencyDepth = options.idempotencyDepth ?? 50;
 
@@ -118,8 +111,16 @@ export function createGitActivities(options: GitActivitiesOptions) {
     if (!engine) {
       throw ApplicationFailure.nonRetryable(
         `stage ${input.stage}: render engine "${render.engine}" is not available in this worker`,
-        'InvalidArgument',
+        'RenderToolMissing',
       );
+    }
+    if (stageLayout(render) === 'directory' && render.strategy === 'directory') {
+      const workspace = await workspaces.open(repo);
+      const writing = directories.write(workspace, input);
+      progress({ step: 'queued', branch: repo.branch });
+      const written = await writing;
+      progress({ step: written.created ? 'pushed' : 'unchanged', commit: written.commit });
+      return written;
     }
     if (render.to === repo.branch) {
       throw ApplicationFailure.nonRetryable(
@@ -148,11 +149,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
             readRenderedState(workspace, target, render.to),
           ])
         : [[], undefined];
-      const earlier = history.find(
-        (c) =>
-          c.trailers[TRAILERS.promotion]?.includes(oneLine(input.promotionId)) &&
-          c.trailers[TRAILERS.run]?.includes(oneLine(input.runId)),
-      );
+      const earlier = findPromotionCommit(history, input);
       if (earlier) {
         // This promotion's commit is already on the branch: an earlier attempt pushed it and then died.
         const state = earlier.sha === target ? previous : await readRenderedState(workspace, earlier.sha, render.to);
@@ -179,7 +176,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
         return workspace.commitTree(
           await index.writeTree(),
           target ? [target] : [],
-          commitMessage(input, source),
+          commitMessage(input, `Rendered ${input.render.from} from ${input.repo.branch}`, source),
           author,
         );
       });
@@ -344,40 +341,4 @@ async function readRenderedState(
     );
   }
   return result.data;
-}
-
-/** Trailer values are single lines; ids are written (and compared) in that form. */
-function oneLine(value: string): string {
-  return value.replace(/\s+/g, ' ').trim();
-}
-
-function commitMessage(input: RenderAndPushInput, source: string): string {
-  const artifacts = new Map<string, Artifact>(input.artifacts.map((a) => [a.name, a]));
-  const versions = Object.entries(input.freight.artifacts)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([name, version]) => {
-      const artifact = artifacts.get(name);
-      if (artifact?.image) return `- ${name}: ${formatImageReference(artifact.image, parseVersion(name, version))}`;
-      if (artifact?.git) return `- ${name}: ${artifact.git.url} ${artifact.git.branch} at ${version}`;
-      return `- ${name}: ${version}`;
-    });
-  return [
-    `ferry: promote ${input.freight.id} to ${input.stage}`,
-    '',
-    `Rendered ${input.render.from} from ${input.repo.branch} with:`,
-    ...versions,
-    '',
-    `${TRAILERS.pipeline}: ${oneLine(input.pipeline)}`,
-    `${TRAILERS.stage}: ${oneLine(input.stage)}`,
-    `${TRAILERS.freight}: ${oneLine(input.freight.id)}`,
-    `${TRAILERS.promotion}: ${oneLine(input.promotionId)}`,
-    `${TRAILERS.run}: ${oneLine(input.runId)}`,
-    `${TRAILERS.source}: ${source}`,
-    '',
-  ].join('\n');
-}
-
-function normalizeDir(path: string): string {
-  const trimmed = path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
-  return trimmed === '.' ? '' : trimmed;
 }
