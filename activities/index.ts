@@ -1,6 +1,8 @@
 // All of Ferry's activities, built from their collaborators. The worker registers the result; workflows import
 // the `FerryActivities` type only.
+import type { Repo } from '../pipeline/schema';
 import { createArgoCdActivities } from './argocd/activities';
+import { createGitWorkspaces } from './git';
 import { createGateActivities } from './gates/http-gate';
 import { createNotifyActivities, type EventEnricher } from './notify';
 import { createPreflightActivities } from './preflight';
@@ -27,6 +29,17 @@ export interface ActivitiesConfig {
 
 export function createActivities(config: ActivitiesConfig) {
   const allowFileRepos = config.allowFileRepos ?? false;
+  const workspaces = createGitWorkspaces({
+    workspaceRoot: config.workspaceRoot,
+    secrets: config.secrets,
+    allowFileRepos,
+  });
+  /** Whether `candidate` contains `commit` on the repository's branch, as of a fresh fetch of that branch. */
+  const containsCommit = async (check: { repo: Repo; commit: string; candidate: string }): Promise<boolean> => {
+    const workspace = await workspaces.open(check.repo);
+    await workspace.fetch(check.repo.branch, check.repo.branch);
+    return (await workspace.isAncestor(check.commit, check.candidate)) === 'yes';
+  };
   return {
     ...createPreflightActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
     ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
@@ -38,6 +51,7 @@ export function createActivities(config: ActivitiesConfig) {
     }),
     ...createArgoCdActivities({
       secrets: config.secrets,
+      containsCommit,
       ...(config.argoPollIntervalMs !== undefined ? { pollIntervalMs: config.argoPollIntervalMs } : {}),
     }),
     ...createGateActivities({

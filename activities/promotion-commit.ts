@@ -2,6 +2,7 @@
 // pipeline, stage, freight, promotion and run. The trailers are the idempotency key of every strategy: before
 // writing, the branch's recent history is searched for this promotion's run, so an activity retried after a crash
 // that followed a successful push finds that commit instead of making a second one.
+export { normalizeDir } from '../pipeline/layout';
 import type { Artifact } from '../pipeline/schema';
 import type { CommitSummary } from './git';
 import { formatImageReference, parseVersion } from './render/plain';
@@ -61,10 +62,4 @@ export function commitMessage(input: RenderAndPushInput, what: string, source: s
     `${TRAILERS.source}: ${source}`,
     '',
   ].join('\n');
-}
-
-/** A repository directory without `./` in front or `/` behind; '' for the root. */
-export function normalizeDir(path: string): string {
-  const trimmed = path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
-  return trimmed === '.' ? '' : trimmed;
 }

@@ -50,6 +50,11 @@ export interface SyncArgoAppResult {
 export interface WaitArgoAppHealthyInput extends SyncArgoAppInput {
   /** Give up after this long (the stage's argocd.timeout), in milliseconds. */
   timeoutMs: number;
+  /**
+   * Set for a stage whose branch other stages write too (a directory on spec.repo.branch): a later commit of it that
+   * contains `revision` deploys it too. The repository (url, branch, credential name) to check that with.
+   */
+  sharedBranch?: Repo;
 }
 
 export interface WaitArgoAppHealthyResult {

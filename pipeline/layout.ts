@@ -5,6 +5,12 @@ import type { Repo, RenderSpec } from './schema';
 
 export type StageLayout = 'branch' | 'directory';
 
+/** A repository directory without `./` in front or `/` behind; '' for the root. */
+export function normalizeDir(path: string): string {
+  const trimmed = path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+  return trimmed === '.' ? '' : trimmed;
+}
+
 export function stageLayout(render: Pick<RenderSpec, 'strategy' | 'pullRequest'>): StageLayout {
   if (render.strategy === 'directory') return 'directory';
   if (render.strategy === 'pull-request' && render.pullRequest?.target === 'directory') return 'directory';
@@ -22,8 +28,7 @@ export function deployedBranch(
 /** The path the stage's Argo CD application deploys from that branch: the root, or the stage directory. */
 export function deployedPath(render: Pick<RenderSpec, 'strategy' | 'pullRequest' | 'to'>): string {
   if (stageLayout(render) === 'branch') return '.';
-  const dir = render.to.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
-  return dir === '' ? '.' : dir;
+  return normalizeDir(render.to) || '.';
 }
 
 /** A line saying what the stage writes, for messages and summaries. */

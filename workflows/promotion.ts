@@ -22,6 +22,7 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { FerryActivities } from '../activities';
+import { deployedBranch, describeTarget, stageLayout } from '../pipeline/layout';
 import { Reason } from '../pipeline/reasons';
 import { createEmitter } from './delivery';
 import { TERMINAL_EVENT, type FerryEventData, type FerryEventType } from './events';
@@ -95,6 +96,8 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   const { workflowId, runId } = workflowInfo();
   const now = (): string => new Date().toISOString();
   const { stage, freight } = input;
+  // The branch the stage's manifests end up on, which its Argo CD application tracks.
+  const branch = deployedBranch(input.repo, stage.render);
 
   // Promotions started before the preflight existed replay without it; new ones check before they write.
   const withPreflight = patched('preflight-before-write');
@@ -124,7 +127,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       startedAt: status.startedAt,
       ...(status.finishedAt ? { finishedAt: status.finishedAt } : {}),
     },
-    branch: stage.render.to,
+    branch,
     ...(status.commit ? { commit: status.commit } : {}),
     ...(status.sourceCommit ? { sourceCommit: status.sourceCommit } : {}),
     ...extra,
@@ -141,7 +144,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           (g.phase === 'Waiting' || g.phase === 'Pending' ? '' : ` — ${gateOutcome(g)}`),
       ),
     ];
-    if (status.commit) lines.push('', `commit \`${status.commit}\` on \`${stage.render.to}\``);
+    if (status.commit) lines.push('', `commit \`${status.commit}\` on \`${branch}\``);
     if (status.error) lines.push('', `error: ${status.error}`);
     setCurrentDetails(lines.join('\n'));
   };
@@ -317,7 +320,12 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       }
 
       setPhase('Rendering');
-      startStep('render', `rendering ${stage.render.from} into ${stage.render.to}`);
+      startStep(
+        'render',
+        stageLayout(stage.render) === 'directory'
+          ? `editing ${describeTarget(input.repo, stage.render)}`
+          : `rendering ${describeTarget(input.repo, stage.render)}`,
+      );
       const written = await git.renderAndPush({
         pipeline: input.pipeline,
         stage: stage.name,
@@ -334,8 +342,8 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         'render',
         'Succeeded',
         written.created
-          ? `pushed ${written.commit.slice(0, 12)} to ${stage.render.to} (${written.files} file${written.files === 1 ? '' : 's'})`
-          : `${stage.render.to} already at ${written.commit.slice(0, 12)}; no new commit`,
+          ? `pushed ${written.commit.slice(0, 12)} to ${branch} (${written.files} file${written.files === 1 ? '' : 's'})`
+          : `${branch} already at ${written.commit.slice(0, 12)}; no new commit`,
       );
 
       if (stage.argocd) {
@@ -343,7 +351,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         const ref = {
           argocd: stage.argocd,
           revision: written.commit,
-          branch: stage.render.to,
+          branch,
           repoUrl: input.repo.url,
           tag: `${workflowId}/${runId}`,
         };
@@ -366,7 +374,9 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           heartbeatTimeout: '10s',
           retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 20 },
         });
-        const healthy = await health.waitArgoAppHealthy({ ...ref, timeoutMs });
+        // Other stages write a directory stage's branch too: Argo CD may already deploy a later commit with ours.
+        const shared = stageLayout(stage.render) === 'directory' ? { sharedBranch: input.repo } : {};
+        const healthy = await health.waitArgoAppHealthy({ ...ref, timeoutMs, ...shared });
         endStep(
           'health',
           'Succeeded',
