@@ -34,7 +34,7 @@ export interface DirectoryWriterOptions {
 }
 
 /** What a promotion changes in its directory, as of the head it was made on. */
-interface Edit {
+export interface Edit {
   /** Entries to set, with paths from the repository root. */
   set: TreeEntry[];
   /** Path -> the content this promotion gives it. */
@@ -188,7 +188,7 @@ export function createDirectoryWriter(options: DirectoryWriterOptions) {
         for (const w of open) {
           let edit: Edit;
           try {
-            edit = await editDirectory(workspace, w.input, w.dir, head);
+            edit = await editDirectory(workspace, options.engine, w.input, w.dir, head);
           } catch (err) {
             w.reject(err);
             continue;
@@ -223,72 +223,6 @@ export function createDirectoryWriter(options: DirectoryWriterOptions) {
     );
   }
 
-  /** The plain engine's edits of the files under `dir` at `commit`, stored as blobs. */
-  async function editDirectory(
-    workspace: GitWorkspace,
-    input: RenderAndPushInput,
-    dir: string,
-    commit: string,
-  ): Promise<Edit> {
-    const where = `${workspace.displayUrl} branch ${input.repo.branch} at ${commit.slice(0, 12)}`;
-    const listed = await workspace.listFiles(commit, dir);
-    if (listed === 'missing' || listed === 'not-a-directory') {
-      throw ApplicationFailure.nonRetryable(
-        `stage ${input.stage}: render.to "${dir}" ${listed === 'missing' ? 'does not exist' : 'is a file, not a directory'} in ${where}; the directory strategy edits an existing directory`,
-        'StageDirectoryNotFound',
-      );
-    }
-    const read = await workspace.readObjects(listed.map((e) => e.object));
-    const files = listed.map((e, i) => ({ path: e.path, content: read[i]! }));
-    const source: SourceReader = {
-      async list(other) {
-        const entries = await workspace.listFiles(commit, normalizeDir(other));
-        if (typeof entries === 'string') return entries;
-        const contents = await workspace.readObjects(entries.map((e) => e.object));
-        return entries.map((e, i) => ({ path: e.path, content: contents[i]! }));
-      },
-    };
-    let output;
-    try {
-      output = await options.engine.render({
-        pipeline: input.pipeline,
-        from: dir,
-        files,
-        source,
-        render: input.render,
-        artifacts: input.artifacts,
-        versions: input.freight.artifacts,
-      });
-    } catch (err) {
-      if (err instanceof ApplicationFailure) {
-        throw ApplicationFailure.create({
-          message: `stage ${input.stage}: ${dir}/${err.message} (editing ${where})`,
-          type: err.type ?? 'InvalidManifest',
-          nonRetryable: err.nonRetryable ?? true,
-        });
-      }
-      throw err;
-    }
-    const before = new Map(files.map((f, i) => [f.path, { content: f.content, entry: listed[i]! }] as const));
-    const changed = output.filter((f) => {
-      const was = before.get(f.path);
-      if (!was) {
-        throw ApplicationFailure.nonRetryable(
-          `stage ${input.stage}: editing ${dir} produced a new file "${f.path}"; the directory strategy only edits`,
-          'InvalidManifest',
-        );
-      }
-      return !was.content.equals(f.content);
-    });
-    const blobs = await workspace.writeBlobs(changed.map((f) => f.content));
-    const set = changed.map((f, i) => ({
-      mode: before.get(f.path)!.entry.mode,
-      object: blobs[i]!,
-      path: `${dir}/${f.path}`,
-    }));
-    return { set, contents: new Map(changed.map((f) => [`${dir}/${f.path}`, f.content])) };
-  }
-
   /** The result for a promotion whose commit is already on the branch. */
   async function resultOf(
     workspace: GitWorkspace,
@@ -305,6 +239,76 @@ export function createDirectoryWriter(options: DirectoryWriterOptions) {
   }
 
   return { write };
+}
+
+/**
+ * The plain engine's edits of the files under the stage directory `dir` at `commit`, stored as blobs (also the
+ * content of a pull request into a directory).
+ */
+export async function editDirectory(
+  workspace: GitWorkspace,
+  engine: RenderEngine,
+  input: RenderAndPushInput,
+  dir: string,
+  commit: string,
+): Promise<Edit> {
+  const where = `${workspace.displayUrl} branch ${input.repo.branch} at ${commit.slice(0, 12)}`;
+  const listed = await workspace.listFiles(commit, dir);
+  if (listed === 'missing' || listed === 'not-a-directory') {
+    throw ApplicationFailure.nonRetryable(
+      `stage ${input.stage}: render.to "${dir}" ${listed === 'missing' ? 'does not exist' : 'is a file, not a directory'} in ${where}; the directory strategy edits an existing directory`,
+      'StageDirectoryNotFound',
+    );
+  }
+  const read = await workspace.readObjects(listed.map((e) => e.object));
+  const files = listed.map((e, i) => ({ path: e.path, content: read[i]! }));
+  const source: SourceReader = {
+    async list(other) {
+      const entries = await workspace.listFiles(commit, normalizeDir(other));
+      if (typeof entries === 'string') return entries;
+      const contents = await workspace.readObjects(entries.map((e) => e.object));
+      return entries.map((e, i) => ({ path: e.path, content: contents[i]! }));
+    },
+  };
+  let output;
+  try {
+    output = await engine.render({
+      pipeline: input.pipeline,
+      from: dir,
+      files,
+      source,
+      render: input.render,
+      artifacts: input.artifacts,
+      versions: input.freight.artifacts,
+    });
+  } catch (err) {
+    if (err instanceof ApplicationFailure) {
+      throw ApplicationFailure.create({
+        message: `stage ${input.stage}: ${dir}/${err.message} (editing ${where})`,
+        type: err.type ?? 'InvalidManifest',
+        nonRetryable: err.nonRetryable ?? true,
+      });
+    }
+    throw err;
+  }
+  const before = new Map(files.map((f, i) => [f.path, { content: f.content, entry: listed[i]! }] as const));
+  const changed = output.filter((f) => {
+    const was = before.get(f.path);
+    if (!was) {
+      throw ApplicationFailure.nonRetryable(
+        `stage ${input.stage}: editing ${dir} produced a new file "${f.path}"; the directory strategy only edits`,
+        'InvalidManifest',
+      );
+    }
+    return !was.content.equals(f.content);
+  });
+  const blobs = await workspace.writeBlobs(changed.map((f) => f.content));
+  const set = changed.map((f, i) => ({
+    mode: before.get(f.path)!.entry.mode,
+    object: blobs[i]!,
+    path: `${dir}/${f.path}`,
+  }));
+  return { set, contents: new Map(changed.map((f) => [`${dir}/${f.path}`, f.content])) };
 }
 
 /** Whether one directory is the other or inside it. */

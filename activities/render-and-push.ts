@@ -17,8 +17,8 @@ import { createGitWorkspaces } from './git';
 import type { Author, GitWorkspace, TreeEntry } from './git';
 import { createRenderEngines } from './render/engine';
 import type { RenderEngine, RenderedFile, RenderTools, SourceReader } from './render/engine';
-import { createDirectoryWriter } from './directory-strategy';
-import { stageLayout } from '../pipeline/layout';
+import { createDirectoryWriter, editDirectory } from './directory-strategy';
+import { promotionBranch, stageLayout } from '../pipeline/layout';
 import { commitMessage, findPromotionCommit, normalizeDir, TRAILERS } from './promotion-commit';
 import type { SecretResolver } from './secrets';
 import type { RenderAndPushInput, RenderAndPushResult } from './types';
@@ -122,6 +122,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
       progress({ step: written.created ? 'pushed' : 'unchanged', commit: written.commit });
       return written;
     }
+    if (stageLayout(render) === 'directory') return pullRequestIntoDirectory(input, progress);
     if (render.to === repo.branch) {
       throw ApplicationFailure.nonRetryable(
         `stage ${input.stage}: render.to is ${repo.branch}, the branch the sources come from; render into a branch of its own`,
@@ -129,23 +130,46 @@ export function createGitActivities(options: GitActivitiesOptions) {
       );
     }
     const workspace = await workspaces.open(repo);
+    // `branch` writes the stage branch; `pull-request` writes the same commit to a promotion branch, for a pull
+    // request into the stage branch.
+    const pr = render.strategy === 'pull-request';
+    const destination = pr ? promotionBranch(input.pipeline, input.stage, input.freight.id) : render.to;
     let rendered: Rendered | undefined;
 
     for (let attempt = 1; attempt <= maxPushAttempts; attempt++) {
-      await workspace.fetch(repo.branch, render.to);
+      await Promise.all([
+        workspace.fetch(repo.branch, render.to),
+        ...(pr ? [workspace.fetch(repo.branch, destination)] : []),
+      ]);
       progress({ step: 'fetched', attempt });
-      const [head, target] = await workspace.heads(repo.branch, render.to);
+      const [head, target, written] = await workspace.heads(repo.branch, render.to, destination);
       if (!head) {
         throw ApplicationFailure.nonRetryable(
           `${workspace.displayUrl}: branch ${repo.branch} does not exist`,
           'SourceBranchNotFound',
         );
       }
+      if (pr && !target) {
+        // A pull request needs a branch to go into: the stage branch starts as one empty commit.
+        progress({ step: 'creating', branch: render.to });
+        const empty = await workspace.withTemporaryIndex(async (index) => {
+          await index.read(undefined);
+          return workspace.commitTree(
+            await index.writeTree(),
+            [],
+            `ferry: create ${render.to} for ${input.pipeline}/${input.stage}\n`,
+            author,
+          );
+        });
+        await workspace.push(empty, render.to, undefined);
+        continue;
+      }
       const source = await sourceCommit(workspace, input, head);
+      const pullRequest = pr ? { pullRequest: { head: destination, base: render.to } } : {};
 
       const [history, previous] = target
         ? await Promise.all([
-            workspace.recentCommits(target, idempotencyDepth),
+            workspace.recentCommits(pr ? (written ?? target) : target, idempotencyDepth),
             readRenderedState(workspace, target, render.to),
           ])
         : [[], undefined];
@@ -158,6 +182,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
           sourceCommit: earlier.trailers[TRAILERS.source]?.[0] ?? source,
           created: false,
           files: state?.files.length ?? 0,
+          ...pullRequest,
         };
       }
 
@@ -166,12 +191,18 @@ export function createGitActivities(options: GitActivitiesOptions) {
         progress({ step: 'rendered', attempt, files: rendered.files.length });
       }
       const { files, stateBlob } = rendered;
+      // The stage branch's tree, to tell an unchanged render (history is the promotion branch's for a pull request).
+      const targetTree = !pr
+        ? history[0]?.tree
+        : target
+          ? (await workspace.recentCommits(target, 1))[0]?.tree
+          : undefined;
 
       const commit = await workspace.withTemporaryIndex(async (index) => {
         await index.read(target);
         await index.update(previous?.files ?? [], files);
         // Unchanged manifests make no commit, even though the record (freight, source commit) would differ.
-        if (previous && history[0] && (await index.writeTree()) === history[0].tree) return undefined;
+        if (previous && targetTree && (await index.writeTree()) === targetTree) return undefined;
         await index.update([], [{ mode: '100644', object: stateBlob, path: RENDERED_STATE_PATH }]);
         return workspace.commitTree(
           await index.writeTree(),
@@ -180,17 +211,68 @@ export function createGitActivities(options: GitActivitiesOptions) {
           author,
         );
       });
+      // Nothing to change: the stage is already at this render, and a pull request would be empty.
       if (!commit) return { commit: target!, sourceCommit: source, created: false, files: files.length };
 
-      progress({ step: 'pushing', attempt, commit });
-      if ((await workspace.push(commit, render.to, target)) === 'pushed') {
+      progress({ step: 'pushing', attempt, commit, branch: destination });
+      // The promotion branch is Ferry's alone: a new attempt replaces what an earlier run left there.
+      if ((await workspace.push(commit, destination, pr ? written : target)) === 'pushed') {
         progress({ step: 'pushed', attempt, commit });
-        return { commit, sourceCommit: source, created: true, files: files.length };
+        return { commit, sourceCommit: source, created: true, files: files.length, ...pullRequest };
       }
       progress({ step: 'branch-moved', attempt });
     }
     throw ApplicationFailure.retryable(
-      `${workspace.displayUrl}: branch ${render.to} kept moving while Ferry pushed (${maxPushAttempts} attempts); another writer is pushing to it`,
+      `${workspace.displayUrl}: branch ${destination} kept moving while Ferry pushed (${maxPushAttempts} attempts); another writer is pushing to it`,
+      'PushConflict',
+    );
+  }
+
+  /** `pull-request` into a directory: the directory strategy's edit, as a commit on a promotion branch. */
+  async function pullRequestIntoDirectory(
+    input: RenderAndPushInput,
+    progress: (details: Record<string, unknown>) => void,
+  ): Promise<RenderAndPushResult> {
+    const { repo } = input;
+    const dir = normalizeDir(input.render.to);
+    const workspace = await workspaces.open(repo);
+    const destination = promotionBranch(input.pipeline, input.stage, input.freight.id);
+    const pullRequest = { pullRequest: { head: destination, base: repo.branch } };
+    for (let attempt = 1; attempt <= maxPushAttempts; attempt++) {
+      await workspace.fetch(repo.branch, destination);
+      const [head, written] = await workspace.heads(repo.branch, destination);
+      if (!head) {
+        throw ApplicationFailure.nonRetryable(
+          `${workspace.displayUrl}: branch ${repo.branch} does not exist`,
+          'SourceBranchNotFound',
+        );
+      }
+      if (written) {
+        const earlier = findPromotionCommit(await workspace.recentCommits(written, 1), input);
+        if (earlier) {
+          const sourceCommit = earlier.trailers[TRAILERS.source]?.[0] ?? head;
+          return { commit: earlier.sha, sourceCommit, created: false, files: 0, ...pullRequest };
+        }
+      }
+      const edit = await editDirectory(workspace, engines.plain!, input, dir, head);
+      if (edit.set.length === 0) return { commit: head, sourceCommit: head, created: false, files: 0 };
+      const commit = await workspace.withTemporaryIndex(async (index) => {
+        await index.read(head);
+        await index.update([], edit.set);
+        return workspace.commitTree(
+          await index.writeTree(),
+          [head],
+          commitMessage(input, `Edited ${dir} on ${repo.branch}`, head),
+          author,
+        );
+      });
+      progress({ step: 'pushing', attempt, commit, branch: destination });
+      if ((await workspace.push(commit, destination, written)) === 'pushed') {
+        return { commit, sourceCommit: head, created: true, files: edit.set.length, ...pullRequest };
+      }
+    }
+    throw ApplicationFailure.retryable(
+      `${workspace.displayUrl}: branch ${destination} kept moving while Ferry pushed (${maxPushAttempts} attempts); another writer is pushing to it`,
       'PushConflict',
     );
   }

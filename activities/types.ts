@@ -24,6 +24,11 @@ export interface RenderAndPushResult {
   created: boolean;
   /** Files written (relative to the branch root); for the promotion's step message. */
   files: number;
+  /**
+   * `pull-request` only: the promotion branch the commit was pushed to (absent when the render changed nothing,
+   * so there is nothing to ask for), and the branch its pull request goes into.
+   */
+  pullRequest?: { head: string; base: string };
 }
 
 export interface ArgoAppRef {

@@ -40,3 +40,11 @@ export function describeTarget(
     ? `directory ${render.to} on ${repo.branch}`
     : `${render.from ?? '.'} into branch ${render.to}`;
 }
+
+/**
+ * The branch a `pull-request` promotion pushes and opens its pull request from: one per pipeline, stage and
+ * freight, so a promotion run again (or retried) finds its own pull request.
+ */
+export function promotionBranch(pipeline: string, stage: string, freight: string): string {
+  return `ferry/${pipeline}/${stage}/${freight}`;
+}
