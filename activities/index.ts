@@ -6,6 +6,7 @@ import { createGitWorkspaces } from './git';
 import { createGateActivities } from './gates/http-gate';
 import { createNotifyActivities, type EventEnricher } from './notify';
 import { createPreflightActivities } from './preflight';
+import { createPullRequestActivities } from './pull-request';
 import { createGitActivities } from './render-and-push';
 import type { SecretResolver } from './secrets';
 
@@ -25,6 +26,8 @@ export interface ActivitiesConfig {
   notifyTimeoutMs?: number;
   /** Adds to an event right before delivery what must not be in workflow history (see activities/notify). */
   enrichEvent?: EventEnricher;
+  /** How long one HTTP request to a git host's API may take, in milliseconds (default 10 s). */
+  pullRequestTimeoutMs?: number;
 }
 
 export function createActivities(config: ActivitiesConfig) {
@@ -57,6 +60,10 @@ export function createActivities(config: ActivitiesConfig) {
     ...createGateActivities({
       secrets: config.secrets,
       ...(config.gateRequestTimeoutMs !== undefined ? { requestTimeoutMs: config.gateRequestTimeoutMs } : {}),
+    }),
+    ...createPullRequestActivities({
+      secrets: config.secrets,
+      ...(config.pullRequestTimeoutMs !== undefined ? { requestTimeoutMs: config.pullRequestTimeoutMs } : {}),
     }),
   };
 }
