@@ -7,6 +7,7 @@ import { createGateActivities } from './gates/http-gate';
 import { createNotifyActivities, type EventEnricher } from './notify';
 import { createPreflightActivities } from './preflight';
 import { createPullRequestActivities } from './pull-request';
+import { createPullRequestWait } from './pull-request/wait';
 import { createGitActivities } from './render-and-push';
 import type { SecretResolver } from './secrets';
 
@@ -43,6 +44,10 @@ export function createActivities(config: ActivitiesConfig) {
     await workspace.fetch(check.repo.branch, check.repo.branch);
     return (await workspace.isAncestor(check.commit, check.candidate)) === 'yes';
   };
+  const pullRequests = createPullRequestActivities({
+    secrets: config.secrets,
+    ...(config.pullRequestTimeoutMs !== undefined ? { requestTimeoutMs: config.pullRequestTimeoutMs } : {}),
+  });
   return {
     ...createPreflightActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
     ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
@@ -61,10 +66,8 @@ export function createActivities(config: ActivitiesConfig) {
       secrets: config.secrets,
       ...(config.gateRequestTimeoutMs !== undefined ? { requestTimeoutMs: config.gateRequestTimeoutMs } : {}),
     }),
-    ...createPullRequestActivities({
-      secrets: config.secrets,
-      ...(config.pullRequestTimeoutMs !== undefined ? { requestTimeoutMs: config.pullRequestTimeoutMs } : {}),
-    }),
+    ...pullRequests,
+    ...createPullRequestWait(pullRequests.pullRequestStatus),
   };
 }
 

@@ -16,7 +16,7 @@ export const FREIGHT_ID = /^[0-9a-f]{6,64}$/;
 export const AUTO_PROMOTER = 'ferry/auto-promotion';
 
 /** Where a merged pull request (or GitLab merge request) was reported from. */
-export type PullRequestProvider = 'github' | 'gitlab';
+export type PullRequestProvider = 'github' | 'gitlab' | 'gitea';
 
 /**
  * The FerryPullRequest search attribute of a promotion waiting on a pull request: `github:org/gitops#12`,
