@@ -12,6 +12,7 @@ import {
   GenericDeliveryBody,
   GitHubDelivery,
   GitLabDelivery,
+  GiteaDelivery,
   HostDeliveryResult,
 } from './webhooks/payloads';
 import { PipelineSchema } from '../pipeline/schema';
@@ -307,6 +308,7 @@ export const REQUEST_SCHEMAS = {
   GenericDelivery: GenericDeliveryBody,
   GitHubDelivery: GitHubDelivery.describe('A GitHub webhook payload; Ferry reads only the fields it needs.'),
   GitLabDelivery: GitLabDelivery.describe('A GitLab webhook payload; Ferry reads only the fields it needs.'),
+  GiteaDelivery: GiteaDelivery.describe('A Gitea or Forgejo webhook payload; Ferry reads only the fields it needs.'),
 } as const;
 
 export const RESPONSE_SCHEMAS = {
