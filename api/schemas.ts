@@ -12,6 +12,7 @@ import {
   GenericDeliveryBody,
   GitHubDelivery,
   GitLabDelivery,
+  GiteaDelivery,
   HostDeliveryResult,
 } from './webhooks/payloads';
 import type { PullRequestProvider } from '../pipeline/ids';
@@ -333,6 +334,7 @@ export const REQUEST_SCHEMAS = {
   GenericDelivery: GenericDeliveryBody,
   GitHubDelivery: GitHubDelivery.describe('A GitHub webhook payload; Ferry reads only the fields it needs.'),
   GitLabDelivery: GitLabDelivery.describe('A GitLab webhook payload; Ferry reads only the fields it needs.'),
+  GiteaDelivery: GiteaDelivery.describe('A Gitea or Forgejo webhook payload; Ferry reads only the fields it needs.'),
 } as const;
 
 export const RESPONSE_SCHEMAS = {
