@@ -67,6 +67,23 @@ export function createPreflightActivities(options: PreflightOptions) {
         within(`${stage}: argocd.credentials`, err);
       }
     }
+    if (render.pullRequest) {
+      // The host's API token: the pull request is opened after the push, so a missing one must be found now.
+      const name = render.pullRequest.credentials ?? repo.credentials;
+      const field = render.pullRequest.credentials ? 'render.pullRequest.credentials' : 'spec.repo.credentials';
+      if (name === undefined) {
+        throw ApplicationFailure.nonRetryable(
+          `${stage}: pull requests on ${render.pullRequest.provider} need an API token: name its credential in ` +
+            'render.pullRequest.credentials (or spec.repo.credentials)',
+          'PullRequestInvalidConfig',
+        );
+      }
+      try {
+        secrets.resolve(name);
+      } catch (err) {
+        within(`${stage}: ${field}`, err);
+      }
+    }
 
     const workspace = await workspaces.open(repo);
     const branches = await workspace.remoteBranches();
