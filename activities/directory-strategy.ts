@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { activityContext, outsideActivity } from './context';
-import type { Author, GitWorkspace, TreeEntry } from './git';
+import type { Author, GitWorkspace } from './git';
 import { commitMessage, findPromotionCommit, normalizeDir } from './promotion-commit';
 import type { RenderEngine, SourceReader } from './render/engine';
 import type { RenderAndPushInput, RenderAndPushResult } from './types';
@@ -31,14 +31,6 @@ export interface DirectoryWriterOptions {
   idempotencyDepth?: number;
   /** Most promotions one push carries (default 100). */
   maxBatch?: number;
-}
-
-/** What a promotion changes in its directory, as of the head it was made on. */
-export interface Edit {
-  /** Entries to set, with paths from the repository root. */
-  set: TreeEntry[];
-  /** Path -> the content this promotion gives it. */
-  contents: Map<string, Buffer>;
 }
 
 interface Waiting {
@@ -181,31 +173,38 @@ export function createDirectoryWriter(options: DirectoryWriterOptions) {
       open = open.filter((w) => !w.settled);
       if (open.length === 0) return;
 
-      const chain: Array<{ waiting: Waiting; commit: string; files: number }> = [];
-      let tip = head;
-      await workspace.withTemporaryIndex(async (index) => {
-        await index.read(head);
-        for (const w of open) {
-          let edit: Edit;
-          try {
-            edit = await editDirectory(workspace, options.engine, w.input, w.dir, head);
-          } catch (err) {
-            w.reject(err);
-            continue;
-          }
-          w.first ??= { head, contents: edit.contents };
-          if (edit.set.length === 0) {
-            // The directory already has these versions: nothing to commit, the head is the stage's revision.
-            w.resolve({ commit: head, sourceCommit: head, created: false, files: 0 });
-            continue;
-          }
-          await index.update([], edit.set);
-          const tree = await index.writeTree();
-          const what = `Edited ${w.dir} on ${branch}`;
-          tip = await workspace.commitTree(tree, [tip], commitMessage(w.input, what, head), options.author);
-          chain.push({ waiting: w, commit: tip, files: edit.set.length });
+      // Every promotion's edit is read and made on this head; their directories do not overlap.
+      const trees = await readDirectories(
+        workspace,
+        head,
+        open.map((w) => w.dir),
+      );
+      const links: Array<{ waiting: Waiting; files: ChangedFile[] }> = [];
+      for (const w of open) {
+        let files: ChangedFile[];
+        try {
+          files = await planEdit(options.engine, w.input, w.dir, trees.get(w.dir), whereIs(workspace, branch, head));
+        } catch (err) {
+          w.reject(err);
+          continue;
         }
-      });
+        w.first ??= { head, contents: new Map(files.map((f) => [f.path, f.content])) };
+        // The directory already has these versions: nothing to commit, the head is the stage's revision.
+        if (files.length === 0) w.resolve({ commit: head, sourceCommit: head, created: false, files: 0 });
+        else links.push({ waiting: w, files });
+      }
+      const commits = await writeCommitChain(
+        workspace,
+        head,
+        links.map((link) => ({
+          message: commitMessage(link.waiting.input, `Edited ${link.waiting.dir} on ${branch}`, head),
+          files: link.files,
+        })),
+        options.author,
+        branch,
+      );
+      const chain = links.map((link, i) => ({ waiting: link.waiting, commit: commits[i]!, files: link.files.length }));
+      const tip = commits[commits.length - 1] ?? head;
       if (chain.length === 0) return;
       if ((await workspace.push(tip, branch, head)) === 'pushed') {
         for (const link of chain)
@@ -241,42 +240,73 @@ export function createDirectoryWriter(options: DirectoryWriterOptions) {
   return { write };
 }
 
-/**
- * The plain engine's edits of the files under the stage directory `dir` at `commit`, stored as blobs (also the
- * content of a pull request into a directory).
- */
-export async function editDirectory(
+/** A file a promotion changes: its path from the repository root, its mode and its new content. */
+export interface ChangedFile {
+  path: string;
+  mode: string;
+  content: Buffer;
+}
+
+/** The files under each directory at `commit` (one ls-tree and one cat-file for all), paths relative to it. */
+export async function readDirectories(
   workspace: GitWorkspace,
+  commit: string,
+  dirs: readonly string[],
+): Promise<Map<string, Array<{ path: string; mode: string; content: Buffer }>>> {
+  const found = new Map<string, Array<{ path: string; mode: string; content: Buffer }>>();
+  if (dirs.length === 0) return found;
+  const out = await workspace.git(['ls-tree', '-r', '-z', '--full-tree', commit, '--', ...dirs]);
+  const entries: Array<{ dir: string; path: string; mode: string; object: string }> = [];
+  for (const record of out.toString('utf8').split('\0')) {
+    if (!record) continue;
+    const tab = record.indexOf('\t');
+    const [mode, type, object] = record.slice(0, tab).split(' ') as [string, string, string];
+    const full = record.slice(tab + 1);
+    if (type !== 'blob') continue;
+    const dir = dirs.find((d) => full.startsWith(`${d}/`));
+    if (dir !== undefined) entries.push({ dir, path: full.slice(dir.length + 1), mode, object });
+  }
+  const contents = await workspace.readObjects(entries.map((e) => e.object));
+  entries.forEach((e, i) => {
+    const list = found.get(e.dir) ?? [];
+    list.push({ path: e.path, mode: e.mode, content: contents[i]! });
+    found.set(e.dir, list);
+  });
+  return found;
+}
+
+function whereIs(workspace: GitWorkspace, branch: string, commit: string): string {
+  return `${workspace.displayUrl} branch ${branch} at ${commit.slice(0, 12)}`;
+}
+
+/**
+ * The plain engine's edits of the stage directory `dir` (its files as read at the commit `where` names): the files
+ * that change, with their new content. Nothing outside `dir` is read or written.
+ */
+export async function planEdit(
   engine: RenderEngine,
   input: RenderAndPushInput,
   dir: string,
-  commit: string,
-): Promise<Edit> {
-  const where = `${workspace.displayUrl} branch ${input.repo.branch} at ${commit.slice(0, 12)}`;
-  const listed = await workspace.listFiles(commit, dir);
-  if (listed === 'missing' || listed === 'not-a-directory') {
+  files: Array<{ path: string; mode: string; content: Buffer }> | undefined,
+  where: string,
+): Promise<ChangedFile[]> {
+  if (!files || files.length === 0) {
     throw ApplicationFailure.nonRetryable(
-      `stage ${input.stage}: render.to "${dir}" ${listed === 'missing' ? 'does not exist' : 'is a file, not a directory'} in ${where}; the directory strategy edits an existing directory`,
+      `stage ${input.stage}: render.to "${dir}" does not exist in ${where}; the directory strategy edits an existing directory`,
       'StageDirectoryNotFound',
     );
   }
-  const read = await workspace.readObjects(listed.map((e) => e.object));
-  const files = listed.map((e, i) => ({ path: e.path, content: read[i]! }));
-  const source: SourceReader = {
-    async list(other) {
-      const entries = await workspace.listFiles(commit, normalizeDir(other));
-      if (typeof entries === 'string') return entries;
-      const contents = await workspace.readObjects(entries.map((e) => e.object));
-      return entries.map((e, i) => ({ path: e.path, content: contents[i]! }));
-    },
+  const reader: SourceReader = {
+    // Only the stage directory is edited; the plain engine reads nothing else.
+    list: async () => 'missing',
   };
   let output;
   try {
     output = await engine.render({
       pipeline: input.pipeline,
       from: dir,
-      files,
-      source,
+      files: files.map((f) => ({ path: f.path, content: f.content })),
+      source: reader,
       render: input.render,
       artifacts: input.artifacts,
       versions: input.freight.artifacts,
@@ -291,8 +321,8 @@ export async function editDirectory(
     }
     throw err;
   }
-  const before = new Map(files.map((f, i) => [f.path, { content: f.content, entry: listed[i]! }] as const));
-  const changed = output.filter((f) => {
+  const before = new Map(files.map((f) => [f.path, f] as const));
+  return output.flatMap((f) => {
     const was = before.get(f.path);
     if (!was) {
       throw ApplicationFailure.nonRetryable(
@@ -300,15 +330,89 @@ export async function editDirectory(
         'InvalidManifest',
       );
     }
-    return !was.content.equals(f.content);
+    return was.content.equals(f.content) ? [] : [{ path: `${dir}/${f.path}`, mode: was.mode, content: f.content }];
   });
-  const blobs = await workspace.writeBlobs(changed.map((f) => f.content));
-  const set = changed.map((f, i) => ({
-    mode: before.get(f.path)!.entry.mode,
-    object: blobs[i]!,
-    path: `${dir}/${f.path}`,
-  }));
-  return { set, contents: new Map(changed.map((f) => [`${dir}/${f.path}`, f.content])) };
+}
+
+/** The edit of one stage directory at `commit`, as changed files (a pull request into a directory makes it alone). */
+export async function editDirectory(
+  workspace: GitWorkspace,
+  engine: RenderEngine,
+  input: RenderAndPushInput,
+  dir: string,
+  commit: string,
+): Promise<ChangedFile[]> {
+  const files = (await readDirectories(workspace, commit, [dir])).get(dir);
+  return planEdit(engine, input, dir, files, whereIs(workspace, input.repo.branch, commit));
+}
+
+/**
+ * Commits, one on top of the other starting from `parent`, each changing its files, in ONE `git fast-import`
+ * process: its blobs, trees and commits at once, instead of a hash-object, update-index, write-tree and
+ * commit-tree per promotion. Returns the commits in order. The chain is kept under a ref of the workspace's own
+ * (`refs/ferry/chains/<branch>`, replaced by the next turn) until it is pushed.
+ */
+export async function writeCommitChain(
+  workspace: GitWorkspace,
+  parent: string,
+  commits: ReadonlyArray<{ message: string; files: readonly ChangedFile[] }>,
+  author: Author,
+  branch: string,
+): Promise<string[]> {
+  if (commits.length === 0) return [];
+  const ref = `refs/ferry/chains/${branch}`;
+  const when = `${Math.floor(Date.now() / 1000)} +0000`;
+  const person = `${author.name} <${author.email}> ${when}`;
+  const input: Buffer[] = [];
+  let mark = 0;
+  const blobMarks = commits.map((commit) =>
+    commit.files.map((file) => {
+      input.push(Buffer.from(`blob\nmark :${++mark}\ndata ${file.content.length}\n`), file.content, Buffer.from('\n'));
+      return mark;
+    }),
+  );
+  const commitMarks = commits.map((commit, i) => {
+    const message = Buffer.from(commit.message);
+    const lines = [
+      `commit ${ref}`,
+      `mark :${++mark}`,
+      `author ${person}`,
+      `committer ${person}`,
+      `data ${message.length}`,
+    ];
+    input.push(Buffer.from(`${lines.join('\n')}\n`), message, Buffer.from('\n'));
+    const body = [
+      ...(i === 0 ? [`from ${parent}`] : []),
+      ...commit.files.map((file, j) => `M ${file.mode} :${blobMarks[i]![j]} ${quotePath(file.path)}`),
+    ];
+    input.push(Buffer.from(`${body.join('\n')}\n\n`));
+    return mark;
+  });
+  input.push(Buffer.from(`${commitMarks.map((m) => `get-mark :${m}`).join('\n')}\ndone\n`));
+  const out = await workspace.git(['-c', 'fastimport.unpackLimit=0', 'fast-import', '--quiet', '--done', '--force'], {
+    input: Buffer.concat(input),
+  });
+  const ids = out.toString('utf8').trim().split('\n');
+  if (ids.length !== commits.length) {
+    throw new Error(`git fast-import returned ${ids.length} commits for ${commits.length}`);
+  }
+  return ids;
+}
+
+/** A path as fast-import reads it: C-style quoted (octal escapes) when it has a quote, a backslash or a control character. */
+function quotePath(path: string): string {
+  const needsQuotes = [...path].some(
+    (c) => c === '"' || c === '\\' || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f,
+  );
+  if (!needsQuotes) return path;
+  const escaped = [...path]
+    .map((c) => {
+      if (c === '"' || c === '\\') return `\\${c}`;
+      const code = c.charCodeAt(0);
+      return code < 0x20 || code === 0x7f ? `\\${code.toString(8).padStart(3, '0')}` : c;
+    })
+    .join('');
+  return `"${escaped}"`;
 }
 
 /** Whether one directory is the other or inside it. */

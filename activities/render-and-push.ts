@@ -17,7 +17,7 @@ import { createGitWorkspaces } from './git';
 import type { Author, GitWorkspace, TreeEntry } from './git';
 import { createRenderEngines } from './render/engine';
 import type { RenderEngine, RenderedFile, RenderTools, SourceReader } from './render/engine';
-import { createDirectoryWriter, editDirectory } from './directory-strategy';
+import { createDirectoryWriter, editDirectory, writeCommitChain } from './directory-strategy';
 import { promotionBranch, stageLayout } from '../pipeline/layout';
 import { commitMessage, findPromotionCommit, normalizeDir, TRAILERS } from './promotion-commit';
 import type { SecretResolver } from './secrets';
@@ -254,21 +254,13 @@ export function createGitActivities(options: GitActivitiesOptions) {
           return { commit: earlier.sha, sourceCommit, created: false, files: 0, ...pullRequest };
         }
       }
-      const edit = await editDirectory(workspace, engines.plain!, input, dir, head);
-      if (edit.set.length === 0) return { commit: head, sourceCommit: head, created: false, files: 0 };
-      const commit = await workspace.withTemporaryIndex(async (index) => {
-        await index.read(head);
-        await index.update([], edit.set);
-        return workspace.commitTree(
-          await index.writeTree(),
-          [head],
-          commitMessage(input, `Edited ${dir} on ${repo.branch}`, head),
-          author,
-        );
-      });
+      const files = await editDirectory(workspace, engines.plain!, input, dir, head);
+      if (files.length === 0) return { commit: head, sourceCommit: head, created: false, files: 0 };
+      const message = commitMessage(input, `Edited ${dir} on ${repo.branch}`, head);
+      const [commit] = await writeCommitChain(workspace, head, [{ message, files }], author, destination);
       progress({ step: 'pushing', attempt, commit, branch: destination });
-      if ((await workspace.push(commit, destination, written)) === 'pushed') {
-        return { commit, sourceCommit: head, created: true, files: edit.set.length, ...pullRequest };
+      if ((await workspace.push(commit!, destination, written)) === 'pushed') {
+        return { commit: commit!, sourceCommit: head, created: true, files: files.length, ...pullRequest };
       }
     }
     throw ApplicationFailure.retryable(
