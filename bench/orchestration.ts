@@ -12,6 +12,9 @@
 //               floor: the script three times back to back
 //   concurrent  N promotions (N stages of one pipeline, each its own branch) requested at once → all N commits on
 //               the remote; floor: N scripts, --floor-concurrency at a time
+//   trunk       N promotions into N directory stages on ONE trunk branch (the directory strategy) requested at
+//               once → N commits on the trunk; floor: N scripts (clone, edit, commit, push, rebase and push again
+//               when another pushed first), --floor-concurrency at a time
 //   evicted     GET a pipeline that saw every concurrent promotion, after it was evicted from the worker's cache;
 //               floor: one GET to a trivial HTTP server on loopback
 //
@@ -38,6 +41,7 @@ import { createFerryWorker } from '../worker/create-worker';
 import { formatMs, formatRatio, formatSample, intOption, loadLine, median, table } from './stats';
 
 const FLOOR_SCRIPT = join(__dirname, 'plain-promotion.sh');
+const TRUNK_FLOOR_SCRIPT = join(__dirname, 'plain-trunk-promotion.sh');
 const SOURCE_DIR = 'apps/guestbook/overlays/dev';
 const SOURCE_FILE = `${SOURCE_DIR}/deployment.yaml`;
 const TERMINAL = ['Succeeded', 'Failed', 'Rejected', 'Aborted'];
@@ -422,6 +426,20 @@ export async function run(argv: readonly string[]): Promise<void> {
       ),
     );
 
+    // The trunk: one directory per stage on main of a repository of its own, as a platform repository has them.
+    const trunk = join(dir, 'trunk.git');
+    await createTrunk(trunk, manyStages, env);
+    const trunkUrl = pathToFileURL(trunk).href;
+    await client.ok(
+      'PUT',
+      '/api/v1/pipelines/bench-trunk',
+      pipeline(
+        'bench-trunk',
+        trunkUrl,
+        manyStages.map((s) => ({ name: s, render: { strategy: 'directory', to: `envs/${s}` } })),
+      ),
+    );
+
     const floorPromotion = (branch: string, tag: string) =>
       exec(FLOOR_SCRIPT, [repoUrl, branch, SOURCE_FILE, EXAMPLE_IMAGE, tag], env);
     const time = async (fn: () => Promise<unknown>): Promise<number> => {
@@ -637,6 +655,101 @@ export async function run(argv: readonly string[]): Promise<void> {
       if (floorLanded === n) concurrent.floor.push(floorMs);
     }
 
+    // --- N concurrent promotions into directories of ONE trunk branch: N requests at once → N commits on main
+    const trunkLanded: string[] = [];
+    const trunkRow: Comparison = {
+      name: `${n} concurrent promotions into one trunk`,
+      ferry: [],
+      floor: [],
+      floorName: `${n} scripts, ${opts.floorConcurrency} at a time`,
+      goal: `< 30 s, ${n}/${n} landed`,
+      verdict: (f) => f < 30_000 && trunkLanded.every((c) => c === `${n}/${n}`),
+      complete: () => trunkLanded.every((c) => c === `${n}/${n}`),
+      notes: [],
+    };
+    comparisons.push(trunkRow);
+    progress(`${n} concurrent promotions into one trunk: ${opts.concurrentRuns} run(s) each`);
+    for (let r = 0; r < opts.concurrentRuns && !pastDeadline(); r++) {
+      const v = nextVersion();
+      const freight = await client.addFreight('bench-trunk', v).catch((err: unknown) => {
+        failures.push(`trunk, registering freight: ${String(err)}`);
+        return undefined;
+      });
+      if (!freight) continue;
+      const base = readRef(trunk, 'main');
+      let refused = 0;
+      const t0 = performance.now();
+      const requests = Promise.all(
+        manyStages.map((s) =>
+          client.promote('bench-trunk', s, freight.id).then(
+            () => undefined,
+            (err: unknown) => {
+              refused++;
+              if (refused <= 3) failures.push(`trunk promote ${s}: ${String(err)}`);
+            },
+          ),
+        ),
+      );
+      // Landed = Ferry's commits on main since the run began (each promotion is one commit).
+      const deadline = Math.min(Date.now() + CONCURRENT_WAIT_MS, hardDeadline);
+      let count = 0;
+      let lastLanding = t0;
+      while (count < n && Date.now() < deadline) {
+        const now = await commitsSince(trunk, base, env);
+        if (now > count) {
+          count = now;
+          lastLanding = performance.now();
+        }
+        if (count < n) await sleep(20);
+      }
+      await requests;
+      const phases = new Map<string, number>();
+      await pool(manyStages, 8, async (s) => {
+        const id = `promotion/bench-trunk/${s}/${freight.id}`;
+        const end = await client.settle(id, settleDeadline());
+        phases.set(end.phase, (phases.get(end.phase) ?? 0) + 1);
+        if (end.phase !== 'Succeeded' && (phases.get(end.phase) ?? 0) <= 2)
+          failures.push(`trunk ${id}: ${end.phase} ${end.error ?? ''}`);
+      });
+      const pushes = await exec(
+        'git',
+        ['--git-dir', trunk, 'rev-list', '--count', '--first-parent', `${base}..main`],
+        env,
+      );
+      trunkLanded.push(`${count}/${n}`);
+      trunkRow.notes.push(
+        `ferry run ${r + 1}: ${count}/${n} commits landed on main in ${formatMs(lastLanding - t0)} ` +
+          `(${pushes.trim()} commits in a straight line); ${refused} of ${n} requests refused; promotions: ` +
+          [...phases].map(([phase, c]) => `${c} ${phase}`).join(', '),
+      );
+      if (count > 0) trunkRow.ferry.push(lastLanding - t0);
+      trunkRow.ferryExtra = `landed ${trunkLanded.join(', ')}`;
+
+      const floorBase = readRef(trunk, 'main');
+      let floorFailed = 0;
+      const floorMs = await time(() =>
+        pool(manyStages, opts.floorConcurrency, async (s) =>
+          pastDeadline()
+            ? undefined
+            : exec(
+                TRUNK_FLOOR_SCRIPT,
+                [trunkUrl, 'main', `envs/${s}/deployment.yaml`, EXAMPLE_IMAGE, `${v}-floor`],
+                env,
+                300_000,
+              ).then(
+                () => undefined,
+                (err: unknown) => {
+                  floorFailed++;
+                  if (floorFailed <= 3) failures.push(`trunk floor ${s}: ${String(err)}`);
+                },
+              ),
+        ),
+      );
+      const floorLanded = await commitsSince(trunk, floorBase, env);
+      trunkRow.notes.push(`floor run ${r + 1}: ${floorLanded}/${n} landed, ${floorFailed} failed`);
+      if (floorLanded === n) trunkRow.floor.push(floorMs);
+    }
+
     // --- status of an evicted pipeline: a worker that caches 2 workflows; the other two pipelines are queried
     // first, so bench-many (which saw every concurrent promotion) is not in the cache when it is asked for.
     progress(`evicted status: ${opts.runs} runs each (worker restarted with a cache of 2 workflows)`);
@@ -700,4 +813,32 @@ function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/** A trunk with one directory per stage (`envs/<stage>/deployment.yaml`) on main, in one commit. */
+async function createTrunk(bare: string, stages: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  await exec('git', ['init', '--quiet', '--bare', '--initial-branch=main', bare], env);
+  const input = [
+    'commit refs/heads/main',
+    'committer Bench <bench@example.com> 1700000000 +0000',
+    'data 4',
+    'apps',
+    ...stages.flatMap((s) => {
+      const content = `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ${s}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: ${EXAMPLE_IMAGE}:0.0.0\n`;
+      return [`M 100644 inline envs/${s}/deployment.yaml`, `data ${Buffer.byteLength(content)}`, content];
+    }),
+    '',
+  ].join('\n');
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('git', ['--git-dir', bare, 'fast-import', '--quiet'], { env }, (err) =>
+      err ? reject(err) : resolve(),
+    );
+    child.stdin!.end(input);
+  });
+}
+
+/** Commits on main of `bare` since `base`. */
+async function commitsSince(bare: string, base: string | undefined, env: NodeJS.ProcessEnv): Promise<number> {
+  const out = await exec('git', ['--git-dir', bare, 'rev-list', '--count', base ? `${base}..main` : 'main'], env);
+  return Number(out.trim());
 }
