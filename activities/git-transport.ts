@@ -74,11 +74,20 @@ function httpsTransport(request: TransportRequest, name: string, credential: Cre
       'CredentialNotFound',
     );
   }
-  // An empty helper resets the list: only this credential is offered, never one the worker's git config stores.
-  const config: Transport['config'] = [['credential.helper', '']];
+  const config: Transport['config'] = [
+    // An empty helper resets the list: only this credential is offered, never one the worker's git config stores.
+    ['credential.helper', ''],
+    // A secret goes only to a server whose certificate verifies, whatever the worker's git config says.
+    [`http.${url}.sslVerify`, 'true'],
+  ];
+  // GIT_SSL_NO_VERIFY would outrank the configuration above, and GIT_SSL_CAINFO the credential's CA.
+  const env: NodeJS.ProcessEnv = { GIT_SSL_NO_VERIFY: undefined };
   if (header) config.push([`http.${url}.extraHeader`, header]);
-  if (credential.ca !== undefined) config.push([`http.${url}.sslCAInfo`, privateFile(withNewline(credential.ca))]);
-  return { config, env: {} };
+  if (credential.ca !== undefined) {
+    config.push([`http.${url}.sslCAInfo`, privateFile(withNewline(credential.ca))]);
+    env.GIT_SSL_CAINFO = undefined;
+  }
+  return { config, env };
 }
 
 function sshTransport(request: TransportRequest, name: string, credential: Credential): Transport {
@@ -226,7 +235,8 @@ export function transportFailure(context: TransportFailureContext): ApplicationF
           `on the host for the URL's user`
         : `the worker's own ssh keys were refused; name a credential with an ssh_key in spec.repo.credentials`;
       return fail(
-        `${where}: authentication failed: the server refused the SSH key (${hint}): ${said(SSH_KEY_REFUSED)}`,
+        // ssh's line starts with `user@host: `; the remote is already named, without its user.
+        `${where}: authentication failed: the server refused the SSH key (${hint}): ${said(SSH_KEY_REFUSED).replace(/^\S+@\S+: /, '')}`,
         'GitAuthFailed',
       );
     }
@@ -248,7 +258,12 @@ export function transportFailure(context: TransportFailureContext): ApplicationF
       ? `the server refused credential "${name}": check its token (${field('token')}), or its username and ` +
         `password (${field('username')}, ${field('password')})`
       : 'the repository needs credentials: name one in spec.repo.credentials';
-    return fail(`${where}: authentication failed (${hint}): ${said(HTTP_AUTH_REFUSED)}`, 'GitAuthFailed');
+    // After a 401 to the credential's header, git looks for another one and reports that it could not prompt.
+    const answer =
+      name && /could not read (Username|Password)/i.test(stderr)
+        ? 'the server answered 401 Unauthorized'
+        : said(HTTP_AUTH_REFUSED);
+    return fail(`${where}: authentication failed (${hint}): ${answer}`, 'GitAuthFailed');
   }
   return undefined;
 }

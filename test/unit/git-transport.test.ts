@@ -244,16 +244,19 @@ describe('transport over ssh://', () => {
 });
 
 describe('transport over https://', () => {
-  test('a token travels as a Basic header scoped to the URL, and no stored credential is offered', () => {
+  test('a token travels as a Basic header scoped to the URL, only to a verified server, and no stored credential is offered', () => {
     const { transport: t } = transport(HTTPS_URL, { FERRY_SECRET_GITOPS_TOKEN: 'ghp_token-value' });
     assert.deepEqual(t.config, [
       ['credential.helper', ''],
+      [`http.${HTTPS_URL}.sslVerify`, 'true'],
       [
         `http.${HTTPS_URL}.extraHeader`,
         `Authorization: Basic ${Buffer.from('x-access-token:ghp_token-value').toString('base64')}`,
       ],
     ]);
-    assert.deepEqual(t.env, {});
+    // Present and undefined: the variable is removed from git's environment (spawn drops undefined values).
+    assert.ok('GIT_SSL_NO_VERIFY' in t.env && t.env.GIT_SSL_NO_VERIFY === undefined);
+    assert.ok(!('GIT_SSL_CAINFO' in t.env), "the worker's CA bundle stays without a ca of the credential's own");
   });
 
   test('a ca becomes sslCAInfo for that URL only, beside username and password; verification stays on', () => {
@@ -262,16 +265,29 @@ describe('transport over https://', () => {
       FERRY_SECRET_GITOPS_PASSWORD: 'pa55-w0rd',
       FERRY_SECRET_GITOPS_CA: CA,
     });
-    const keys = t.config.map(([k]) => k);
-    assert.deepEqual(keys, ['credential.helper', `http.${HTTPS_URL}.extraHeader`, `http.${HTTPS_URL}.sslCAInfo`]);
-    assert.equal(t.config[1]![1], `Authorization: Basic ${Buffer.from('ferry-bot:pa55-w0rd').toString('base64')}`);
-    assert.equal(readFileSync(t.config[2]![1], 'utf8'), `${CA}\n`);
-    assert.ok(!t.config.some(([k]) => /sslVerify/i.test(k)));
+    const config = new Map(t.config);
+    assert.deepEqual(
+      [...config.keys()],
+      [
+        'credential.helper',
+        `http.${HTTPS_URL}.sslVerify`,
+        `http.${HTTPS_URL}.extraHeader`,
+        `http.${HTTPS_URL}.sslCAInfo`,
+      ],
+    );
+    assert.equal(
+      config.get(`http.${HTTPS_URL}.extraHeader`),
+      `Authorization: Basic ${Buffer.from('ferry-bot:pa55-w0rd').toString('base64')}`,
+    );
+    assert.equal(readFileSync(config.get(`http.${HTTPS_URL}.sslCAInfo`)!, 'utf8'), `${CA}\n`);
+    assert.equal(config.get(`http.${HTTPS_URL}.sslVerify`), 'true');
+    // GIT_SSL_CAINFO in the worker's environment would outrank the credential's CA: it is removed.
+    assert.ok('GIT_SSL_CAINFO' in t.env && t.env.GIT_SSL_CAINFO === undefined);
     // A ca alone (a public repository behind an internal CA) is enough.
     const caOnly = transport(HTTPS_URL, { FERRY_SECRET_GITOPS_CA: CA }).transport;
     assert.deepEqual(
       caOnly.config.map(([k]) => k),
-      ['credential.helper', `http.${HTTPS_URL}.sslCAInfo`],
+      ['credential.helper', `http.${HTTPS_URL}.sslVerify`, `http.${HTTPS_URL}.sslCAInfo`],
     );
   });
 
