@@ -225,7 +225,7 @@ export function transportFailure(context: TransportFailureContext): ApplicationF
     if (name && SSH_KEY_UNREADABLE.test(stderr)) {
       return fail(
         `${where}: ssh cannot read the ssh_key of credential "${name}" (${field('sshKey')}): it must be an ` +
-          `unencrypted private key in OpenSSH or PEM format (${said(/Load key "[^"]*": [^\n]*/).replace(/"[^"]*"/, 'the key')})`,
+          `unencrypted private key in OpenSSH or PEM format (ssh: ${said(SSH_KEY_UNREADABLE).replace(/^.*Load key "[^"]*": /, '')})`,
         'GitAuthFailed',
       );
     }

@@ -225,6 +225,27 @@ describe('git over ssh:// against Debian sshd on loopback', () => {
     assert.ok(!failure.message.includes(`${sshd.user}@`), 'the URL is shown without its user');
   });
 
+  it('a key ssh cannot read fails at once: GitAuthFailed, saying what form the ssh_key must have', async () => {
+    const notAKey = 'this-is-not-a-private-key';
+    await refusedTwice(
+      activities(secretsWith({ SSH_KEY: notAKey, KNOWN_HOSTS: sshd.knownHostsLine })),
+      repo(),
+      {
+        type: 'GitAuthFailed',
+        patterns: [
+          new RegExp(
+            `^git (fetch|ls-remote) ${escaped(display())}( \\(branch main\\))?: ssh cannot read the ssh_key of credential "gitops" \\(FERRY_SECRET_GITOPS_SSH_KEY\\)`,
+          ),
+          /it must be an unencrypted private key in OpenSSH or PEM format \(ssh: /,
+        ],
+        secrets: [notAKey],
+        networkCalls: 1,
+        reached: 1,
+      },
+      () => sshd.connections(),
+    );
+  });
+
   it('a host key that differs from the known hosts line fails at once: GitHostKeyChanged, with the offered fingerprint', async () => {
     await refusedTwice(
       activities(secretsWith({ SSH_KEY: ferryKey.privateKey, KNOWN_HOSTS: otherHostLine })),
