@@ -44,6 +44,7 @@ export interface Sshd {
 
 /** Starts Debian's sshd (`-D`, in the foreground, logging to stderr) on a free loopback port. */
 export async function startSshd(dir: string): Promise<Sshd> {
+  if (!existsSync(SSHD)) throw new Error(`${SSHD} is missing: install Debian's openssh-server (.ci/run does)`);
   mkdirSync(dir, { recursive: true });
   // sshd refuses to start without its privilege separation directory (the package makes it at boot).
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
