@@ -60,11 +60,13 @@ export default tseslint.config(
           })),
           patterns: [
             {
-              // pipeline/ids, reasons, freight-rules and event-types are dependency-free domain modules workflows share.
+              // pipeline/ids, reasons, freight-rules, event-types and layout are dependency-free domain modules workflows
+              // share.
               group: [
                 '../pipeline/*',
                 '!../pipeline/event-types',
                 '!../pipeline/ids',
+                '!../pipeline/layout',
                 '!../pipeline/freight-rules',
                 '!../pipeline/reasons',
                 '../activities/*',

@@ -11,3 +11,11 @@ export function activityContext(): Context | undefined {
 export function heartbeatIfActivity(details: unknown): void {
   activityContext()?.heartbeat(details);
 }
+
+/**
+ * Runs `fn` outside the calling activity's context: for work shared by several activities (one push for many
+ * promotions), which must not be cancelled, or heartbeat, as the one activity that happened to start it.
+ */
+export function outsideActivity<T>(fn: () => T): T {
+  return asyncLocalStorage.exit(fn);
+}

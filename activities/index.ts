@@ -1,9 +1,13 @@
 // All of Ferry's activities, built from their collaborators. The worker registers the result; workflows import
 // the `FerryActivities` type only.
+import type { Repo } from '../pipeline/schema';
 import { createArgoCdActivities } from './argocd/activities';
+import { createGitWorkspaces } from './git';
 import { createGateActivities } from './gates/http-gate';
 import { createNotifyActivities, type EventEnricher } from './notify';
 import { createPreflightActivities } from './preflight';
+import { createPullRequestActivities } from './pull-request';
+import { createPullRequestWait } from './pull-request/wait';
 import { createGitActivities } from './render-and-push';
 import type { SecretResolver } from './secrets';
 
@@ -23,10 +27,27 @@ export interface ActivitiesConfig {
   notifyTimeoutMs?: number;
   /** Adds to an event right before delivery what must not be in workflow history (see activities/notify). */
   enrichEvent?: EventEnricher;
+  /** How long one HTTP request to a git host's API may take, in milliseconds (default 10 s). */
+  pullRequestTimeoutMs?: number;
 }
 
 export function createActivities(config: ActivitiesConfig) {
   const allowFileRepos = config.allowFileRepos ?? false;
+  const workspaces = createGitWorkspaces({
+    workspaceRoot: config.workspaceRoot,
+    secrets: config.secrets,
+    allowFileRepos,
+  });
+  /** Whether `candidate` contains `commit` on the repository's branch, as of a fresh fetch of that branch. */
+  const containsCommit = async (check: { repo: Repo; commit: string; candidate: string }): Promise<boolean> => {
+    const workspace = await workspaces.open(check.repo);
+    await workspace.fetch(check.repo.branch, check.repo.branch);
+    return (await workspace.isAncestor(check.commit, check.candidate)) === 'yes';
+  };
+  const pullRequests = createPullRequestActivities({
+    secrets: config.secrets,
+    ...(config.pullRequestTimeoutMs !== undefined ? { requestTimeoutMs: config.pullRequestTimeoutMs } : {}),
+  });
   return {
     ...createPreflightActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
     ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
@@ -38,12 +59,15 @@ export function createActivities(config: ActivitiesConfig) {
     }),
     ...createArgoCdActivities({
       secrets: config.secrets,
+      containsCommit,
       ...(config.argoPollIntervalMs !== undefined ? { pollIntervalMs: config.argoPollIntervalMs } : {}),
     }),
     ...createGateActivities({
       secrets: config.secrets,
       ...(config.gateRequestTimeoutMs !== undefined ? { requestTimeoutMs: config.gateRequestTimeoutMs } : {}),
     }),
+    ...pullRequests,
+    ...createPullRequestWait(pullRequests.pullRequestStatus),
   };
 }
 

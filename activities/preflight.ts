@@ -6,6 +6,7 @@
 // ApplicationFailure whose message says what to fix and whose type is a reason code; an unreachable remote or Argo
 // CD is retryable.
 import { ApplicationFailure } from '@temporalio/common';
+import { deployedBranch, deployedPath, stageLayout } from '../pipeline/layout';
 import { checkArgoApp, createArgoCdAccess } from './argocd/activities';
 import { createGitWorkspaces } from './git';
 import { remoteDisplayUrl, transportFor } from './git-transport';
@@ -73,6 +74,23 @@ export function createPreflightActivities(options: PreflightOptions) {
         within(`${stage}: argocd.credentials`, err);
       }
     }
+    if (render.pullRequest) {
+      // The host's API token: the pull request is opened after the push, so a missing one must be found now.
+      const name = render.pullRequest.credentials ?? repo.credentials;
+      const field = render.pullRequest.credentials ? 'render.pullRequest.credentials' : 'spec.repo.credentials';
+      if (name === undefined) {
+        throw ApplicationFailure.nonRetryable(
+          `${stage}: pull requests on ${render.pullRequest.provider} need an API token: name its credential in ` +
+            'render.pullRequest.credentials (or spec.repo.credentials)',
+          'PullRequestInvalidConfig',
+        );
+      }
+      try {
+        secrets.resolve(name);
+      } catch (err) {
+        within(`${stage}: ${field}`, err);
+      }
+    }
 
     const workspace = await workspaces.open(repo);
     const branches = await workspace.remoteBranches();
@@ -83,24 +101,28 @@ export function createPreflightActivities(options: PreflightOptions) {
         'SourceBranchNotFound',
       );
     }
-    // git stores branches as paths: env/dev cannot exist beside env or env/dev/x.
-    const clash = [...branches.keys()].find((b) => b.startsWith(`${render.to}/`) || render.to.startsWith(`${b}/`));
-    if (clash !== undefined) {
-      throw ApplicationFailure.nonRetryable(
-        `${stage}: render.to "${render.to}" cannot be created on ${workspace.displayUrl}: branch "${clash}" exists, ` +
-          'and git cannot hold a branch and a folder of the same name; choose another render.to or delete that branch',
-        'BranchNameConflict',
+    if (stageLayout(render) === 'branch') {
+      // git stores branches as paths: env/dev cannot exist beside env or env/dev/x.
+      const clash = [...branches.keys()].find((b) => b.startsWith(`${render.to}/`) || render.to.startsWith(`${b}/`));
+      if (clash !== undefined) {
+        throw ApplicationFailure.nonRetryable(
+          `${stage}: render.to "${render.to}" cannot be created on ${workspace.displayUrl}: branch "${clash}" exists, ` +
+            'and git cannot hold a branch and a folder of the same name; choose another render.to or delete that branch',
+          'BranchNameConflict',
+        );
+      }
+      const target = branches.get(render.to);
+      checked.push(
+        `git: ${workspace.displayUrl} answers; ${repo.branch} at ${source.slice(0, 12)}, ` +
+          (target ? `${render.to} at ${target.slice(0, 12)}` : `${render.to} will be created`),
       );
+    } else {
+      checked.push(`git: ${workspace.displayUrl} answers; ${repo.branch} at ${source.slice(0, 12)}`);
     }
-    const target = branches.get(render.to);
-    checked.push(
-      `git: ${workspace.displayUrl} answers; ${repo.branch} at ${source.slice(0, 12)}, ` +
-        (target ? `${render.to} at ${target.slice(0, 12)}` : `${render.to} will be created`),
-    );
 
     if (argocd) {
       try {
-        checked.push(await checkArgoApp(argo, argocd, repo.url, render.to));
+        checked.push(await checkArgoApp(argo, argocd, repo.url, deployedBranch(repo, render), deployedPath(render)));
       } catch (err) {
         within(stage, err);
       }

@@ -12,13 +12,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { formatPath } from '../pipeline/load';
 import { sameRepository } from '../pipeline/repository-url';
-import type { Artifact } from '../pipeline/schema';
 import { activityContext, heartbeatIfActivity } from './context';
 import { createGitWorkspaces } from './git';
 import type { Author, GitWorkspace, TreeEntry } from './git';
 import { createRenderEngines } from './render/engine';
 import type { RenderEngine, RenderedFile, RenderTools, SourceReader } from './render/engine';
-import { formatImageReference, parseVersion } from './render/plain';
+import { createDirectoryWriter, editDirectory, writeCommitChain } from './directory-strategy';
+import { promotionBranch, stageLayout } from '../pipeline/layout';
+import { commitMessage, findPromotionCommit, normalizeDir, TRAILERS } from './promotion-commit';
 import type { SecretResolver } from './secrets';
 import type { RenderAndPushInput, RenderAndPushResult } from './types';
 
@@ -42,15 +43,6 @@ export interface GitActivitiesOptions {
 
 /** Where Ferry records, on a stage's branch, which files it wrote there. */
 export const RENDERED_STATE_PATH = '.ferry/rendered.json';
-
-export const TRAILERS = {
-  pipeline: 'Ferry-Pipeline',
-  stage: 'Ferry-Stage',
-  freight: 'Ferry-Freight',
-  promotion: 'Ferry-Promotion',
-  run: 'Ferry-Run',
-  source: 'Ferry-Source',
-} as const;
 
 const DEFAULT_AUTHOR: Author = { name: 'Ferry', email: 'ferry@localhost' };
 
@@ -81,6 +73,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
   });
   const author = options.author ?? DEFAULT_AUTHOR;
   const engines = createRenderEngines(options.renderTools ?? {});
+  const directories = createDirectoryWriter({ author, engine: engines.plain! });
   const maxPushAttempts = options.maxPushAttempts ?? 5;
   const idempotencyDepth = options.idempotencyDepth ?? 50;
 
@@ -118,9 +111,18 @@ export function createGitActivities(options: GitActivitiesOptions) {
     if (!engine) {
       throw ApplicationFailure.nonRetryable(
         `stage ${input.stage}: render engine "${render.engine}" is not available in this worker`,
-        'InvalidArgument',
+        'RenderToolMissing',
       );
     }
+    if (stageLayout(render) === 'directory' && render.strategy === 'directory') {
+      const workspace = await workspaces.open(repo);
+      const writing = directories.write(workspace, input);
+      progress({ step: 'queued', branch: repo.branch });
+      const written = await writing;
+      progress({ step: written.created ? 'pushed' : 'unchanged', commit: written.commit });
+      return written;
+    }
+    if (stageLayout(render) === 'directory') return pullRequestIntoDirectory(input, progress);
     if (render.to === repo.branch) {
       throw ApplicationFailure.nonRetryable(
         `stage ${input.stage}: render.to is ${repo.branch}, the branch the sources come from; render into a branch of its own`,
@@ -128,31 +130,50 @@ export function createGitActivities(options: GitActivitiesOptions) {
       );
     }
     const workspace = await workspaces.open(repo);
+    // `branch` writes the stage branch; `pull-request` writes the same commit to a promotion branch, for a pull
+    // request into the stage branch.
+    const pr = render.strategy === 'pull-request';
+    const destination = pr ? promotionBranch(input.pipeline, input.stage, input.freight.id) : render.to;
     let rendered: Rendered | undefined;
 
     for (let attempt = 1; attempt <= maxPushAttempts; attempt++) {
-      await workspace.fetch(repo.branch, render.to);
+      await Promise.all([
+        workspace.fetch(repo.branch, render.to),
+        ...(pr ? [workspace.fetch(repo.branch, destination)] : []),
+      ]);
       progress({ step: 'fetched', attempt });
-      const [head, target] = await workspace.heads(repo.branch, render.to);
+      const [head, target, written] = await workspace.heads(repo.branch, render.to, destination);
       if (!head) {
         throw ApplicationFailure.nonRetryable(
           `${workspace.displayUrl}: branch ${repo.branch} does not exist`,
           'SourceBranchNotFound',
         );
       }
+      if (pr && !target) {
+        // A pull request needs a branch to go into: the stage branch starts as one empty commit.
+        progress({ step: 'creating', branch: render.to });
+        const empty = await workspace.withTemporaryIndex(async (index) => {
+          await index.read(undefined);
+          return workspace.commitTree(
+            await index.writeTree(),
+            [],
+            `ferry: create ${render.to} for ${input.pipeline}/${input.stage}\n`,
+            author,
+          );
+        });
+        await workspace.push(empty, render.to, undefined);
+        continue;
+      }
       const source = await sourceCommit(workspace, input, head);
+      const pullRequest = pr ? { pullRequest: { head: destination, base: render.to } } : {};
 
       const [history, previous] = target
         ? await Promise.all([
-            workspace.recentCommits(target, idempotencyDepth),
+            workspace.recentCommits(pr ? (written ?? target) : target, idempotencyDepth),
             readRenderedState(workspace, target, render.to),
           ])
         : [[], undefined];
-      const earlier = history.find(
-        (c) =>
-          c.trailers[TRAILERS.promotion]?.includes(oneLine(input.promotionId)) &&
-          c.trailers[TRAILERS.run]?.includes(oneLine(input.runId)),
-      );
+      const earlier = findPromotionCommit(history, input);
       if (earlier) {
         // This promotion's commit is already on the branch: an earlier attempt pushed it and then died.
         const state = earlier.sha === target ? previous : await readRenderedState(workspace, earlier.sha, render.to);
@@ -161,6 +182,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
           sourceCommit: earlier.trailers[TRAILERS.source]?.[0] ?? source,
           created: false,
           files: state?.files.length ?? 0,
+          ...pullRequest,
         };
       }
 
@@ -169,31 +191,80 @@ export function createGitActivities(options: GitActivitiesOptions) {
         progress({ step: 'rendered', attempt, files: rendered.files.length });
       }
       const { files, stateBlob } = rendered;
+      // The stage branch's tree, to tell an unchanged render (history is the promotion branch's for a pull request).
+      const targetTree = !pr
+        ? history[0]?.tree
+        : target
+          ? (await workspace.recentCommits(target, 1))[0]?.tree
+          : undefined;
 
       const commit = await workspace.withTemporaryIndex(async (index) => {
         await index.read(target);
         await index.update(previous?.files ?? [], files);
         // Unchanged manifests make no commit, even though the record (freight, source commit) would differ.
-        if (previous && history[0] && (await index.writeTree()) === history[0].tree) return undefined;
+        if (previous && targetTree && (await index.writeTree()) === targetTree) return undefined;
         await index.update([], [{ mode: '100644', object: stateBlob, path: RENDERED_STATE_PATH }]);
         return workspace.commitTree(
           await index.writeTree(),
           target ? [target] : [],
-          commitMessage(input, source),
+          commitMessage(input, `Rendered ${input.render.from} from ${input.repo.branch}`, source),
           author,
         );
       });
+      // Nothing to change: the stage is already at this render, and a pull request would be empty.
       if (!commit) return { commit: target!, sourceCommit: source, created: false, files: files.length };
 
-      progress({ step: 'pushing', attempt, commit });
-      if ((await workspace.push(commit, render.to, target)) === 'pushed') {
+      progress({ step: 'pushing', attempt, commit, branch: destination });
+      // The promotion branch is Ferry's alone: a new attempt replaces what an earlier run left there.
+      if ((await workspace.push(commit, destination, pr ? written : target)) === 'pushed') {
         progress({ step: 'pushed', attempt, commit });
-        return { commit, sourceCommit: source, created: true, files: files.length };
+        return { commit, sourceCommit: source, created: true, files: files.length, ...pullRequest };
       }
       progress({ step: 'branch-moved', attempt });
     }
     throw ApplicationFailure.retryable(
-      `${workspace.displayUrl}: branch ${render.to} kept moving while Ferry pushed (${maxPushAttempts} attempts); another writer is pushing to it`,
+      `${workspace.displayUrl}: branch ${destination} kept moving while Ferry pushed (${maxPushAttempts} attempts); another writer is pushing to it`,
+      'PushConflict',
+    );
+  }
+
+  /** `pull-request` into a directory: the directory strategy's edit, as a commit on a promotion branch. */
+  async function pullRequestIntoDirectory(
+    input: RenderAndPushInput,
+    progress: (details: Record<string, unknown>) => void,
+  ): Promise<RenderAndPushResult> {
+    const { repo } = input;
+    const dir = normalizeDir(input.render.to);
+    const workspace = await workspaces.open(repo);
+    const destination = promotionBranch(input.pipeline, input.stage, input.freight.id);
+    const pullRequest = { pullRequest: { head: destination, base: repo.branch } };
+    for (let attempt = 1; attempt <= maxPushAttempts; attempt++) {
+      await workspace.fetch(repo.branch, destination);
+      const [head, written] = await workspace.heads(repo.branch, destination);
+      if (!head) {
+        throw ApplicationFailure.nonRetryable(
+          `${workspace.displayUrl}: branch ${repo.branch} does not exist`,
+          'SourceBranchNotFound',
+        );
+      }
+      if (written) {
+        const earlier = findPromotionCommit(await workspace.recentCommits(written, 1), input);
+        if (earlier) {
+          const sourceCommit = earlier.trailers[TRAILERS.source]?.[0] ?? head;
+          return { commit: earlier.sha, sourceCommit, created: false, files: 0, ...pullRequest };
+        }
+      }
+      const files = await editDirectory(workspace, engines.plain!, input, dir, head);
+      if (files.length === 0) return { commit: head, sourceCommit: head, created: false, files: 0 };
+      const message = commitMessage(input, `Edited ${dir} on ${repo.branch}`, head);
+      const [commit] = await writeCommitChain(workspace, head, [{ message, files }], author, destination);
+      progress({ step: 'pushing', attempt, commit, branch: destination });
+      if ((await workspace.push(commit!, destination, written)) === 'pushed') {
+        return { commit: commit!, sourceCommit: head, created: true, files: files.length, ...pullRequest };
+      }
+    }
+    throw ApplicationFailure.retryable(
+      `${workspace.displayUrl}: branch ${destination} kept moving while Ferry pushed (${maxPushAttempts} attempts); another writer is pushing to it`,
       'PushConflict',
     );
   }
@@ -344,40 +415,4 @@ async function readRenderedState(
     );
   }
   return result.data;
-}
-
-/** Trailer values are single lines; ids are written (and compared) in that form. */
-function oneLine(value: string): string {
-  return value.replace(/\s+/g, ' ').trim();
-}
-
-function commitMessage(input: RenderAndPushInput, source: string): string {
-  const artifacts = new Map<string, Artifact>(input.artifacts.map((a) => [a.name, a]));
-  const versions = Object.entries(input.freight.artifacts)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([name, version]) => {
-      const artifact = artifacts.get(name);
-      if (artifact?.image) return `- ${name}: ${formatImageReference(artifact.image, parseVersion(name, version))}`;
-      if (artifact?.git) return `- ${name}: ${artifact.git.url} ${artifact.git.branch} at ${version}`;
-      return `- ${name}: ${version}`;
-    });
-  return [
-    `ferry: promote ${input.freight.id} to ${input.stage}`,
-    '',
-    `Rendered ${input.render.from} from ${input.repo.branch} with:`,
-    ...versions,
-    '',
-    `${TRAILERS.pipeline}: ${oneLine(input.pipeline)}`,
-    `${TRAILERS.stage}: ${oneLine(input.stage)}`,
-    `${TRAILERS.freight}: ${oneLine(input.freight.id)}`,
-    `${TRAILERS.promotion}: ${oneLine(input.promotionId)}`,
-    `${TRAILERS.run}: ${oneLine(input.runId)}`,
-    `${TRAILERS.source}: ${source}`,
-    '',
-  ].join('\n');
-}
-
-function normalizeDir(path: string): string {
-  const trimmed = path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
-  return trimmed === '.' ? '' : trimmed;
 }

@@ -24,6 +24,11 @@ export interface RenderAndPushResult {
   created: boolean;
   /** Files written (relative to the branch root); for the promotion's step message. */
   files: number;
+  /**
+   * `pull-request` only: the promotion branch the commit was pushed to (absent when the render changed nothing,
+   * so there is nothing to ask for), and the branch its pull request goes into.
+   */
+  pullRequest?: { head: string; base: string };
 }
 
 export interface ArgoAppRef {
@@ -50,6 +55,11 @@ export interface SyncArgoAppResult {
 export interface WaitArgoAppHealthyInput extends SyncArgoAppInput {
   /** Give up after this long (the stage's argocd.timeout), in milliseconds. */
   timeoutMs: number;
+  /**
+   * Set for a stage whose branch other stages write too (a directory on spec.repo.branch): a later commit of it that
+   * contains `revision` deploys it too. The repository (url, branch, credential name) to check that with.
+   */
+  sharedBranch?: Repo;
 }
 
 export interface WaitArgoAppHealthyResult {

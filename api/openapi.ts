@@ -5,7 +5,12 @@
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
 import { PipelineNameParam, PromotionIdParam, REQUEST_SCHEMAS, RESPONSE_SCHEMAS, StageNameParam } from './schemas';
-import { GenericDeliveryHeaders, GitHubDeliveryHeaders, GitLabDeliveryHeaders } from './webhooks/payloads';
+import {
+  GenericDeliveryHeaders,
+  GitHubDeliveryHeaders,
+  GitLabDeliveryHeaders,
+  GiteaDeliveryHeaders,
+} from './webhooks/payloads';
 
 type RequestSchemaName = keyof typeof REQUEST_SCHEMAS;
 type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;
@@ -232,6 +237,14 @@ export const ROUTES: RouteDoc[] = [
     summary: "GitLab's Push Hook and Merge Request Hook (X-Gitlab-Token)",
     headers: GitLabDeliveryHeaders,
     body: { schema: 'GitLabDelivery' },
+    responses: { 200: { description: 'What the delivery did per pipeline.', schema: 'HostDeliveryAnswer' } },
+  }),
+  webhook({
+    path: '/webhooks/gitea',
+    operationId: 'giteaWebhook',
+    summary: "Gitea's (and Forgejo's) push and pull_request events (X-Gitea-Signature)",
+    headers: GiteaDeliveryHeaders,
+    body: { schema: 'GiteaDelivery' },
     responses: { 200: { description: 'What the delivery did per pipeline.', schema: 'HostDeliveryAnswer' } },
   }),
 ];

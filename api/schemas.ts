@@ -12,8 +12,10 @@ import {
   GenericDeliveryBody,
   GitHubDelivery,
   GitLabDelivery,
+  GiteaDelivery,
   HostDeliveryResult,
 } from './webhooks/payloads';
+import type { PullRequestProvider } from '../pipeline/ids';
 import { PipelineSchema } from '../pipeline/schema';
 import type { FerryError, FerryErrorCode } from '../client/errors';
 import type { PipelineSummary } from '../client/types';
@@ -144,6 +146,7 @@ const PromotionPhaseSchema = z.enum([
   'AwaitingApproval',
   'Queued',
   'Rendering',
+  'AwaitingMerge',
   'Syncing',
   'WaitingHealthy',
   'AwaitingGates',
@@ -238,7 +241,17 @@ export const PromotionStatusSchema = z.object({
   phase: PromotionPhaseSchema,
   steps: z.array(
     z.object({
-      name: z.enum(['approval', 'queue', 'preflight', 'render', 'sync', 'health', 'gates'] satisfies StepName[]),
+      name: z.enum([
+        'approval',
+        'queue',
+        'preflight',
+        'render',
+        'pull-request',
+        'merge',
+        'sync',
+        'health',
+        'gates',
+      ] satisfies StepName[]),
       status: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled'] satisfies StepStatus[]),
       startedAt: timestamp.optional(),
       finishedAt: timestamp.optional(),
@@ -263,6 +276,20 @@ export const PromotionStatusSchema = z.object({
   error: z.string().optional(),
   reason: z.string().optional().describe('Machine-readable reason beside `error`.'),
   gates: z.array(GateStatusSchema).optional().describe("The stage's gates, in order (only when the stage has gates)."),
+  pullRequest: z
+    .object({
+      provider: z.enum(['github', 'gitlab', 'gitea'] satisfies PullRequestProvider[]),
+      repository: z.string(),
+      number: z.number().int(),
+      url: z.string().describe('Its web page.'),
+      head: z.string().describe('The promotion branch.'),
+      base: z.string().describe('The branch it goes into.'),
+      state: z.enum(['open', 'merged', 'closed']),
+      mergeCommit: z.string().optional().describe('The commit the merge made on `base`: what the stage deploys.'),
+      approvedBy: z.array(z.string()).optional().describe('Host users whose approving review stands.'),
+    })
+    .optional()
+    .describe("The `pull-request` strategy's pull request, once opened."),
 });
 
 export const OpenApiDocumentSchema = z
@@ -307,6 +334,7 @@ export const REQUEST_SCHEMAS = {
   GenericDelivery: GenericDeliveryBody,
   GitHubDelivery: GitHubDelivery.describe('A GitHub webhook payload; Ferry reads only the fields it needs.'),
   GitLabDelivery: GitLabDelivery.describe('A GitLab webhook payload; Ferry reads only the fields it needs.'),
+  GiteaDelivery: GiteaDelivery.describe('A Gitea or Forgejo webhook payload; Ferry reads only the fields it needs.'),
 } as const;
 
 export const RESPONSE_SCHEMAS = {

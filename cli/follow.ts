@@ -76,5 +76,10 @@ export function progressLines(before: PromotionStatus | undefined, now: Promotio
         `${approval.required}) from: ${candidates.join(', ')}; ferry approve ${now.id}`,
     );
   }
+  if (now.phase === 'AwaitingMerge' && now.pullRequest && before?.phase !== 'AwaitingMerge') {
+    lines.push(
+      `waiting for ${now.pullRequest.url} to be merged (${now.pullRequest.head} into ${now.pullRequest.base})`,
+    );
+  }
   return lines;
 }

@@ -18,7 +18,8 @@ import {
 import { freightId } from '../pipeline/freight';
 import { PROMOTION_ID } from '../pipeline/ids';
 import { sameRepository } from '../pipeline/repository-url';
-import type { Pipeline } from '../pipeline/schema';
+import { normalizeDir, stageLayout } from '../pipeline/layout';
+import type { Pipeline, Stage } from '../pipeline/schema';
 import {
   abortUpdate,
   addFreightUpdate,
@@ -126,6 +127,37 @@ async function runUpdate<Ret, Args extends [unknown, ...unknown[]]>(
 ): Promise<Ret> {
   const accepted = await handle.startUpdate(update, { args, waitForStage: WorkflowUpdateStage.ACCEPTED });
   return accepted.result();
+}
+
+/**
+ * Why `stage` of `spec` would write what a stage of pipeline `other` (same repository) owns, or undefined. A
+ * branch stage owns its branch; a directory stage owns its directory on the other pipeline's source branch.
+ */
+function ownershipClash(spec: Pipeline, stage: Stage, other: Pipeline): string | undefined {
+  const url = spec.spec.repo.url;
+  const name = other.metadata.name;
+  if (stageLayout(stage.render) === 'branch') {
+    if (other.spec.repo.branch === stage.render.to)
+      return `branch "${stage.render.to}" of ${url} holds the sources of pipeline "${name}"; give this stage a branch of its own`;
+    const owner = other.spec.stages.find((s) => stageLayout(s.render) === 'branch' && s.render.to === stage.render.to);
+    if (owner)
+      return `branch "${stage.render.to}" of ${url} is already written by pipeline "${name}" (stage "${owner.name}"); give this stage a branch of its own`;
+    return undefined;
+  }
+  const trunk = spec.spec.repo.branch;
+  const dir = normalizeDir(stage.render.to);
+  const branchOwner = other.spec.stages.find((s) => stageLayout(s.render) === 'branch' && s.render.to === trunk);
+  if (branchOwner)
+    return `branch "${trunk}" of ${url} is the rendered branch of pipeline "${name}" (stage "${branchOwner.name}"): a directory stage cannot live on it`;
+  if (other.spec.repo.branch !== trunk) return undefined;
+  const owner = other.spec.stages.find((s) => {
+    if (stageLayout(s.render) !== 'directory') return false;
+    const theirs = normalizeDir(s.render.to);
+    return theirs === dir || theirs.startsWith(`${dir}/`) || dir.startsWith(`${theirs}/`);
+  });
+  if (owner)
+    return `directory "${dir}" on branch "${trunk}" of ${url} overlaps "${owner.render.to}", the directory of pipeline "${name}" (stage "${owner.name}"); give this stage a directory of its own`;
+  return undefined;
 }
 
 type PendingActivity = NonNullable<Awaited<ReturnType<WorkflowHandle['describe']>>['raw']['pendingActivities']>[number];
@@ -246,22 +278,14 @@ export class FerryClient implements FerryApi {
       throw toFerryError(err, 'pipelines');
     }
     const errors: FieldError[] = [];
+    const url = spec.spec.repo.url;
     spec.spec.stages.forEach((stage, i) => {
+      const path = `spec.stages[${i}].render.to`;
       for (const other of others) {
-        if (!sameRepository(other.spec.spec.repo.url, spec.spec.repo.url)) continue;
-        if (other.spec.spec.repo.branch === stage.render.to) {
-          errors.push({
-            path: `spec.stages[${i}].render.to`,
-            message: `branch "${stage.render.to}" of ${spec.spec.repo.url} holds the sources of pipeline "${other.name}"; give this stage a branch of its own`,
-          });
-          break;
-        }
-        const owner = other.spec.spec.stages.find((s) => s.render.to === stage.render.to);
-        if (owner) {
-          errors.push({
-            path: `spec.stages[${i}].render.to`,
-            message: `branch "${stage.render.to}" of ${spec.spec.repo.url} is already written by pipeline "${other.name}" (stage "${owner.name}"); give this stage a branch of its own`,
-          });
+        if (!sameRepository(other.spec.spec.repo.url, url)) continue;
+        const problem = ownershipClash(spec, stage, other.spec);
+        if (problem) {
+          errors.push({ path, message: problem });
           break;
         }
       }

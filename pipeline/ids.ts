@@ -16,11 +16,11 @@ export const FREIGHT_ID = /^[0-9a-f]{6,64}$/;
 export const AUTO_PROMOTER = 'ferry/auto-promotion';
 
 /** Where a merged pull request (or GitLab merge request) was reported from. */
-export type PullRequestProvider = 'github' | 'gitlab';
+export type PullRequestProvider = 'github' | 'gitlab' | 'gitea';
 
 /**
  * The FerryPullRequest search attribute of a promotion waiting on a pull request: `github:org/gitops#12`,
- * `gitlab:group/gitops#7` (the repository in lowercase; GitLab's merge request iid as the number). The promotion sets
+ * `gitlab:group/gitops#7`, `gitea:org/gitops#3` (the repository in lowercase; GitLab's merge request iid as the number). The promotion sets
  * it when it opens the pull request; the webhook finds the promotion by it.
  */
 export const pullRequestKey = (provider: PullRequestProvider, repository: string, number: number): string =>

@@ -21,5 +21,11 @@ export const Reason = {
   GateFailed: 'GateFailed',
   /** A gate got no result (callback) or not enough passing answers in a row (http) within its timeout. */
   GateTimedOut: 'GateTimedOut',
+  /** The promotion's pull request was closed on the host without being merged. */
+  PullRequestClosed: 'PullRequestClosed',
+  /** The promotion's pull request was still open when `pullRequest.timeout` ran out. */
+  PullRequestTimedOut: 'PullRequestTimedOut',
+  /** With `approvalOnHost`: the pull request was merged with fewer approving reviews by approvers than required. */
+  PullRequestNotApproved: 'PullRequestNotApproved',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];

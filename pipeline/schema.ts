@@ -722,6 +722,7 @@ export const NotifySchema = z
 
 export const GITHUB_TRIGGER_EVENTS = ['push', 'package', 'registry_package', 'pull_request'] as const;
 export const GITLAB_TRIGGER_EVENTS = ['push', 'merge_request'] as const;
+export const GITEA_TRIGGER_EVENTS = ['push', 'pull_request'] as const;
 
 const webhookSecret = credentialName.describe(
   'Name of the credential holding the webhook secret, resolved by the HTTP API (see docs/integrations.md): ' +
@@ -773,6 +774,31 @@ export const GitLabTriggerSchema = z
   .strict()
   .describe('GitLab webhook deliveries (`POST /webhooks/gitlab`) from one project, verified with its secret token.');
 
+export const GiteaTriggerSchema = z
+  .object({
+    repository: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a Gitea repository as owner/name, e.g. org/app')
+      .describe(
+        "The repository whose webhook deliveries concern this pipeline, as `owner/name` (the payload's " +
+          '`repository.full_name`, compared without regard to case).',
+      ),
+    secret: webhookSecret,
+    events: z
+      .array(z.enum(GITEA_TRIGGER_EVENTS, { error: `must be one of ${GITEA_TRIGGER_EVENTS.join(', ')}` }))
+      .min(1, 'must list at least one event')
+      .default([...GITEA_TRIGGER_EVENTS])
+      .describe(
+        'Events acted on (default all): `push` registers freight for the `git` artifacts of that repository and ' +
+          'branch; `pull_request` (closed and merged) wakes the promotion waiting on that pull request.',
+      ),
+  })
+  .strict()
+  .describe(
+    'Gitea (or Forgejo) webhook deliveries (`POST /webhooks/gitea`) from one repository, verified with its secret ' +
+      '(`X-Gitea-Signature`).',
+  );
+
 export const TriggersSchema = z
   .object({
     generic: z
@@ -788,6 +814,10 @@ export const TriggersSchema = z
       .optional()
       .describe('GitHub repositories whose deliveries concern this pipeline.'),
     gitlab: z.array(GitLabTriggerSchema).optional().describe('GitLab projects whose deliveries concern this pipeline.'),
+    gitea: z
+      .array(GiteaTriggerSchema)
+      .optional()
+      .describe('Gitea (or Forgejo) repositories whose deliveries concern this pipeline.'),
   })
   .strict()
   .describe(
@@ -847,5 +877,6 @@ export type GitArtifactSpec = NonNullable<Artifact['git']>;
 export type Triggers = NonNullable<Pipeline['spec']['triggers']>;
 export type GitHubTrigger = NonNullable<Triggers['github']>[number];
 export type GitLabTrigger = NonNullable<Triggers['gitlab']>[number];
+export type GiteaTrigger = NonNullable<Triggers['gitea']>[number];
 export type GateSpec = NonNullable<Stage['gates']>[number];
 export type HttpGateSpec = NonNullable<GateSpec['http']>;

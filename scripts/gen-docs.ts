@@ -42,6 +42,10 @@ spec:
       - project: org/gitops
         secret: gitlab-webhook
         events: [push, merge_request]
+    gitea:
+      - repository: org/gitops
+        secret: gitea-webhook
+        events: [push, pull_request]
   stages:
     - name: dev
       promotion: auto

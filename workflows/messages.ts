@@ -50,6 +50,7 @@ export type PromotionPhase =
   | 'AwaitingApproval'
   | 'Queued'
   | 'Rendering'
+  | 'AwaitingMerge'
   | 'Syncing'
   | 'WaitingHealthy'
   | 'AwaitingGates'
@@ -60,7 +61,8 @@ export type PromotionPhase =
 
 export const TERMINAL_PHASES: readonly PromotionPhase[] = ['Succeeded', 'Failed', 'Rejected', 'Aborted'];
 
-export type StepName = 'approval' | 'queue' | 'preflight' | 'render' | 'sync' | 'health' | 'gates';
+export type StepName =
+  'approval' | 'queue' | 'preflight' | 'render' | 'pull-request' | 'merge' | 'sync' | 'health' | 'gates';
 export type StepStatus = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped' | 'Cancelled';
 
 export interface PromotionStep {
@@ -121,6 +123,26 @@ export interface PromotionStatus {
   reason?: string;
   /** The stage's gates, in order (only when the stage has gates). */
   gates?: GateStatus[];
+  /** The `pull-request` strategy's pull request, once opened. */
+  pullRequest?: PullRequestInfo;
+}
+
+/** A promotion's pull request (GitLab: merge request) and where it stands, as last seen on the host. */
+export interface PullRequestInfo {
+  provider: PullRequestProvider;
+  /** `owner/name`, or GitLab's project path. */
+  repository: string;
+  number: number;
+  /** Its web page. */
+  url: string;
+  /** The promotion branch, and the branch it goes into. */
+  head: string;
+  base: string;
+  state: 'open' | 'merged' | 'closed';
+  /** The commit the merge made on `base`: what the stage deploys. */
+  mergeCommit?: string;
+  /** Host users whose approving review stands (with `approvalOnHost`, the stage's approvals come from these). */
+  approvedBy?: string[];
 }
 
 export type GateType = 'callback' | 'http';

@@ -22,6 +22,7 @@ import {
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { validateFreight } from '../pipeline/freight-rules';
 import { AUTO_PROMOTER, FREIGHT_ID, pipelineWorkflowId, promotionWorkflowId } from '../pipeline/ids';
+import { describeTarget } from '../pipeline/layout';
 import { Reason } from '../pipeline/reasons';
 import type { Stage } from '../pipeline/schema';
 import {
@@ -276,7 +277,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<vo
             { key: FerryPhase, value: 'Pending' },
           ],
           staticSummary: `Promote ${versions} (freight ${freight.id}) into ${name}/${spec.name}`,
-          staticDetails: `Requested by ${request.requestedBy}. Stage renders ${spec.render.from} into branch ${spec.render.to}${spec.argocd ? ` and syncs Argo CD app ${spec.argocd.app}` : ''}.`,
+          staticDetails: `Requested by ${request.requestedBy}. Stage renders ${describeTarget(state.spec.spec.repo, spec.render)}${spec.argocd ? ` and syncs Argo CD app ${spec.argocd.app}` : ''}.`,
         });
         track(child.firstExecutionRunId);
         if (patched('free-stage-of-ended-promotion'))

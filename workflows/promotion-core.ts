@@ -32,11 +32,15 @@ import {
 
 /** The steps a promotion into this stage goes through, in order. */
 export function stepsOf(stage: PromotionInput['stage'], withPreflight: boolean, withGates = false): StepName[] {
+  const pullRequest = stage.render.strategy === 'pull-request';
+  // With approvalOnHost, the approvals are the pull request's reviews, counted once it is merged.
+  const approvalFirst = stage.approval && !(pullRequest && stage.render.pullRequest?.approvalOnHost);
   return [
-    ...(stage.approval ? (['approval'] as const) : []),
+    ...(approvalFirst ? (['approval'] as const) : []),
     'queue',
     ...(withPreflight ? (['preflight'] as const) : []),
     'render',
+    ...(pullRequest ? (['pull-request', 'merge'] as const) : []),
     ...(stage.argocd ? (['sync', 'health'] as const) : []),
     ...(withGates && hasGates(stage) ? (['gates'] as const) : []),
   ];

@@ -22,6 +22,10 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { FerryActivities } from '../activities';
+import type { PullRequestStatusResult } from '../activities/pull-request';
+import type { RenderAndPushResult } from '../activities/types';
+import { pullRequestKey } from '../pipeline/ids';
+import { deployedBranch, describeTarget, stageLayout } from '../pipeline/layout';
 import { Reason } from '../pipeline/reasons';
 import { createEmitter } from './delivery';
 import { TERMINAL_EVENT, type FerryEventData, type FerryEventType } from './events';
@@ -33,6 +37,7 @@ import {
   promotionFinishedSignal,
   promotionStatusQuery,
   promotionWorkflowId,
+  pullRequestMergedSignal,
   RefusalType,
   rejectUpdate,
   stageGrantedSignal,
@@ -60,7 +65,7 @@ import {
   settle,
   startStep as startStepOf,
 } from './promotion-core';
-import { FerryPhase } from './search-attributes';
+import { FerryPhase, FerryPullRequest } from './search-attributes';
 
 const git = proxyActivities<FerryActivities>({
   // Above the git step's own 10-minute network timeout, so a slow first clone can finish; the heartbeat timeout
@@ -83,6 +88,18 @@ const argoSync = proxyActivities<FerryActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
 });
 
+// The git host's REST API (open, read, close a pull request): retried with backoff through rate limits and outages.
+const hosts = proxyActivities<FerryActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 20 },
+});
+
+// Closing a pull request the promotion gave up on: a few tries only, so an abort is not held up by a host outage.
+const closing = proxyActivities<FerryActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
+});
+
 /** Parses the stage's `argocd.timeout` (validated at the edge as `\d+(ms|s|m|h)`). */
 export function durationMs(text: string): number {
   const match = /^(\d+)(ms|s|m|h)$/.exec(text);
@@ -95,6 +112,10 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   const { workflowId, runId } = workflowInfo();
   const now = (): string => new Date().toISOString();
   const { stage, freight } = input;
+  // The branch the stage's manifests end up on, which its Argo CD application tracks.
+  const branch = deployedBranch(input.repo, stage.render);
+  // A pull request whose approving reviews are the stage's approval: no Ferry approval before it is opened.
+  const approvalOnHost = stage.render.strategy === 'pull-request' && stage.render.pullRequest?.approvalOnHost === true;
 
   // Promotions started before the preflight existed replay without it; new ones check before they write.
   const withPreflight = patched('preflight-before-write');
@@ -124,7 +145,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       startedAt: status.startedAt,
       ...(status.finishedAt ? { finishedAt: status.finishedAt } : {}),
     },
-    branch: stage.render.to,
+    branch,
     ...(status.commit ? { commit: status.commit } : {}),
     ...(status.sourceCommit ? { sourceCommit: status.sourceCommit } : {}),
     ...extra,
@@ -141,7 +162,7 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
           (g.phase === 'Waiting' || g.phase === 'Pending' ? '' : ` — ${gateOutcome(g)}`),
       ),
     ];
-    if (status.commit) lines.push('', `commit \`${status.commit}\` on \`${stage.render.to}\``);
+    if (status.commit) lines.push('', `commit \`${status.commit}\` on \`${branch}\``);
     if (status.error) lines.push('', `error: ${status.error}`);
     setCurrentDetails(lines.join('\n'));
   };
@@ -268,10 +289,136 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
   showDetails();
   events.emit('dev.ferry.promotion.started', eventData({ actor: { user: input.requestedBy } }));
 
+  // --- the pull-request strategy: open the pull request, wait until the host merges it, continue with the merge.
+  const pullRequestSpec = stage.render.strategy === 'pull-request' ? stage.render.pullRequest : undefined;
+  const pullRequestTarget = pullRequestSpec
+    ? { pipeline: input.pipeline, stage: stage.name, repo: input.repo, pullRequest: pullRequestSpec }
+    : undefined;
+  /** Set by a webhook (through the API) when the host says the pull request was merged: look now. */
+  let mergeReported = false;
+  setHandler(pullRequestMergedSignal, (merged) => {
+    const pr = status.pullRequest;
+    if (pr && pr.provider === merged.provider && pr.number === merged.number) mergeReported = true;
+  });
+
+  const throughPullRequest = async (written: RenderAndPushResult): Promise<string> => {
+    const spec = pullRequestSpec!;
+    const target = pullRequestTarget!;
+    if (!written.pullRequest) {
+      const already = `${branch} already holds this render; no pull request needed`;
+      endStep('pull-request', 'Skipped', already);
+      endStep('merge', 'Skipped', already);
+      return written.commit;
+    }
+    const { head, base } = written.pullRequest;
+    startStep('pull-request', `opening a pull request from ${head} into ${base} on ${spec.provider}`);
+    const opened = await hosts.openPullRequest({
+      ...target,
+      head,
+      base,
+      title: `Promote ${freight.id} to ${input.pipeline}/${stage.name}`,
+      body: [
+        `Ferry promotes freight \`${freight.id}\` (${versions}) into stage **${stage.name}** of pipeline **${input.pipeline}**, requested by ${input.requestedBy}.`,
+        '',
+        `Merge this pull request to deploy it: the promotion (\`${workflowId}\`) waits for the merge and then continues with the merge commit. Closing it without merging fails the promotion.`,
+      ].join('\n'),
+    });
+    status.pullRequest = {
+      provider: opened.provider,
+      repository: opened.repository,
+      number: opened.number,
+      url: opened.url,
+      head,
+      base,
+      state: 'open',
+    };
+    // The webhook route finds the waiting promotion by this key.
+    upsertSearchAttributes([
+      { key: FerryPullRequest, value: pullRequestKey(opened.provider, opened.repository, opened.number) },
+    ]);
+    endStep('pull-request', 'Succeeded', `${opened.created ? 'opened' : 'found'} ${opened.url}`);
+
+    setPhase('AwaitingMerge');
+    startStep('merge', `waiting until ${opened.url} is merged`);
+    const timeoutMs = durationMs(spec.timeout);
+    const deadline = new Date(Date.now() + timeoutMs).toISOString();
+    const waiter = proxyActivities<FerryActivities>({
+      startToCloseTimeout: timeoutMs + 120_000,
+      heartbeatTimeout: '30s',
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 20 },
+    });
+    const asked = { ...target, number: opened.number };
+    let seen: PullRequestStatusResult | undefined;
+    for (;;) {
+      mergeReported = false;
+      // Polls inside one activity; a merge reported by webhook ends that wait and looks at once.
+      let polled: PullRequestStatusResult | undefined;
+      let pollFailed: unknown;
+      const polling = new CancellationScope();
+      const running = polling
+        .run(() => waiter.waitForPullRequest({ ...asked, pollIntervalMs: durationMs(spec.pollInterval), deadline }))
+        .then(
+          (state) => (polled = state),
+          (err: unknown) => (pollFailed = err ?? new Error('the wait for the pull request failed')),
+        );
+      await condition(() => mergeReported || polled !== undefined || pollFailed !== undefined);
+      if (polled === undefined && pollFailed === undefined) {
+        polling.cancel();
+        await running;
+        seen = await hosts.pullRequestStatus(asked);
+        if (seen.state === 'open') continue; // a stale delivery: keep waiting
+        break;
+      }
+      if (pollFailed !== undefined) throw pollFailed;
+      seen = polled;
+      break;
+    }
+    if (!seen) throw new Error('unreachable: the pull request was never read');
+    Object.assign(status.pullRequest, {
+      state: seen.state,
+      approvedBy: seen.approvedBy,
+      ...(seen.mergeCommit ? { mergeCommit: seen.mergeCommit } : {}),
+    });
+    showDetails();
+    if (seen.state === 'open') {
+      throw ApplicationFailure.create({
+        message: `pull request ${opened.url} was not merged within ${spec.timeout}; it is still open`,
+        type: Reason.PullRequestTimedOut,
+        nonRetryable: true,
+      });
+    }
+    if (seen.state === 'closed') {
+      throw ApplicationFailure.create({
+        message: `pull request ${opened.url} was closed without being merged`,
+        type: Reason.PullRequestClosed,
+        nonRetryable: true,
+      });
+    }
+    if (approvalOnHost && stage.approval) {
+      const approvers = new Set(stage.approval.approvers);
+      const approved = seen.approvedBy.filter((user) => approvers.has(user));
+      for (const user of approved) status.approvals.push({ user, at: now(), comment: `approved ${opened.url}` });
+      if (approved.length < stage.approval.required) {
+        throw ApplicationFailure.create({
+          message:
+            `pull request ${opened.url} was merged with ${approved.length} of the ${stage.approval.required} ` +
+            `approval${stage.approval.required === 1 ? '' : 's'} the stage needs from ${stage.approval.approvers.join(', ')}` +
+            (seen.approvedBy.length > approved.length
+              ? ` (approved by ${seen.approvedBy.join(', ')}, not all of them approvers)`
+              : ''),
+          type: Reason.PullRequestNotApproved,
+          nonRetryable: true,
+        });
+      }
+    }
+    endStep('merge', 'Succeeded', `merged as ${seen.mergeCommit!.slice(0, 12)} into ${base}`);
+    return seen.mergeCommit!;
+  };
+
   let failure: unknown;
   try {
     await scope.run(async () => {
-      if (stage.approval) {
+      if (stage.approval && !approvalOnHost) {
         setPhase('AwaitingApproval');
         startStep('approval', `needs ${stage.approval.required} of ${stage.approval.approvers.join(', ')}`);
         const gate = { required: stage.approval.required, approvers: stage.approval.approvers };
@@ -317,7 +464,12 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
       }
 
       setPhase('Rendering');
-      startStep('render', `rendering ${stage.render.from} into ${stage.render.to}`);
+      startStep(
+        'render',
+        stageLayout(stage.render) === 'directory'
+          ? `editing ${describeTarget(input.repo, stage.render)}`
+          : `rendering ${describeTarget(input.repo, stage.render)}`,
+      );
       const written = await git.renderAndPush({
         pipeline: input.pipeline,
         stage: stage.name,
@@ -328,27 +480,31 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         artifacts: input.artifacts,
         freight,
       });
-      status.commit = written.commit;
       status.sourceCommit = written.sourceCommit;
+      const pushedTo = written.pullRequest?.head ?? branch;
       endStep(
         'render',
         'Succeeded',
         written.created
-          ? `pushed ${written.commit.slice(0, 12)} to ${stage.render.to} (${written.files} file${written.files === 1 ? '' : 's'})`
-          : `${stage.render.to} already at ${written.commit.slice(0, 12)}; no new commit`,
+          ? `pushed ${written.commit.slice(0, 12)} to ${pushedTo} (${written.files} file${written.files === 1 ? '' : 's'})`
+          : `${pushedTo} already at ${written.commit.slice(0, 12)}; no new commit`,
       );
+      // What the stage deploys: the commit written, or, for a pull request, the commit its merge makes.
+      let deployed = written.commit;
+      if (stage.render.strategy === 'pull-request') deployed = await throughPullRequest(written);
+      status.commit = deployed;
 
       if (stage.argocd) {
         const timeoutMs = durationMs(stage.argocd.timeout);
         const ref = {
           argocd: stage.argocd,
-          revision: written.commit,
-          branch: stage.render.to,
+          revision: deployed,
+          branch,
           repoUrl: input.repo.url,
           tag: `${workflowId}/${runId}`,
         };
         setPhase('Syncing');
-        startStep('sync', `syncing ${stage.argocd.app} to ${written.commit.slice(0, 12)}`);
+        startStep('sync', `syncing ${stage.argocd.app} to ${deployed.slice(0, 12)}`);
         const synced = await argoSync.syncArgoApp(ref);
         endStep(
           'sync',
@@ -357,16 +513,15 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
         );
 
         setPhase('WaitingHealthy');
-        startStep(
-          'health',
-          `waiting for ${stage.argocd.app} to be Synced and Healthy at ${written.commit.slice(0, 12)}`,
-        );
+        startStep('health', `waiting for ${stage.argocd.app} to be Synced and Healthy at ${deployed.slice(0, 12)}`);
         const health = proxyActivities<FerryActivities>({
           startToCloseTimeout: timeoutMs + 120_000,
           heartbeatTimeout: '10s',
           retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 20 },
         });
-        const healthy = await health.waitArgoAppHealthy({ ...ref, timeoutMs });
+        // Other stages write a directory stage's branch too: Argo CD may already deploy a later commit with ours.
+        const shared = stageLayout(stage.render) === 'directory' ? { sharedBranch: input.repo } : {};
+        const healthy = await health.waitArgoAppHealthy({ ...ref, timeoutMs, ...shared });
         endStep(
           'health',
           'Succeeded',
@@ -477,6 +632,22 @@ export async function promotionWorkflow(input: PromotionInput): Promise<Promotio
     const phase = settle(status, err, isCancellation(err), now());
     ending = phase;
     if (!reportBeforeTerminalPhase) setPhase(phase);
+    // A pull request the promotion no longer waits for is closed, so nobody merges what Ferry does not follow.
+    const open = status.pullRequest?.state === 'open' ? status.pullRequest : undefined;
+    if (open && pullRequestTarget) {
+      const why = status.abortedBy
+        ? `Aborted by ${status.abortedBy.user} in Ferry${status.abortedBy.comment ? `: ${status.abortedBy.comment}` : ''}.`
+        : `Ferry stopped waiting: ${status.error ?? phase}.`;
+      try {
+        const closed = await CancellationScope.nonCancellable(() =>
+          closing.closePullRequest({ ...pullRequestTarget, number: open.number, comment: why }),
+        );
+        open.state = closed.state;
+      } catch (closeErr) {
+        log.warn('could not close the pull request', { url: open.url, error: failureMessage(closeErr) });
+      }
+      showDetails();
+    }
   }
 
   if (failure === undefined) settle(status, undefined, false, now());

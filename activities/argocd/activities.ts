@@ -3,7 +3,7 @@
 // the app and server and says what to do; the ones a retry cannot fix are non-retryable.
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { isDeepStrictEqual } from 'node:util';
-import type { ArgoCdSpec } from '../../pipeline/schema';
+import type { ArgoCdSpec, Repo } from '../../pipeline/schema';
 import { activityContext, heartbeatIfActivity } from '../context';
 import type { SecretResolver } from '../secrets';
 import type { SyncArgoAppInput, SyncArgoAppResult, WaitArgoAppHealthyInput, WaitArgoAppHealthyResult } from '../types';
@@ -54,6 +54,12 @@ export interface ArgoCdActivitiesOptions {
   unhealthyGraceMs?: number;
   /** How long syncArgoApp waits for someone else's operation before giving up for this attempt (default 2 min). */
   operationWaitTimeoutMs?: number;
+  /**
+   * Whether `candidate` contains `commit` on `repo`'s branch (git's merge-base --is-ancestor, after a fetch): for
+   * stages that share their branch, where Argo CD may already be at a later commit. Without it, only the exact
+   * commit counts.
+   */
+  containsCommit?: (check: { repo: Repo; commit: string; candidate: string }) => Promise<boolean>;
 }
 
 /**
@@ -160,6 +166,11 @@ function revisionAt(
 
 export interface Expectation {
   revision: string;
+  /**
+   * Later commits of the tracked branch known to contain `revision`. A directory stage shares its branch with
+   * others: Argo CD may already be at a commit after ours, which deploys ours too.
+   */
+  containing?: ReadonlySet<string>;
   tag: string;
   /** Index of the source that tracks the stage branch. */
   sourceIndex: number;
@@ -196,6 +207,8 @@ export function assessApplication(app: Application, expect: Expectation, memory:
   const { sources, multi } = sourcesOf(app);
   const automated = isAutomated(app);
   const desired = expect.revision;
+  const deploysOurs = (revision: string | undefined): boolean =>
+    revision !== undefined && (revision === desired || expect.containing?.has(revision) === true);
 
   // 1. An operation requested or in flight (ours or not): nothing below is settled yet.
   if (app.operation) {
@@ -221,7 +234,7 @@ export function assessApplication(app: Application, expect: Expectation, memory:
   );
   const correlated =
     operationState !== undefined &&
-    (carriesTag(operationState.operation, expect.tag) || (automated && syncedRevision === desired));
+    (carriesTag(operationState.operation, expect.tag) || (automated && deploysOurs(syncedRevision)));
   const sync = status.sync ?? {};
   const comparedRevision = revisionAt(sync.revision, sync.revisions, expect.sourceIndex, multi);
 
@@ -246,14 +259,14 @@ export function assessApplication(app: Application, expect: Expectation, memory:
         refresh: false,
       };
     }
-    if (syncedRevision !== undefined && syncedRevision !== desired) {
+    if (syncedRevision !== undefined && !deploysOurs(syncedRevision)) {
       return {
         verdict: 'fail',
         type: ArgoCdFailureType.WrongRevision,
         message: `synced ${syncedRevision}, expected ${desired}: the stage branch moved before Argo CD resolved it`,
       };
     }
-  } else if (!(sync.status === 'Synced' && comparedRevision === desired)) {
+  } else if (!(sync.status === 'Synced' && deploysOurs(comparedRevision))) {
     // No operation of ours (auto-sync not started yet, or none needed): wait for Argo CD to get there.
     const waitingFor = automated
       ? `the automated sync to ${short(desired)}`
@@ -303,12 +316,12 @@ export function assessApplication(app: Application, expect: Expectation, memory:
   }
 
   // 5. At the revision: compares against the desired commit and is Synced.
-  if (comparedRevision !== desired || sync.status !== 'Synced') {
+  if (!deploysOurs(comparedRevision) || sync.status !== 'Synced') {
     // Same revision but OutOfSync: the reconcile may predate the deploy within the same second; ask for another.
     return {
       verdict: 'wait',
       state: `sync ${sync.status ?? 'Unknown'} at ${short(comparedRevision)}, health ${health || 'none'}`,
-      refresh: comparedRevision === desired,
+      refresh: deploysOurs(comparedRevision),
     };
   }
 
@@ -478,18 +491,31 @@ const ROOT_PATHS = new Set([undefined, '', '.', './', '/']);
  * What is wrong with the app's source for a stage that writes `branch` of `repoUrl` (rendered manifests at the
  * root of the branch), or undefined when the app deploys exactly that.
  */
-export function trackedSourceProblem(app: Application, repoUrl: string, branch: string): string | undefined {
+export function trackedSourceProblem(
+  app: Application,
+  repoUrl: string,
+  branch: string,
+  /** Where the stage's manifests are on that branch: '.' (the root of a stage branch) or the stage directory. */
+  path = '.',
+): string | undefined {
   const tracked = trackedSourceIndex(app, repoUrl, branch);
   if (typeof tracked === 'string') return tracked;
   const { sources, multi } = sourcesOf(app);
-  const path = sources[tracked]?.path;
-  if (!ROOT_PATHS.has(path)) {
+  const deployed = sources[tracked]?.path;
+  const field = `${multi ? `spec.sources[${tracked}]` : 'spec.source'}.path`;
+  if (path === '.' || path === '') {
+    if (ROOT_PATHS.has(deployed)) return undefined;
     return (
-      `deploys path "${path}" of branch "${branch}", but Ferry writes the stage's manifests at the root of that ` +
-      `branch: set ${multi ? `spec.sources[${tracked}]` : 'spec.source'}.path to "."`
+      `deploys path "${deployed}" of branch "${branch}", but Ferry writes the stage's manifests at the root of that ` +
+      `branch: set ${field} to "."`
     );
   }
-  return undefined;
+  const normalized = (deployed ?? '').replace(/^(\.\/)+/, '').replace(/^\/+|\/+$/g, '');
+  if (normalized === path) return undefined;
+  return (
+    `deploys path "${deployed ?? ''}" of branch "${branch}", but the stage is the directory "${path}": set ${field} ` +
+    `to "${path}"`
+  );
 }
 
 /**
@@ -502,13 +528,15 @@ export async function checkArgoApp(
   spec: ArgoCdSpec,
   repoUrl: string,
   branch: string,
+  path = '.',
 ): Promise<string> {
   const t = access.connect(spec);
   return access.guarded(t, async () => {
     const app = await t.client.getApplication(t.ref);
-    const problem = trackedSourceProblem(app, repoUrl, branch);
+    const problem = trackedSourceProblem(app, repoUrl, branch, path);
     if (problem) throw t.fail(problem, ArgoCdFailureType.Invalid, true);
-    return `argocd: app "${spec.app}" at ${spec.server} is readable and deploys ${branch}`;
+    const where = path === '.' ? branch : `${path} on ${branch}`;
+    return `argocd: app "${spec.app}" at ${spec.server} is readable and deploys ${where}`;
   });
 }
 
@@ -599,6 +627,33 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
       let lastState = 'not read yet';
       let lastError: string | undefined;
       let sourceIndex: number | undefined;
+      // Later commits of a shared branch, checked once each: which contain ours, which do not.
+      const containing = new Set<string>();
+      const notContaining = new Set<string>();
+      const learnRevisions = async (app: Application, index: number): Promise<void> => {
+        if (!input.sharedBranch || !options.containsCommit) return;
+        const { multi } = sourcesOf(app);
+        const seen = [
+          revisionAt(app.status?.sync?.revision, app.status?.sync?.revisions, index, multi),
+          revisionAt(
+            app.status?.operationState?.syncResult?.revision,
+            app.status?.operationState?.syncResult?.revisions,
+            index,
+            multi,
+          ),
+        ];
+        for (const candidate of seen) {
+          if (!candidate || candidate === input.revision || containing.has(candidate) || notContaining.has(candidate))
+            continue;
+          step(`checking whether ${short(candidate)} contains ${short(input.revision)}`);
+          const contains = await options.containsCommit({
+            repo: input.sharedBranch,
+            commit: input.revision,
+            candidate,
+          });
+          (contains ? containing : notContaining).add(candidate);
+        }
+      };
       for (;;) {
         const remaining = deadline - Date.now();
         // Before every request and every sleep: together they must stay within the heartbeat timeout.
@@ -623,10 +678,12 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
             if (typeof tracked === 'string') throw t.fail(tracked, ArgoCdFailureType.Invalid, true);
             sourceIndex = tracked;
           }
+          await learnRevisions(app, sourceIndex);
           const assessment = assessApplication(
             app,
             {
               revision: input.revision,
+              containing,
               tag: input.tag,
               sourceIndex,
               degradedGraceMs: graceMs(input.argocd.degradedGrace, degradedGraceMs),
@@ -636,8 +693,10 @@ export function createArgoCdActivities(options: ArgoCdActivitiesOptions) {
             Date.now(),
           );
           if (assessment.verdict === 'healthy') {
+            const { multi } = sourcesOf(app);
+            const at = revisionAt(app.status?.sync?.revision, app.status?.sync?.revisions, sourceIndex, multi);
             return {
-              revision: input.revision,
+              revision: at ?? input.revision,
               health: 'Healthy',
               syncStatus: 'Synced',
               waitedMs: Date.now() - startedAt,

@@ -4,11 +4,14 @@ export { createWebhookRouter, DEFAULT_REPLAY_WINDOW_SECONDS, type WebhookRouterO
 export { createWebhookSecrets, staticWebhookSecrets, webhookSecretNames, type WebhookSecrets } from './secrets';
 export {
   gitLabTokenMatches,
+  parseGiteaSignature,
   parseSignature,
   signGenericDelivery,
   signGitHubDelivery,
+  signGiteaDelivery,
   verifyGenericDelivery,
   verifyGitHubDelivery,
+  verifyGiteaDelivery,
 } from './signatures';
 export * from './payloads';
 export { DEFAULT_MAX_BODY_BYTES } from './body';

@@ -34,6 +34,14 @@ export const GitLabDeliveryHeaders = z.object({
     .describe('Recognises a repeated delivery when Idempotency-Key is absent.'),
 });
 
+export const GiteaDeliveryHeaders = z.object({
+  'x-gitea-signature': z
+    .string()
+    .describe('The hex HMAC-SHA256 of the raw body under the secret (Forgejo: also X-Forgejo-Signature).'),
+  'x-gitea-event': z.string().describe('push or pull_request (others are ignored); Forgejo: also X-Forgejo-Event.'),
+  'x-gitea-delivery': z.string().describe('The delivery id; a repeated one within the window is a duplicate.'),
+});
+
 /** The body of `POST /webhooks/generic/{pipeline}`. */
 export const GenericDeliveryBody = z
   .object({
@@ -127,6 +135,34 @@ export const GitLabMergeRequest = z.looseObject({
   project: GitLabProject,
 });
 
+// --- Gitea and Forgejo (https://docs.gitea.com/usage/webhooks), as far as Ferry reads it
+
+export const GiteaRepository = z.looseObject({
+  full_name: z.string({ error: 'must be the repository as owner/name' }),
+  clone_url: z.string().optional(),
+  html_url: z.string().optional(),
+  ssh_url: z.string().optional(),
+});
+
+/** Every Gitea delivery Ferry acts on names its repository; that is how its secret is found. */
+export const GiteaDelivery = z.looseObject({ repository: GiteaRepository });
+
+export const GiteaPush = z.looseObject({
+  ref: z.string({ error: 'must be the pushed ref, e.g. refs/heads/main' }),
+  after: z.string({ error: 'must be the commit the ref now points at' }),
+  repository: GiteaRepository,
+});
+
+export const GiteaPullRequestEvent = z.looseObject({
+  action: z.string(),
+  number: z.number().int(),
+  pull_request: z.looseObject({
+    merged: z.boolean().nullish(),
+    merge_commit_sha: z.string().nullish(),
+  }),
+  repository: GiteaRepository,
+});
+
 // --- Answers
 
 /** Freight registered (201) or already there (200) for one pipeline. */
@@ -140,7 +176,7 @@ export const FreightRegistered = z.object({
 /** A delivery acted on before, within the replay window: acknowledged, nothing done. */
 export const DuplicateDelivery = z.object({ duplicate: z.literal(true) });
 
-/** What a GitHub or GitLab delivery did, per pipeline it concerns. */
+/** What a GitHub, GitLab or Gitea delivery did, per pipeline it concerns. */
 export const HostDeliveryResult = z.object({
   event: z.string(),
   delivery: z.string().optional(),

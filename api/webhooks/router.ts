@@ -1,4 +1,5 @@
-// Inbound webhooks: `POST /webhooks/generic/{pipeline}` (any CI), `/webhooks/github` and `/webhooks/gitlab`.
+// Inbound webhooks: `POST /webhooks/generic/{pipeline}` (any CI), `/webhooks/github`, `/webhooks/gitlab` and
+// `/webhooks/gitea` (Gitea and Forgejo).
 // Mounted before and outside the bearer-token authentication: a delivery proves itself with a signature over its
 // raw body (signatures.ts) under a secret the pipeline names (spec.triggers), resolved by the API (secrets.ts).
 //
@@ -15,7 +16,13 @@ import type { FerryApi } from '../../client/types';
 import { IMAGE_DIGEST, IMAGE_TAG, validateFreight } from '../../pipeline/freight-rules';
 import { specErrorsFromZod } from '../../pipeline/load';
 import { sameRepository } from '../../pipeline/repository-url';
-import type { GitHubTrigger, GitLabTrigger, Pipeline } from '../../pipeline/schema';
+import {
+  GITEA_TRIGGER_EVENTS,
+  type GitHubTrigger,
+  type GitLabTrigger,
+  type GiteaTrigger,
+  type Pipeline,
+} from '../../pipeline/schema';
 import type { PipelineStatus } from '../../workflows/messages';
 import { BodyTooLarge, DEFAULT_MAX_BODY_BYTES, readRawBody, refuseLargeBody } from './body';
 import { createDeliveryMemory } from './deliveries';
@@ -28,16 +35,21 @@ import {
   GitLabDelivery,
   GitLabMergeRequest,
   GitLabPush,
+  GiteaDelivery,
+  GiteaPullRequestEvent,
+  GiteaPush,
   type FreightRegistered,
   type HostDeliveryResult,
 } from './payloads';
 import type { WebhookSecrets } from './secrets';
 import {
   gitLabTokenMatches,
+  parseGiteaSignature,
   parseSignature,
   parseTimestamp,
   verifyGenericDelivery,
   verifyGitHubDelivery,
+  verifyGiteaDelivery,
 } from './signatures';
 
 export const DEFAULT_REPLAY_WINDOW_SECONDS = 300;
@@ -418,7 +430,94 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     return result;
   };
 
-  // --- shared by GitHub and GitLab
+  // --- Gitea (and Forgejo, which sends the same payloads and, besides its own X-Forgejo-* headers, the X-Gitea-* ones)
+
+  router.post('/gitea', async (req, res) => {
+    const body = await readRawBody(req, maxBody);
+    const signature = parseGiteaSignature(req.get('x-gitea-signature') ?? req.get('x-forgejo-signature'));
+    if (!signature) {
+      throw unauthenticated(
+        'missing or malformed X-Gitea-Signature: give the Gitea webhook a secret (Ferry takes no unsigned deliveries)',
+      );
+    }
+    const event = req.get('x-gitea-event')?.trim() || requiredHeader(req, 'X-Forgejo-Event');
+    const delivery = req.get('x-gitea-delivery')?.trim() || requiredHeader(req, 'X-Forgejo-Delivery');
+    const payload = parseJsonBody(body, GiteaDelivery);
+    const repository = payload.repository.full_name;
+
+    const watching = await pipelinesWith((spec) =>
+      spec.triggers?.gitea?.find((t) => t.repository.toLowerCase() === repository.toLowerCase()),
+    );
+    const verified = verifiedBy(watching, (trigger, pipeline) => {
+      const secret = secretFor(trigger.secret, pipeline);
+      return secret !== undefined && verifyGiteaDelivery(secret, body, signature);
+    });
+    if (verified.length === 0) {
+      throw unauthenticated(
+        `X-Gitea-Signature does not verify with the secret of any pipeline that watches ${repository} ` +
+          "(spec.triggers.gitea): check the webhook's secret and the repository in the pipeline",
+      );
+    }
+    const outcome = await deliveries.once(`gitea/${delivery}`, () =>
+      actOnGitea(event, delivery, JSON.parse(body.toString('utf8')) as unknown, verified),
+    );
+    answerHostDelivery(res, outcome, { source: 'gitea', event, delivery, repository });
+  });
+
+  const actOnGitea = async (
+    event: string,
+    delivery: string,
+    payload: unknown,
+    verified: Concerned<GiteaTrigger>[],
+  ): Promise<HostDeliveryResult> => {
+    const result: HostDeliveryResult = { event, delivery, pipelines: [] };
+    const listening = verified.filter(({ status, trigger }) => {
+      const takes = (trigger.events as readonly string[]).includes(event);
+      if (!takes) {
+        result.pipelines.push({
+          pipeline: status.name,
+          ignored: (GITEA_TRIGGER_EVENTS as readonly string[]).includes(event)
+            ? `event "${event}" is not among spec.triggers.gitea events (${trigger.events.join(', ')})`
+            : `event "${event}" is not acted on`,
+        });
+      }
+      return takes;
+    });
+    if (event === 'push') {
+      const push = parseShape(payload, GiteaPush);
+      await pushRegistersFreight(result, listening, {
+        ref: push.ref,
+        after: push.after,
+        deleted: /^0+$/.test(push.after),
+        urls: [push.repository.clone_url, push.repository.html_url, push.repository.ssh_url],
+        where: push.repository.full_name,
+      });
+      return result;
+    }
+    if (event === 'pull_request' && listening.length > 0) {
+      const pr = parseShape(payload, GiteaPullRequestEvent);
+      if (pr.action !== 'closed' || pr.pull_request.merged !== true) {
+        for (const { status } of listening) {
+          result.pipelines.push({
+            pipeline: status.name,
+            ignored: `pull request #${pr.number} was ${pr.action}${pr.action === 'closed' ? ' without merging' : ''}`,
+          });
+        }
+        return result;
+      }
+      const { signalled } = await ferry.pullRequestMerged({
+        provider: 'gitea',
+        repository: pr.repository.full_name,
+        number: pr.number,
+        ...(pr.pull_request.merge_commit_sha ? { mergeCommit: pr.pull_request.merge_commit_sha } : {}),
+      });
+      for (const { status } of listening) result.pipelines.push({ pipeline: status.name });
+      return { ...result, signalled };
+    }
+    return result;
+  };
+
+  // --- shared by GitHub, GitLab and Gitea
 
   /** A push to a branch registers freight for the git artifacts of that repository and branch. */
   const pushRegistersFreight = async (

@@ -6,6 +6,8 @@
 //   the body exactly as sent). Covering the timestamp makes a captured delivery useless after the replay window.
 // - GitHub: `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body under the hook's secret.
 // - GitLab: `X-Gitlab-Token: <secret>`, the secret itself, compared in constant time.
+// - Gitea (and Forgejo): `X-Gitea-Signature: <hex>` (Forgejo also `X-Forgejo-Signature`), the HMAC-SHA256 of the
+//   raw body under the hook's secret, without GitHub's `sha256=` prefix.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { signFerryPayload } from '../../client/ferry-signature';
 
@@ -31,6 +33,21 @@ export function parseSignature(header: string | undefined): Buffer | undefined {
 export function signatureMatches(given: Buffer, expected: string): boolean {
   const want = parseSignature(expected);
   return want !== undefined && given.length === want.length && timingSafeEqual(given, want);
+}
+
+/** The X-Gitea-Signature value Gitea sends: the hex HMAC-SHA256(secret, body), no prefix. */
+export function signGiteaDelivery(secret: string, body: Buffer | string): string {
+  return createHmac('sha256', secret).update(body).digest('hex');
+}
+
+/** The 32 bytes of a well-formed Gitea signature header (64 hex digits), or undefined. */
+export function parseGiteaSignature(header: string | undefined): Buffer | undefined {
+  const match = header === undefined ? null : /^([0-9a-f]{64})$/i.exec(header.trim());
+  return match ? Buffer.from(match[1], 'hex') : undefined;
+}
+
+export function verifyGiteaDelivery(secret: string, body: Buffer, signature: Buffer): boolean {
+  return signatureMatches(signature, SIGNATURE_PREFIX + signGiteaDelivery(secret, body));
 }
 
 export function verifyGenericDelivery(secret: string, timestamp: string, body: Buffer, signature: Buffer): boolean {

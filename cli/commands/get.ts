@@ -29,6 +29,10 @@ export const get: Command = {
       ['commit', orDash(data.commit)],
     ];
     if (data.sourceCommit) fields.push(['source', data.sourceCommit]);
+    if (data.pullRequest) {
+      const pr = data.pullRequest;
+      fields.push(['pull request', `${pr.url} (${pr.state}; ${pr.head} into ${pr.base})`]);
+    }
     if (data.approval) {
       fields.push([
         'approvals',

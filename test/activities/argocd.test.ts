@@ -518,3 +518,36 @@ describe('assessApplication: conditions', () => {
     });
   });
 });
+
+describe('assessApplication: a shared branch (directory stages on the trunk)', () => {
+  const LATER = 'c'.repeat(40);
+  function syncedAt(revision: string): Application {
+    const source = { repoURL: REPO, path: 'envs/dev', targetRevision: 'main' };
+    return {
+      metadata: { name: 'trunk-dev' },
+      spec: { source },
+      status: {
+        sync: { status: 'Synced', revision, comparedTo: { source } },
+        health: { status: 'Healthy' },
+        operationState: {
+          operation: { info: [{ name: PROMOTION_INFO, value: TAG }] },
+          phase: 'Succeeded',
+          finishedAt: '2026-11-28T03:00:00Z',
+          syncResult: { revision },
+        },
+        reconciledAt: '2026-11-28T03:00:01Z',
+      },
+    };
+  }
+  const base = { revision: NEW, tag: TAG, sourceIndex: 0, degradedGraceMs: 30_000, unhealthyGraceMs: 60_000 };
+
+  test('a later commit known to contain ours is healthy; one not known to is the wrong revision', () => {
+    const app = syncedAt(LATER);
+    assert.deepEqual(assessApplication(app, { ...base, containing: new Set([LATER]) }, { sawProgress: false }, 1_000), {
+      verdict: 'healthy',
+    });
+    const alone = assessApplication(app, base, { sawProgress: false }, 1_000);
+    assert.equal(alone.verdict, 'fail');
+    assert.match((alone as { message: string }).message, /^synced c{40}, expected/);
+  });
+});

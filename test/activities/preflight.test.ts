@@ -212,4 +212,45 @@ describe('preflightPromotion', () => {
       message: [/file:\/\/ repositories are not allowed on this worker/, /FERRY_ALLOW_FILE_REPOS=1/],
     });
   });
+
+  test('a directory stage checks that its Argo CD app deploys the directory; a pull-request stage needs its API token', async () => {
+    await addApp();
+    await addApp({ name: 'trunk-prod', path: 'envs/prod', targetRevision: 'main' });
+    const directory = { strategy: 'directory', engine: 'plain', to: 'envs/prod' } as const;
+    const checked = await preflight()(input({ app: 'trunk-prod' }, { render: directory }));
+    assert.match(checked.checked.join('\n'), /deploys envs\/prod on main/);
+    await fails(preflight()(input({ app: 'guestbook-dev' }, { render: directory })), {
+      type: 'ArgoCdInvalid',
+      message: [/not the stage branch "main"|tracks .* at targetRevision "env\/dev"/],
+    });
+    await standIn.control.removeApp('trunk-prod');
+    await addApp({ name: 'trunk-prod', path: 'envs', targetRevision: 'main' });
+    await fails(preflight()(input({ app: 'trunk-prod' }, { render: directory })), {
+      type: 'ArgoCdInvalid',
+      message: [
+        /deploys path "envs" of branch "main", but the stage is the directory "envs\/prod": set spec\.source\.path to "envs\/prod"/,
+      ],
+    });
+
+    const pullRequest = {
+      ...input().render,
+      strategy: 'pull-request',
+      pullRequest: { provider: 'github', target: 'branch', pollInterval: '30s', timeout: '1h', approvalOnHost: false },
+    } as const;
+    await fails(preflight()(input(null, { render: pullRequest })), {
+      type: 'PullRequestInvalidConfig',
+      message: [/pull requests on github need an API token/],
+    });
+    await fails(
+      preflight()(
+        input(null, {
+          render: { ...pullRequest, pullRequest: { ...pullRequest.pullRequest, credentials: 'github-api' } },
+        }),
+      ),
+      {
+        type: 'CredentialNotFound',
+        message: [/render\.pullRequest\.credentials: credential "github-api" is not configured on the worker/],
+      },
+    );
+  });
 });

@@ -15,6 +15,7 @@ import {
   parseSignature,
   signGenericDelivery,
   signGitHubDelivery,
+  signGiteaDelivery,
   staticWebhookSecrets,
   verifyGenericDelivery,
   verifyGitHubDelivery,
@@ -33,6 +34,7 @@ const CI_SECRET = 'ci-webhook-s3cret-value-0001';
 const GITHUB_SECRET = 'github-webhook-s3cret-value-0002';
 const GITLAB_SECRET = 'gitlab-webhook-s3cret-value-0003';
 const OTHER_SECRET = 'another-team-s3cret-value-0004';
+const GITEA_SECRET = 'gitea-webhook-s3cret-value-0005';
 const SOURCES_URL = 'https://github.com/org/gitops.git';
 const COMMIT = 'a'.repeat(40);
 
@@ -81,6 +83,7 @@ before(async () => {
         'ci-webhook': CI_SECRET,
         'github-webhook': GITHUB_SECRET,
         'gitlab-webhook': GITLAB_SECRET,
+        'gitea-webhook': GITEA_SECRET,
         'other-team': OTHER_SECRET,
       }),
       now: () => clock,
@@ -104,6 +107,7 @@ beforeEach(async () => {
         generic: { secret: 'ci-webhook' },
         github: [{ repository: 'org/gitops', secret: 'github-webhook' }],
         gitlab: [{ project: 'group/gitops', secret: 'gitlab-webhook' }],
+        gitea: [{ repository: 'org/gitops', secret: 'gitea-webhook' }],
       },
       [{ name: 'sources', git: { url: SOURCES_URL, branch: 'main' } }],
     ),
@@ -171,6 +175,27 @@ function gitlab(event: string, payload: unknown, options: { token?: string; uuid
     'x-gitlab-event': event,
     'x-gitlab-token': options.token ?? GITLAB_SECRET,
     'x-gitlab-event-uuid': options.uuid ?? `u-${++deliveryCounter}`,
+  });
+}
+
+function gitea(
+  event: string,
+  payload: unknown,
+  options: { secret?: string; delivery?: string; signature?: string | null; forgejo?: boolean } = {},
+): Promise<Answer> {
+  const text = JSON.stringify(payload);
+  const signature =
+    options.signature === null
+      ? undefined
+      : (options.signature ?? signGiteaDelivery(options.secret ?? GITEA_SECRET, text));
+  const delivery = options.delivery ?? `g-${++deliveryCounter}-0000-4000-8000-000000000000`;
+  // Forgejo sends its own X-Forgejo-* headers; Gitea's are what Ferry reads first.
+  const prefix = options.forgejo ? 'x-forgejo' : 'x-gitea';
+  return post('/webhooks/gitea', text, {
+    'content-type': 'application/json',
+    [`${prefix}-event`]: event,
+    [`${prefix}-delivery`]: delivery,
+    ...(signature !== undefined ? { [`${prefix}-signature`]: signature } : {}),
   });
 }
 
@@ -676,6 +701,96 @@ describe('POST /webhooks/gitlab', () => {
     assert.deepEqual(ferry.pullRequestMerges, [
       { provider: 'gitlab', repository: 'group/gitops', number: 7, mergeCommit: 'f'.repeat(40) },
     ]);
+  });
+});
+
+describe('POST /webhooks/gitea', () => {
+  const push = (ref = 'refs/heads/main') => ({
+    ref,
+    before: COMMIT,
+    after: '9'.repeat(40),
+    repository: { full_name: 'org/gitops', clone_url: SOURCES_URL, ssh_url: 'ssh://git@github.com/org/gitops.git' },
+  });
+  const pr = (action: string, merged: boolean) => ({
+    action,
+    number: 3,
+    pull_request: {
+      number: 3,
+      state: action === 'closed' ? 'closed' : 'open',
+      merged,
+      merge_commit_sha: merged ? '8'.repeat(40) : null,
+    },
+    repository: { full_name: 'Org/GitOps' },
+  });
+
+  test('a signed push registers freight for the git artifact; the same delivery again is a duplicate', async () => {
+    await generic('guestbook', { artifacts: FULL });
+    const res = await gitea('push', push(), { delivery: 'gitea-delivery-1' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.pipelines[0].freight.artifacts.sources, '9'.repeat(40));
+    assert.equal((await freightOf('guestbook'))[0].artifacts.sources, '9'.repeat(40));
+    assert.deepEqual((await gitea('push', push(), { delivery: 'gitea-delivery-1' })).body, { duplicate: true });
+    const tag = await gitea('push', push('refs/tags/v1'));
+    assert.match(tag.body.pipelines[0].ignored, /is not a branch/);
+  });
+
+  test('a merged pull request is passed on with provider gitea; one closed without merging is not', async () => {
+    const opened = await gitea('pull_request', pr('opened', false));
+    assert.match(opened.body.pipelines[0].ignored, /#3 was opened/);
+    const closed = await gitea('pull_request', pr('closed', false));
+    assert.match(closed.body.pipelines[0].ignored, /#3 was closed without merging/);
+    assert.deepEqual(ferry.pullRequestMerges, []);
+    const merged = await gitea('pull_request', pr('closed', true));
+    assert.equal(merged.status, 200, JSON.stringify(merged.body));
+    assert.deepEqual(ferry.pullRequestMerges, [
+      { provider: 'gitea', repository: 'Org/GitOps', number: 3, mergeCommit: '8'.repeat(40) },
+    ]);
+  });
+
+  test("Forgejo's own headers are taken too", async () => {
+    const res = await gitea('pull_request', pr('closed', true), { forgejo: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(ferry.pullRequestMerges.length, 1);
+  });
+
+  test('refusals change nothing: forged or missing signature 401, unwatched repository 401, events not listed ignored', async () => {
+    await generic('guestbook', { artifacts: FULL });
+    const before = await freightOf('guestbook');
+    const forged = await gitea('push', push(), { secret: 'guessed' });
+    assert.equal(forged.status, 401);
+    assert.match(
+      forged.body.error.message,
+      /X-Gitea-Signature does not verify .* org\/gitops \(spec\.triggers\.gitea\)/,
+    );
+    const prefixed = await gitea('push', push(), {
+      signature: `sha256=${signGiteaDelivery(GITEA_SECRET, JSON.stringify(push()))}`,
+    });
+    assert.equal(prefixed.status, 401, 'Gitea signs without a sha256= prefix');
+    const unsigned = await gitea('push', push(), { signature: null });
+    assert.deepEqual(
+      [unsigned.status, unsigned.body.error.message],
+      [
+        401,
+        'missing or malformed X-Gitea-Signature: give the Gitea webhook a secret (Ferry takes no unsigned deliveries)',
+      ],
+    );
+    const unwatched = await gitea('push', { ...push(), repository: { full_name: 'org/other' } });
+    assert.equal(unwatched.status, 401);
+    assert.equal((await gitea('pull_request', pr('closed', true), { secret: 'guessed' })).status, 401);
+    assert.deepEqual(ferry.pullRequestMerges, []);
+    assert.deepEqual(await freightOf('guestbook'), before);
+
+    await ferry.applyPipeline(
+      pipeline('pushes-only', { gitea: [{ repository: 'org/app', secret: 'gitea-webhook', events: ['push'] }] }),
+    );
+    const notListed = await gitea('pull_request', { ...pr('closed', true), repository: { full_name: 'org/app' } });
+    assert.match(
+      notListed.body.pipelines[0].ignored,
+      /"pull_request" is not among spec.triggers.gitea events \(push\)/,
+    );
+    const other = await gitea('issues', { action: 'opened', repository: { full_name: 'org/app' } });
+    assert.match(other.body.pipelines[0].ignored, /event "issues" is not acted on/);
+    assert.deepEqual(ferry.pullRequestMerges, []);
   });
 });
 

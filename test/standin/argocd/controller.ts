@@ -24,7 +24,14 @@ import {
   type Spec,
   type SyncStatus,
 } from './model';
-import { repoKey, resolveRevision, RevisionNotResolvable, shortRef, type RepoMap } from './resolve';
+import {
+  repoKey,
+  resolveRevision,
+  RevisionNotResolvable,
+  shortRef,
+  type RepoCredentials,
+  type RepoMap,
+} from './resolve';
 
 export interface Timing {
   /** Spec change or refresh request → reconcile. */
@@ -197,6 +204,7 @@ function key(name: string, namespace = DEFAULT_NAMESPACE): string {
 
 export class ArgoCdSimulation {
   readonly repos: RepoMap = new Map();
+  readonly repoCredentials: RepoCredentials = new Map();
   readonly events: ControllerEvent[] = [];
   timing: Timing;
   private readonly apps = new Map<string, AppState>();
@@ -268,7 +276,7 @@ export class ArgoCdSimulation {
       let revision = seed.deployedRevision;
       if (revision === undefined) {
         try {
-          revision = await resolveRevision(this.repos, source.repoURL, source.targetRevision);
+          revision = await resolveRevision(this.repos, source.repoURL, source.targetRevision, this.repoCredentials);
         } catch (err) {
           if (!(err instanceof RevisionNotResolvable)) throw err;
         }
@@ -302,6 +310,11 @@ export class ArgoCdSimulation {
     return true;
   }
 
+  /** Credentials for reading repoURL, as an Argo CD repository secret gives them. */
+  setRepoCredentials(repoURL: string, credentials: { username: string; password: string }): void {
+    this.repoCredentials.set(repoKey(repoURL), credentials);
+  }
+
   /** Merges refs (`main`, `refs/heads/main`, `v1.0`) → SHA into the repo map for repoURL. */
   setRepo(repoURL: string, refs: Record<string, string>): void {
     const k = repoKey(repoURL);
@@ -316,7 +329,7 @@ export class ArgoCdSimulation {
       if (!state) throw new Error('operationInProgress needs the name of an existing app');
       const spec = state.app.spec;
       const revisions = await Promise.all(
-        sourcesOf(spec).map((s) => resolveRevision(this.repos, s.repoURL, s.targetRevision)),
+        sourcesOf(spec).map((s) => resolveRevision(this.repos, s.repoURL, s.targetRevision, this.repoCredentials)),
       );
       if (state.app.operation) throw new Error(`app ${injection.app} already has an operation`);
       this.startOperation(
@@ -359,6 +372,7 @@ export class ArgoCdSimulation {
     for (const state of this.apps.values()) this.dispose(state);
     this.apps.clear();
     this.repos.clear();
+    this.repoCredentials.clear();
     this.injections = [];
     this.events.length = 0;
     this.timing = { ...DEFAULT_TIMING, ...timing };
@@ -469,7 +483,9 @@ export class ArgoCdSimulation {
     let revisions: string[];
     try {
       revisions = await Promise.all(
-        sources.map((s, i) => resolveRevision(this.repos, s.repoURL, overrides[i] ?? s.targetRevision)),
+        sources.map((s, i) =>
+          resolveRevision(this.repos, s.repoURL, overrides[i] ?? s.targetRevision, this.repoCredentials),
+        ),
       );
     } catch (err) {
       if (err instanceof RevisionNotResolvable) throw new WireError(9, err.message);
@@ -536,7 +552,7 @@ export class ArgoCdSimulation {
     if (validate) {
       for (const source of sources) {
         try {
-          await resolveRevision(this.repos, source.repoURL, source.targetRevision);
+          await resolveRevision(this.repos, source.repoURL, source.targetRevision, this.repoCredentials);
         } catch (err) {
           if (!(err instanceof RevisionNotResolvable)) throw err;
           throw new WireError(
@@ -605,7 +621,9 @@ export class ArgoCdSimulation {
     let revisions: string[] | undefined;
     let unresolved: RevisionNotResolvable | undefined;
     try {
-      revisions = await Promise.all(sources.map((s) => resolveRevision(this.repos, s.repoURL, s.targetRevision)));
+      revisions = await Promise.all(
+        sources.map((s) => resolveRevision(this.repos, s.repoURL, s.targetRevision, this.repoCredentials)),
+      );
     } catch (err) {
       if (!(err instanceof RevisionNotResolvable)) throw err;
       unresolved = err;

@@ -1,8 +1,12 @@
-// Branch/tag → commit SHA, as Argo CD's repo-server does it: an explicit repo map set by tests first, then, for
-// file:// remotes, the real `git ls-remote` (so end-to-end tests against a bare repository see real pushes).
+// Branch/tag → commit SHA, as Argo CD's repo-server does it: an explicit repo map set by tests first, then the real
+// `git ls-remote` of the repository (file://, or http(s):// with the repository credentials registered for it, as
+// Argo CD's repository secrets give them), so end-to-end tests see real pushes.
 import { execFile } from 'node:child_process';
 
 export type RepoMap = Map<string, Map<string, string>>;
+
+/** Repository credentials by repoKey, as Argo CD's repository secrets hold them. */
+export type RepoCredentials = Map<string, { username: string; password: string }>;
 
 const SHA = /^[0-9a-f]{40}$/;
 
@@ -22,9 +26,17 @@ export function shortRef(ref: string): string {
   return ref.replace(/^refs\/(heads|tags)\//, '');
 }
 
-function lsRemote(url: string): Promise<Map<string, string>> {
+function lsRemote(url: string, credentials?: { username: string; password: string }): Promise<Map<string, string>> {
+  const auth = credentials
+    ? {
+        GIT_CONFIG_COUNT: '1',
+        GIT_CONFIG_KEY_0: `http.${url}.extraHeader`,
+        GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
+      }
+    : {};
   return new Promise((resolve, reject) => {
-    execFile('git', ['ls-remote', url], { timeout: 10_000 }, (error, stdout) => {
+    const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', ...auth };
+    execFile('git', ['ls-remote', url], { timeout: 10_000, env }, (error, stdout) => {
       if (error) {
         reject(error);
         return;
@@ -43,7 +55,12 @@ function lsRemote(url: string): Promise<Map<string, string>> {
 }
 
 /** Resolves `revision` of `repoURL` to a SHA, or throws RevisionNotResolvable. */
-export async function resolveRevision(repos: RepoMap, repoURL: string, revision: string | undefined): Promise<string> {
+export async function resolveRevision(
+  repos: RepoMap,
+  repoURL: string,
+  revision: string | undefined,
+  credentials?: RepoCredentials,
+): Promise<string> {
   const wanted = revision === undefined || revision === '' ? 'HEAD' : revision;
   if (SHA.test(wanted)) return wanted;
   const mapped = repos.get(repoKey(repoURL));
@@ -51,10 +68,10 @@ export async function resolveRevision(repos: RepoMap, repoURL: string, revision:
     const sha = mapped.get(shortRef(wanted));
     if (sha) return sha;
   }
-  if (repoURL.startsWith('file://')) {
+  if (/^(file|https?):\/\//.test(repoURL)) {
     let refs: Map<string, string>;
     try {
-      refs = await lsRemote(repoURL);
+      refs = await lsRemote(repoURL, credentials?.get(repoKey(repoURL)));
     } catch {
       throw new RevisionNotResolvable(wanted);
     }

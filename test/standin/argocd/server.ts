@@ -61,6 +61,8 @@ export interface ArgoCdStandInControl {
   removeApp(name: string, namespace?: string): boolean;
   /** Merges branch/tag → SHA entries into the repo map for repoURL (consulted before git ls-remote). */
   setRepo(repoURL: string, refs: Record<string, string>): void;
+  /** Credentials the stand-in's "repo-server" reads repoURL with (an Argo CD repository secret). */
+  setRepoCredentials(repoURL: string, credentials: { username: string; password: string }): void;
   /** Replaces the accepted tokens. */
   setTokens(tokens: Record<string, TokenSpec>): void;
   inject(injection: Injection): Promise<string>;
@@ -573,6 +575,7 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
     },
     removeApp: (name, namespace) => sim.removeApp(name, namespace),
     setRepo: (repoURL, refs) => sim.setRepo(repoURL, refs),
+    setRepoCredentials: (repoURL, credentials) => sim.setRepoCredentials(repoURL, credentials),
     setTokens,
     inject: (injection) => sim.inject(injection),
     clearInjections: () => sim.clearInjections(),
@@ -631,6 +634,13 @@ export async function startArgoCdStandIn(options: ArgoCdStandInOptions = {}): Pr
         return sendJson(res, 400, { error: 'expected {"repoURL": "...", "refs": {"<branch>": "<sha>"}}' });
       }
       control.setRepo(object.repoURL, object.refs as Record<string, string>);
+      return sendJson(res, 200, {});
+    }
+    if (path === '/repocreds' && method === 'POST') {
+      const { repoURL, username, password } = object;
+      if (typeof repoURL !== 'string' || typeof username !== 'string' || typeof password !== 'string')
+        return sendJson(res, 400, { error: 'expected {"repoURL": "...", "username": "...", "password": "..."}' });
+      control.setRepoCredentials(repoURL, { username, password });
       return sendJson(res, 200, {});
     }
     if (path === '/tokens' && method === 'PUT') {

@@ -1,7 +1,10 @@
-// A stand-in for the part of GitHub's REST API that Ferry's github-deployment target uses, on 127.0.0.1:
-// deployments and deployment statuses, with GitHub's wire format (status codes, field names, Location,
-// x-ratelimit-* headers, error bodies with `message` and `documentation_url`). It keeps everything in memory
-// and records every request, so a test can read the status sequence an environment went through.
+// A stand-in for the parts of GitHub that Ferry uses, on 127.0.0.1, with GitHub's wire format (status codes, field
+// names, Location, x-ratelimit-* headers, error bodies with `message` and `documentation_url`): deployments and
+// their statuses (the github-deployment target), pull requests (pulls.ts: the pull-request strategy), webhooks
+// GitHub sends about them, and git over smart HTTP at `/{owner}/{name}.git` for repositories given with a bare
+// repository (`git`), so a test's repository URL is the stand-in's, as github.com serves both. Deployments live in
+// memory; pull requests sit on the real repository. Every API request is recorded, so a test can read the status
+// sequence an environment went through, or when a retry came.
 //
 //   POST /repos/{owner}/{repo}/deployments                   201 deployment | 401 | 404 | 422
 //   GET  /repos/{owner}/{repo}/deployments?environment=&ref=&task=&sha=&per_page=   200 list, newest first
@@ -10,10 +13,15 @@
 //
 // `auto_inactive` (default true) behaves as GitHub documents it: a new `success` status adds `inactive` to earlier
 // non-transient, non-production deployments of the same environment whose latest status is `success`.
-// `rateLimitNext` makes the next requests answer a primary (403, x-ratelimit-remaining: 0) or secondary
-// (429 with retry-after) rate limit.
+// `rateLimitNext` makes the next API requests answer a primary (403, x-ratelimit-remaining: 0) or secondary
+// (429 with retry-after) rate limit. Tokens: `token` is the bot `ferry-bot`; `users` adds people (login → token)
+// who review, merge and close through the same API (`as(login)` calls it with their token).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { basicPassword, gitRequestPath, serveGit } from '../git-host/http-backend';
+import { BareRepository } from '../git-host/repository';
+import { createWebhookSender, type HookDelivery } from '../git-host/webhooks';
+import { createPulls, type StandInHook, type StandInPull } from './pulls';
 
 const DOCS = 'https://docs.github.com/rest/deployments';
 const STATES = ['error', 'failure', 'inactive', 'in_progress', 'queued', 'pending', 'success'] as const;
@@ -65,8 +73,19 @@ export interface RecordedRequest {
 }
 
 export interface GitHubStandIn {
+  /** The API base (`api` of a pipeline's pullRequest) and the web and git origin (`${url}/owner/name.git`). */
   url: string;
   requests: RecordedRequest[];
+  pulls: StandInPull[];
+  hooks: StandInHook[];
+  /** Webhook deliveries made, oldest first, with the receiver's answer. */
+  deliveries: HookDelivery[];
+  /** Waits until every webhook delivery under way has been answered. */
+  deliveriesSettled(): Promise<void>;
+  /** The next `gets` GETs of a merged pull request report `merge_commit_sha: null`, as GitHub does for a moment. */
+  hideMergeCommit(repository: string, number: number, gets: number): void;
+  /** Calls the API as `login` (a key of `users`, or `ferry-bot`), as that person would with their token. */
+  as(login: string): ApiCaller;
   deployments: StandInDeployment[];
   statuses: Map<number, StandInStatus[]>;
   /** The states posted to an environment's deployments, oldest first, as `<deployment id>:<state>`. */
@@ -76,8 +95,42 @@ export interface GitHubStandIn {
   close(): Promise<void>;
 }
 
-export async function startGitHubStandIn(options: { token: string; repositories: string[] }): Promise<GitHubStandIn> {
+export type ApiCaller = (
+  method: string,
+  path: string,
+  body?: unknown,
+) => Promise<{ status: number; headers: Headers; body: any }>;
+
+export interface GitHubStandInOptions {
+  /** The token of the bot user `ferry-bot`. */
+  token: string;
+  /** Repositories (owner/name) that exist, for deployments. */
+  repositories: string[];
+  /** Repositories with a real bare repository (owner/name → its path): pull requests and git over HTTP. */
+  git?: Record<string, string>;
+  /** More users, login → token. */
+  users?: Record<string, string>;
+}
+
+export async function startGitHubStandIn(options: GitHubStandInOptions): Promise<GitHubStandIn> {
   const started = Date.now();
+  const tokens = new Map<string, string>([
+    [options.token, 'ferry-bot'],
+    ...Object.entries(options.users ?? {}).map(([login, token]) => [token, login] as [string, string]),
+  ]);
+  const logins = ['ferry-bot', ...Object.keys(options.users ?? {})];
+  const gitRepos = new Map(
+    Object.entries(options.git ?? {}).map(([name, path], i) => [
+      name,
+      { id: 700_000 + i, git: new BareRepository(path) },
+    ]),
+  );
+  const known = new Set([...options.repositories, ...gitRepos.keys()]);
+  const userOf = (header: string | undefined): string | undefined => {
+    const match = /^(?:Bearer|token)\s+(\S+)$/i.exec(header ?? '');
+    return match ? tokens.get(match[1]) : undefined;
+  };
+  const hookSender = createWebhookSender();
   const requests: RecordedRequest[] = [];
   const deployments: StandInDeployment[] = [];
   const statuses = new Map<number, StandInStatus[]>();
@@ -111,9 +164,54 @@ export async function startGitHubStandIn(options: { token: string; repositories:
 
   const creator = { login: 'ferry-bot', id: 7, type: 'Bot' };
   const now = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const pullsApi = createPulls({
+    base: () => base,
+    repositories: gitRepos,
+    users: () => logins,
+    hooks: hookSender,
+    now,
+    nextId: () => nextId++,
+  });
 
-  const handle = (req: IncomingMessage, res: ServerResponse, raw: string): void => {
+  /** git over smart HTTP: basic auth with a user's token as the password, as github.com takes it. */
+  const handleGit = async (req: IncomingMessage, res: ServerResponse, raw: Buffer, url: URL): Promise<boolean> => {
+    const target = gitRequestPath(url.pathname);
+    if (!target) return false;
+    const repo = gitRepos.get(target.repository);
+    const user = tokens.get(basicPassword(req.headers.authorization) ?? '');
+    if (!user) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="GitHub"', 'content-type': 'text/plain' });
+      res.end('Invalid username or token. Password authentication is not supported for Git operations.\n');
+      return true;
+    }
+    if (!repo) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('Repository not found.\n');
+      return true;
+    }
+    const pushing = target.rest === '/git-receive-pack';
+    const before = pushing ? repo.git.branches() : undefined;
+    await serveGit(req, res, {
+      repoPath: repo.git.path,
+      rest: target.rest,
+      query: url.search.slice(1),
+      body: raw,
+      user,
+    });
+    if (before) {
+      const after = repo.git.branches();
+      for (const branch of new Set([...before.keys(), ...after.keys()])) {
+        if (before.get(branch) !== after.get(branch))
+          pullsApi.branchMoved(target.repository, branch, before.get(branch), after.get(branch), user);
+      }
+    }
+    return true;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, rawBytes: Buffer): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (await handleGit(req, res, rawBytes, url)) return;
+    const raw = rawBytes.toString('utf8');
     const record: RecordedRequest = {
       method: req.method ?? 'GET',
       path: url.pathname + url.search,
@@ -150,14 +248,47 @@ export async function startGitHubStandIn(options: { token: string; repositories:
       );
     }
 
-    if (req.headers.authorization !== `Bearer ${options.token}`) return error(res, record, 401, 'Bad credentials');
+    const user = userOf(req.headers.authorization);
+    if (!user) return error(res, record, 401, 'Bad credentials');
     if (req.headers.accept !== 'application/vnd.github+json') {
       return error(res, record, 415, 'Unsupported media type; send Accept: application/vnd.github+json');
     }
 
+    const repoPath =
+      /^\/repos\/([^/]+\/[^/]+)(\/(?:pulls|issues|hooks)(?:\/.*)?)$/.exec(url.pathname) ??
+      /^\/repositories\/(\d+)(\/(?:pulls|issues|hooks)(?:\/.*)?)$/.exec(url.pathname);
+    if (repoPath) {
+      const repository = /^\d+$/.test(repoPath[1])
+        ? [...gitRepos].find(([, r]) => r.id === Number(repoPath[1]))?.[0]
+        : [...gitRepos.keys()].find((r) => r.toLowerCase() === repoPath[1].toLowerCase());
+      if (!repository) return error(res, record, 404, 'Not Found');
+      let body: any = {};
+      if (req.method !== 'GET' && raw !== '') {
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          return error(res, record, 400, 'Problems parsing JSON');
+        }
+        record.body = body;
+      }
+      const handled = pullsApi.handle({
+        method: req.method ?? 'GET',
+        url,
+        rest: repoPath[2],
+        repository,
+        body: body ?? {},
+        user,
+        reply: (status, answer, headers = {}) => {
+          send(res, record, status, answer, headers);
+          return true;
+        },
+      });
+      if (!handled) error(res, record, 404, 'Not Found');
+      return;
+    }
+
     const match = /^\/repos\/([^/]+)\/([^/]+)\/deployments(?:\/(\d+)\/statuses)?$/.exec(url.pathname);
-    if (!match || !options.repositories.includes(`${match[1]}/${match[2]}`))
-      return error(res, record, 404, 'Not Found');
+    if (!match || !known.has(`${match[1]}/${match[2]}`)) return error(res, record, 404, 'Not Found');
     const repository = `${match[1]}/${match[2]}`;
     const repoUrl = `${base}/repos/${repository}`;
     let body: any = {};
@@ -268,14 +399,48 @@ export async function startGitHubStandIn(options: { token: string; repositories:
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => handle(req, res, Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => {
+      handle(req, res, Buffer.concat(chunks)).catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
+        res.end(JSON.stringify({ message: `stand-in failure: ${err instanceof Error ? err.message : String(err)}` }));
+      });
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+  const as =
+    (login: string): ApiCaller =>
+    async (method, path, body) => {
+      const token = login === 'ferry-bot' ? options.token : options.users?.[login];
+      if (token === undefined) throw new Error(`the GitHub stand-in has no user ${login}`);
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          Accept: 'application/vnd.github+json',
+          'X-GitHub-Api-Version': '2022-11-28',
+          Authorization: `Bearer ${token}`,
+          ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      const text = await res.text();
+      return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+    };
+
   return {
     url: base,
     requests,
+    pulls: pullsApi.pulls,
+    hooks: pullsApi.hooks,
+    deliveries: hookSender.deliveries,
+    deliveriesSettled: () => hookSender.settled(),
+    hideMergeCommit(repository, number, gets) {
+      const pull = pullsApi.pulls.find((p) => p.repository === repository && p.number === number);
+      if (!pull) throw new Error(`no pull request ${repository}#${number}`);
+      pull.hiddenMergeCommitGets = gets;
+    },
+    as,
     deployments,
     statuses,
     statusSequence(environment) {
@@ -288,6 +453,7 @@ export async function startGitHubStandIn(options: { token: string; repositories:
       limited = { kind, left: count, after: retryAfterSeconds };
     },
     async close() {
+      await hookSender.settled();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
