@@ -21,14 +21,13 @@ import {
   createPrivateCa,
   generateKeyPair,
   recordGitCalls,
-  startHttpsGitServer,
   startSshd,
   type GitCalls,
-  type HttpsGitServer,
   type KeyPair,
   type PrivateCa,
   type Sshd,
 } from '../helpers/transport-servers';
+import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http-server';
 
 process.env.GIT_CONFIG_GLOBAL = '/dev/null';
 process.env.GIT_CONFIG_NOSYSTEM = '1';
@@ -337,7 +336,7 @@ describe('git over https:// against git http-backend behind HTTPS with a private
   const password = 'c0rrect-h0rse-battery';
   let ca: PrivateCa;
   let otherCa: PrivateCa;
-  let server: HttpsGitServer;
+  let server: GitHttpServer;
   let projectRoot: string;
 
   before(async () => {
@@ -345,16 +344,17 @@ describe('git over https:// against git http-backend behind HTTPS with a private
     otherCa = createPrivateCa(join(dir, 'other-ca'), 'Someone Else CA');
     projectRoot = join(dir, 'https-remotes');
     createExampleRepo(join(projectRoot, 'gitops.git'));
-    server = await startHttpsGitServer({
-      projectRoot,
-      ca,
-      accepted: [`x-access-token:${token}`, `ferry-bot:${password}`],
+    server = await startGitHttpServer(projectRoot, {
+      tls: { cert: ca.cert, key: ca.key },
+      authorization: [`x-access-token:${token}`, `ferry-bot:${password}`].map(
+        (pair) => `Basic ${Buffer.from(pair).toString('base64')}`,
+      ),
     });
   });
   after(async () => server?.close());
 
   const remote = () => join(projectRoot, 'gitops.git');
-  const url = () => server.repoUrl('gitops.git');
+  const url = () => server.url('gitops.git');
   const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   const repo = (): Repo => ({ url: url(), branch: 'main', credentials: 'gitops' });
   const secretsWith = (fields: Record<string, string>) =>
@@ -363,7 +363,7 @@ describe('git over https:// against git http-backend behind HTTPS with a private
     });
   let seenBefore = 0;
   beforeEach(() => {
-    seenBefore = server.requests().length;
+    seenBefore = server.seen.length;
   });
 
   for (const [label, fields, header] of [
@@ -380,7 +380,7 @@ describe('git over https:// against git http-backend behind HTTPS with a private
       assert.equal(result.created, true);
       assert.equal(git(remote(), 'rev-parse', 'env/dev'), result.commit);
       assert.match(git(remote(), 'log', '-1', '--format=%B', 'env/dev'), new RegExp(`Ferry-Run: ${input.runId}`));
-      const sent = server.requests().slice(seenBefore);
+      const sent = server.seen.slice(seenBefore);
       assert.ok(sent.length >= 2, 'fetch and push reached the server');
       assert.ok(
         sent.every((h) => h === `Basic ${Buffer.from(header()).toString('base64')}`),
@@ -406,7 +406,7 @@ describe('git over https:// against git http-backend behind HTTPS with a private
         networkCalls: 1,
         reached: 1,
       },
-      () => server.requests().length,
+      () => server.seen.length,
     );
   });
 
@@ -425,7 +425,7 @@ describe('git over https:// against git http-backend behind HTTPS with a private
         networkCalls: 1,
         reached: 1,
       },
-      () => server.requests().length,
+      () => server.seen.length,
     );
   });
 
@@ -452,7 +452,7 @@ describe('git over https:// against git http-backend behind HTTPS with a private
           // No request gets through a handshake the client broke off.
           reached: 0,
         },
-        () => server.requests().length,
+        () => server.seen.length,
       );
     });
   }

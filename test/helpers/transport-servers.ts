@@ -1,10 +1,8 @@
-// Real git servers on loopback for the transport tests: Debian's sshd on a free port (key authentication only),
-// and `git http-backend` behind Node's HTTPS server with a certificate from a private CA and HTTP basic auth.
-// Each counts what reached it (ssh connections, HTTP requests), so a test can tell one attempt from a retry loop.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+// Real servers on loopback for the transport tests: Debian's sshd on a free port (key authentication only, counting
+// the connections that reached it, so a test can tell one attempt from a retry loop); a private CA and a certificate
+// for 127.0.0.1 for git-http-server.ts's TLS; and a recording `git` that counts what Ferry ran.
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort, spawnProcess, type Spawned } from './processes';
@@ -133,80 +131,6 @@ export function createPrivateCa(dir: string, name = 'Ferry Test CA'): PrivateCa 
     caFile: join(dir, 'ca.pem'),
     cert: readFileSync(join(dir, 'server.pem'), 'utf8'),
     key: readFileSync(join(dir, 'server.key'), 'utf8'),
-  };
-}
-
-export interface HttpsGitServer {
-  /** `https://127.0.0.1:<port>/<name>` for a bare repository `<projectRoot>/<name>`. */
-  repoUrl(name: string): string;
-  /** The `Authorization` header of every request so far (undefined where none was sent). */
-  requests(): (string | undefined)[];
-  close(): Promise<void>;
-}
-
-/**
- * `git http-backend` (smart HTTP, push enabled) behind Node's HTTPS server with `ca`'s certificate; a request
- * without one of `accepted` (`user:password` pairs) as HTTP basic auth gets 401.
- */
-export async function startHttpsGitServer(options: {
-  projectRoot: string;
-  ca: PrivateCa;
-  accepted: string[];
-}): Promise<HttpsGitServer> {
-  const allowed = new Set(options.accepted.map((pair) => `Basic ${Buffer.from(pair).toString('base64')}`));
-  const seen: (string | undefined)[] = [];
-  const server: Server = createServer({ cert: options.ca.cert, key: options.ca.key }, (req, res) => {
-    seen.push(req.headers.authorization);
-    if (!req.headers.authorization || !allowed.has(req.headers.authorization)) {
-      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="gitops"' }).end();
-      return;
-    }
-    const url = new URL(req.url ?? '/', 'https://localhost');
-    const header = (name: string) => String(req.headers[name] ?? '');
-    const user = Buffer.from(req.headers.authorization.slice('Basic '.length), 'base64').toString().split(':')[0];
-    const backend = spawn('git', ['http-backend'], {
-      env: {
-        ...process.env,
-        GIT_PROJECT_ROOT: options.projectRoot,
-        GIT_HTTP_EXPORT_ALL: '1',
-        PATH_INFO: url.pathname,
-        QUERY_STRING: url.search.slice(1),
-        REQUEST_METHOD: req.method ?? 'GET',
-        CONTENT_TYPE: header('content-type'),
-        ...(req.headers['content-length'] ? { CONTENT_LENGTH: header('content-length') } : {}),
-        HTTP_CONTENT_ENCODING: header('content-encoding'),
-        GIT_PROTOCOL: header('git-protocol'),
-        // Set only for an authenticated user: http-backend then allows receive-pack (push).
-        REMOTE_USER: user ?? 'ferry',
-        REMOTE_ADDR: '127.0.0.1',
-      },
-    });
-    req.pipe(backend.stdin);
-    const out: Buffer[] = [];
-    backend.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    backend.on('close', () => {
-      const response = Buffer.concat(out);
-      const end = response.indexOf('\r\n\r\n');
-      const headers: Record<string, string> = {};
-      let status = 200;
-      for (const line of response.subarray(0, end).toString('latin1').split('\r\n')) {
-        const [name = '', ...value] = line.split(':');
-        if (name.toLowerCase() === 'status') status = Number.parseInt(value.join(':').trim(), 10);
-        else if (name) headers[name] = value.join(':').trim();
-      }
-      res.writeHead(status, headers).end(response.subarray(end + 4));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    repoUrl: (name) => `https://127.0.0.1:${port}/${name}`,
-    requests: () => [...seen],
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
   };
 }
 
