@@ -3,8 +3,8 @@
 // commit-tree), so nothing depends on a checked-out work tree and promotions to different branches of the same
 // repository never step on each other. Only fetch and push touch refs; they run one at a time per repository.
 //
-// Credentials reach git only through the environment of the fetch/push process (an `http.<url>.extraHeader`
-// set with GIT_CONFIG_COUNT/KEY/VALUE): never in the remote URL, the workspace's config, process arguments or
+// Credentials reach git only through the environment of the fetch/push process (git-transport.ts: configuration
+// set with GIT_CONFIG_COUNT/KEY/VALUE, and GIT_SSH_COMMAND): never in the remote URL, the workspace's config, process arguments or
 // error messages. git runs through child_process rather than simple-git because the plumbing here is fed on stdin
 // and simple-git's safety plugin refuses the env-based configuration this relies on.
 //
@@ -19,7 +19,8 @@ import { basename, join, relative, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Repo } from '../pipeline/schema';
 import { activityContext } from './context';
-import type { Credential, SecretResolver } from './secrets';
+import { DEFAULT_SSH_COMMAND, remoteDisplayUrl, transportFor, transportFailure } from './git-transport';
+import type { SecretResolver } from './secrets';
 
 export interface GitWorkspacesOptions {
   /** Directory holding one bare repository per remote; created if missing. */
@@ -209,7 +210,7 @@ export class GitWorkspace {
 
   /** The remote URL as it may appear in messages. */
   get displayUrl(): string {
-    return this.secrets.redact(this.url.replace(/^([a-z]+:\/\/)[^/@]*@/, '$1'));
+    return remoteDisplayUrl(this.url, this.secrets);
   }
 
   /**
@@ -569,25 +570,15 @@ export class GitWorkspace {
     }
   }
 
+  /** The credential's transport (git-transport.ts): https headers and CA, or the ssh key and known hosts. */
   private credentialEnv(): NodeJS.ProcessEnv {
-    const name = this.credentials;
-    if (!name) return {};
-    const credential = this.secrets.resolve(name);
-    if (/^ssh:\/\//.test(this.url)) {
-      throw ApplicationFailure.nonRetryable(
-        `${this.displayUrl}: credential "${name}" holds a token or password, which git cannot use over ssh://; use an https:// URL, or configure SSH keys on the worker and remove spec.repo.credentials`,
-        'InvalidArgument',
-      );
-    }
-    const header = authorizationHeader(credential);
-    if (!header) {
-      throw ApplicationFailure.nonRetryable(
-        `credential "${name}" for ${this.displayUrl} has neither a token nor a password`,
-        'CredentialNotFound',
-      );
-    }
-    // Scoped to this remote's URL, so the header is never sent to another host.
-    return gitConfigEnv([[`http.${this.url}.extraHeader`, header]]);
+    const transport = transportFor({
+      url: this.url,
+      displayUrl: this.displayUrl,
+      credentials: this.credentials,
+      secrets: this.secrets,
+    });
+    return { ...gitConfigEnv(transport.config), ...transport.env };
   }
 
   /** A ref lock left by a git process that was killed; removed only when old, so a live git keeps its lock. */
@@ -618,16 +609,14 @@ export class GitWorkspace {
         'SourceBranchNotFound',
       );
     }
-    if (
-      /Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP Basic: Access denied|Invalid username or password|Permission denied \(publickey|Host key verification failed|returned error: 40[13]/i.test(
-        text,
-      )
-    ) {
-      const hint = this.credentials
-        ? `check credential "${this.credentials}"`
-        : 'the repository needs credentials: name one in spec.repo.credentials';
-      return ApplicationFailure.nonRetryable(`${where}: authentication failed (${hint}): ${detail}`, 'GitAuthFailed');
-    }
+    const refused = transportFailure({
+      where,
+      url: this.url,
+      credentials: this.credentials,
+      secrets: this.secrets,
+      stderr: text,
+    });
+    if (refused) return refused;
     if (/Repository not found|does not appear to be a git repository|returned error: 404/i.test(text)) {
       return ApplicationFailure.nonRetryable(`${where}: repository not found: ${detail}`, 'GitRepositoryNotFound');
     }
@@ -674,14 +663,6 @@ export class TemporaryIndex {
   }
 }
 
-export function authorizationHeader(credential: Credential): string | undefined {
-  const secret = credential.password ?? credential.token;
-  if (!secret) return undefined;
-  // The same user:secret pair secrets.ts redacts in base64 form.
-  const user = credential.username ?? 'x-access-token';
-  return `Authorization: Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;
-}
-
 function gitConfigEnv(entries: readonly (readonly [string, string])[]): NodeJS.ProcessEnv {
   const all = [...BASE_CONFIG, ...entries];
   const env: NodeJS.ProcessEnv = { GIT_CONFIG_COUNT: String(all.length) };
@@ -710,7 +691,7 @@ function baseEnv(): NodeJS.ProcessEnv {
     LC_ALL: 'C',
     GIT_TERMINAL_PROMPT: '0',
     GIT_LITERAL_PATHSPECS: '1',
-    GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes',
+    GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? DEFAULT_SSH_COMMAND,
   };
 }
 

@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { deployedBranch, deployedPath, stageLayout } from '../pipeline/layout';
 import { checkArgoApp, createArgoCdAccess } from './argocd/activities';
 import { createGitWorkspaces } from './git';
+import { remoteDisplayUrl, transportFor } from './git-transport';
 import type { SecretResolver } from './secrets';
 import type { PreflightInput, PreflightResult } from './types';
 
@@ -52,10 +53,16 @@ export function createPreflightActivities(options: PreflightOptions) {
     const stage = `stage ${input.stage}`;
     const checked: string[] = [];
 
-    // Credentials first: no network needed to find out that one is missing.
+    // Credentials first: no network needed to find out that one is missing, or cannot be used for the URL's scheme
+    // (an ssh:// repository without an ssh_key or known_hosts).
     if (repo.credentials !== undefined) {
       try {
-        secrets.resolve(repo.credentials);
+        transportFor({
+          url: repo.url,
+          displayUrl: remoteDisplayUrl(repo.url, secrets),
+          credentials: repo.credentials,
+          secrets,
+        });
       } catch (err) {
         within(`${stage}: spec.repo.credentials`, err);
       }

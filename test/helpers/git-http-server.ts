@@ -1,12 +1,13 @@
 // A git smart-HTTP server on loopback: `git http-backend` behind node's HTTP server, serving the bare repositories
 // under `projectRoot` as a git host would (their hooks run, unlike a file:// push, which runs receive-pack with the
-// pusher's environment). Optionally behind a Basic-auth check.
+// pusher's environment). Optionally behind a Basic-auth check, and over TLS with a given certificate.
 import { spawn } from 'node:child_process';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface GitHttpServer {
-  /** `http://127.0.0.1:PORT/<name>` for a repository `<projectRoot>/<name>`. */
+  /** `http://127.0.0.1:PORT/<name>` (https with `tls`) for a repository `<projectRoot>/<name>`. */
   url(name: string): string;
   /** The Authorization header of every request, in order. */
   seen: (string | undefined)[];
@@ -16,16 +17,20 @@ export interface GitHttpServer {
 export async function startGitHttpServer(
   projectRoot: string,
   options: {
-    authorization?: string;
+    /** The Authorization header a request must carry (any one of them, for a list); others get 401. */
+    authorization?: string | readonly string[];
+    /** Serve HTTPS with this certificate (PEM) and key. */
+    tls?: { cert: string; key: string };
     /** Called before each request is served; the request waits for it (to hold a fetch or a push). */
     beforeRequest?: (req: IncomingMessage) => Promise<void>;
   } = {},
 ): Promise<GitHttpServer> {
   const seen: (string | undefined)[] = [];
-  const server = createServer(async (req, res) => {
+  const accepted = options.authorization === undefined ? undefined : [options.authorization].flat();
+  const serve: RequestListener = async (req, res) => {
     seen.push(req.headers.authorization);
     await options.beforeRequest?.(req);
-    if (options.authorization !== undefined && req.headers.authorization !== options.authorization) {
+    if (accepted !== undefined && !accepted.includes(req.headers.authorization ?? '')) {
       res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="gitops"' }).end();
       return;
     }
@@ -62,12 +67,17 @@ export async function startGitHttpServer(
       }
       res.writeHead(status, headers).end(response.subarray(end + 4));
     });
-  });
+  };
+  const server = options.tls ? createTlsServer(options.tls, serve) : createServer(serve);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: (name) => `http://127.0.0.1:${port}/${name}`,
+    url: (name) => `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}/${name}`,
     seen,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
