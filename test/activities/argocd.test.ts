@@ -61,7 +61,11 @@ function syncInput(overrides: Partial<SyncArgoAppInput> = {}): SyncArgoAppInput 
   return { argocd: argocd(), revision: NEW, branch: 'env/dev', repoUrl: REPO, tag: TAG, ...overrides };
 }
 
-function waitInput(timeoutMs = 5000, overrides: Partial<WaitArgoAppHealthyInput> = {}): WaitArgoAppHealthyInput {
+/**
+ * The stage's timeout is the bound of a wait, not what a test measures: generous, so a loaded machine (a reconcile
+ * seconds late) fails no test whose subject is something else. The tests of the timeout itself give their own.
+ */
+function waitInput(timeoutMs = 60_000, overrides: Partial<WaitArgoAppHealthyInput> = {}): WaitArgoAppHealthyInput {
   return { ...syncInput(), timeoutMs, ...overrides };
 }
 
