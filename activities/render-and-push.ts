@@ -270,8 +270,9 @@ async function renderFiles(
     });
   } catch (err) {
     if (err instanceof ApplicationFailure) {
+      // Engines name files by their repository paths.
       throw ApplicationFailure.create({
-        message: `stage ${input.stage}: ${from ? `${from}/` : ''}${err.message} (rendering ${where})`,
+        message: `stage ${input.stage}: ${err.message} (rendering ${where})`,
         type: err.type ?? 'InvalidManifest',
         nonRetryable: err.nonRetryable ?? true,
         details: err.details ? [...err.details] : [],
