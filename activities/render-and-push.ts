@@ -18,6 +18,7 @@ import { createGitWorkspaces } from './git';
 import type { Author, GitWorkspace, TreeEntry } from './git';
 import { createRenderEngines } from './render/engine';
 import type { RenderEngine, RenderedFile, RenderTools, SourceReader } from './render/engine';
+import { renderToolMissing } from './render/tool-process';
 import { formatImageReference, parseVersion } from './render/plain';
 import type { SecretResolver } from './secrets';
 import type { RenderAndPushInput, RenderAndPushResult } from './types';
@@ -115,12 +116,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
     const { repo, render } = input;
     const from = normalizeDir(render.from ?? '');
     const engine = engines[render.engine];
-    if (!engine) {
-      throw ApplicationFailure.nonRetryable(
-        `stage ${input.stage}: render engine "${render.engine}" is not available in this worker`,
-        'InvalidArgument',
-      );
-    }
+    if (!engine) throw renderToolMissing(render.engine, `stage ${input.stage}: render engine "${render.engine}"`);
     if (render.to === repo.branch) {
       throw ApplicationFailure.nonRetryable(
         `stage ${input.stage}: render.to is ${repo.branch}, the branch the sources come from; render into a branch of its own`,
