@@ -5,6 +5,8 @@ import { createGateActivities } from './gates/http-gate';
 import { createNotifyActivities, type EventEnricher } from './notify';
 import { createPreflightActivities } from './preflight';
 import { createGitActivities } from './render-and-push';
+import type { RenderTools } from './render/engine';
+import { createRenderToolActivities } from './render/tools-activity';
 import type { SecretResolver } from './secrets';
 
 export interface ActivitiesConfig {
@@ -23,13 +25,21 @@ export interface ActivitiesConfig {
   notifyTimeoutMs?: number;
   /** Adds to an event right before delivery what must not be in workflow history (see activities/notify). */
   enrichEvent?: EventEnricher;
+  /** The kustomize and helm binaries of this worker (default none: only the plain engine). */
+  renderTools?: RenderTools;
 }
 
 export function createActivities(config: ActivitiesConfig) {
   const allowFileRepos = config.allowFileRepos ?? false;
   return {
     ...createPreflightActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
-    ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
+    ...createGitActivities({
+      workspaceRoot: config.workspaceRoot,
+      secrets: config.secrets,
+      allowFileRepos,
+      renderTools: config.renderTools ?? {},
+    }),
+    ...createRenderToolActivities(config.renderTools ?? {}),
     ...createNotifyActivities({
       secrets: config.secrets,
       ...(config.temporalUiUrl !== undefined ? { temporalUiUrl: config.temporalUiUrl } : {}),
