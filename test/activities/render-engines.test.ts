@@ -513,7 +513,14 @@ const HELM_SOURCES: Record<string, string> = {
     '          image: {{ .Values.sidecar.image | quote }}',
     '',
   ].join('\n'),
-  'lib/common/Chart.yaml': chartYaml('common', '0.2.0'),
+  // The library depends on another one in the repository: packaged into it first.
+  'lib/common/Chart.yaml': chartYaml(
+    'common',
+    '0.2.0',
+    'dependencies:\n  - name: labels\n    version: 0.1.0\n    repository: file://../labels\n',
+  ),
+  'lib/labels/Chart.yaml': chartYaml('labels', '0.1.0'),
+  'lib/labels/templates/_labels.tpl': '{{- define "labels.team" -}}team: guestbook{{- end -}}\n',
   'lib/common/values.yaml': 'greeting: hello\nrelease: unknown\n',
   'lib/common/templates/configmap.yaml': [
     'apiVersion: v1',
@@ -523,6 +530,7 @@ const HELM_SOURCES: Record<string, string> = {
     '  greeting: {{ .Values.greeting | quote }}',
     '  release: {{ .Values.release | quote }}',
     '  chart: {{ .Chart.Name }}-{{ .Chart.Version }}',
+    '  {{ include "labels.team" . }}',
     '',
   ].join('\n'),
 };
@@ -572,7 +580,9 @@ function helmByHand(fx: Fixture, commit: string, versions: { guestbook: string; 
   // render.set with a file: the tag in values.yaml, edited in place.
   const values = join(clone, CHART, 'values.yaml');
   writeFileSync(values, readFileSync(values, 'utf8').replace('tag: "0.0.0"', `tag: "${versions.guestbook}"`));
-  // The file:// dependency, packaged into the chart's charts/ as `helm dependency build` would.
+  // The file:// dependencies, packaged into the chart that names them as `helm dependency build` would: the
+  // library's own dependency first.
+  byHand(fx, clone, HELM, ['package', './lib/labels', '--destination', './lib/common/charts']);
   byHand(fx, clone, HELM, ['package', './lib/common', '--destination', `./${CHART}/charts`]);
   return byHand(fx, clone, HELM, [
     'template',
@@ -616,7 +626,10 @@ describe('helm engine', () => {
     assert.match(text, /has-monitoring: "true"/);
     assert.match(text, /kind: CustomResourceDefinition/);
     assert.match(text, /# Source: guestbook\/charts\/redis\/templates\/service\.yaml/);
-    assert.match(text, /greeting: "hello from dev"\n {2}release: "1\.4\.2"\n {2}chart: common-0\.2\.0/);
+    assert.match(
+      text,
+      /greeting: "hello from dev"\n {2}release: "1\.4\.2"\n {2}chart: common-0\.2\.0\n {2}team: guestbook/,
+    );
     assert.deepEqual(leftoverRenderDirs(), []);
   });
 
@@ -684,6 +697,7 @@ describe('helm engine', () => {
     const fx = createHelmFixture(t);
     const head = fx.pushSources({ [`${CHART}/templates/broken.yaml`]: 'value: {{ .Values.nope.deeper }}\n' });
     const clone = fx.checkout(head);
+    byHand(fx, clone, HELM, ['package', './lib/labels', '--destination', './lib/common/charts']);
     byHand(fx, clone, HELM, ['package', './lib/common', '--destination', `./${CHART}/charts`]);
     const said = failingByHand(fx, clone, HELM, ['template', 'guestbook-dev', `./${CHART}`]);
     const error = said.split('\n').find((line) => line.startsWith('Error:'))!;
