@@ -17,6 +17,7 @@ import {
 } from '../../activities/render/kustomize';
 import { resolveInRepository } from '../../activities/render/paths';
 import { SourceTree } from '../../activities/render/source-tree';
+import { toolMessage } from '../../activities/render/tool-process';
 import type { Artifact } from '../../pipeline/schema';
 
 describe('kustomize references', () => {
@@ -303,5 +304,30 @@ describe('helm charts: dependencies and what is vendored', () => {
         ['common', ['charts/common']],
       ]),
     );
+  });
+});
+
+describe('tool messages', () => {
+  it("keeps the tool's error, drops the usage text kustomize prints after it, and bounds the length", () => {
+    const stderr = [
+      'Error: invalid Kustomization: json: cannot unmarshal number into Go struct field Kustomization.images.0.newTag of type string',
+      'Usage:',
+      '  kustomize edit set image [flags]',
+      '',
+      'Examples:',
+      '  set image postgres=eu.gcr.io/my-project/postgres:latest',
+    ].join('\n');
+    assert.equal(
+      toolMessage(stderr),
+      'Error: invalid Kustomization: json: cannot unmarshal number into Go struct field Kustomization.images.0.newTag of type string',
+    );
+    assert.equal(
+      toolMessage('walk.go:75: found symbolic link\nError: template: x.yaml:1:2: boom\n'),
+      'walk.go:75: found symbolic link; Error: template: x.yaml:1:2: boom',
+    );
+    assert.equal(toolMessage(''), 'no output on stderr');
+    const long = toolMessage(`Error: ${'x'.repeat(5000)}`);
+    assert.equal(long.length, 2001);
+    assert.ok(long.startsWith('Error: xxx') && long.includes('…'));
   });
 });
