@@ -18,7 +18,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { activityContext, outsideActivity } from './context';
 import type { Author, GitWorkspace } from './git';
 import { commitMessage, findPromotionCommit, normalizeDir } from './promotion-commit';
-import type { RenderEngine, SourceReader } from './render/engine';
+import { renderForStage, type RenderEngine, type SourceReader } from './render/engine';
 import type { RenderAndPushInput, RenderAndPushResult } from './types';
 
 export interface DirectoryWriterOptions {
@@ -300,9 +300,9 @@ export async function planEdit(
     // Only the stage directory is edited; the plain engine reads nothing else.
     list: async () => 'missing',
   };
-  let output;
-  try {
-    output = await engine.render({
+  const output = await renderForStage(
+    engine,
+    {
       pipeline: input.pipeline,
       from: dir,
       files: files.map((f) => ({ path: f.path, content: f.content })),
@@ -310,17 +310,9 @@ export async function planEdit(
       render: input.render,
       artifacts: input.artifacts,
       versions: input.freight.artifacts,
-    });
-  } catch (err) {
-    if (err instanceof ApplicationFailure) {
-      throw ApplicationFailure.create({
-        message: `stage ${input.stage}: ${dir}/${err.message} (editing ${where})`,
-        type: err.type ?? 'InvalidManifest',
-        nonRetryable: err.nonRetryable ?? true,
-      });
-    }
-    throw err;
-  }
+    },
+    { stage: input.stage, doing: 'editing', where },
+  );
   const before = new Map(files.map((f) => [f.path, f] as const));
   return output.flatMap((f) => {
     const was = before.get(f.path);

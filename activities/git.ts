@@ -20,6 +20,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Repo } from '../pipeline/schema';
 import { activityContext } from './context';
 import { DEFAULT_SSH_COMMAND, remoteDisplayUrl, transportFor, transportFailure } from './git-transport';
+import { processReaper } from './process-reaper';
 import type { SecretResolver } from './secrets';
 
 export interface GitWorkspacesOptions {
@@ -749,42 +750,6 @@ function summarize(stderr: string): string {
   return (important.length > 0 ? important : lines).slice(-4).join('; ').slice(0, 600) || 'no output';
 }
 
-// git runs in a process group of its own (so that a timeout stops its helpers too), which also means nothing stops
-// it when the worker is SIGKILLed. A reaper, one awk process per worker in a group of its own, reads "+<group>" and
-// "-<group>" lines on its stdin for every git started and finished; when the worker dies, for any reason, the pipe
-// closes and the reaper kills the groups still listed.
-const REAPER_PROGRAM =
-  '/^\\+[0-9]+$/ { live[substr($0, 2)] = 1 } /^-[0-9]+$/ { delete live[substr($0, 2)] } ' +
-  'END { for (g in live) system("kill -s KILL -- -" g " 2>/dev/null") }';
-
-interface Reaper {
-  watch(group: number): void;
-  forget(group: number): void;
-}
-
-let reaper: Reaper | undefined;
-
-function gitReaper(): Reaper {
-  if (reaper) return reaper;
-  let alive = true;
-  const child = spawn('awk', [REAPER_PROGRAM], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
-  const gone = () => {
-    alive = false;
-    reaper = undefined; // the next git starts a new one
-  };
-  child.on('error', gone);
-  child.on('exit', gone);
-  child.stdin.on('error', gone);
-  // Neither the reaper nor its pipe keeps the worker's event loop alive.
-  child.unref();
-  (child.stdin as unknown as { unref?: () => void }).unref?.();
-  const send = (line: string) => {
-    if (alive) child.stdin.write(line);
-  };
-  reaper = { watch: (group) => send(`+${group}\n`), forget: (group) => send(`-${group}\n`) };
-  return reaper;
-}
-
 /**
  * Spawns git; rejects with GitCommandError (stdout/stderr attached) on a non-zero exit. git runs in a process group
  * of its own, so a timeout or a cancellation stops its helpers too (git-remote-https, ssh) and not only git itself;
@@ -804,7 +769,7 @@ function runGit(
     }
     const child = spawn('git', args, { env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const group = child.pid;
-    const watcher = group !== undefined ? gitReaper() : undefined;
+    const watcher = group !== undefined ? processReaper() : undefined;
     if (group !== undefined) watcher?.watch(group);
     let timedOut = false;
     const stop = () => {

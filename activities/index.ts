@@ -9,6 +9,8 @@ import { createPreflightActivities } from './preflight';
 import { createPullRequestActivities } from './pull-request';
 import { createPullRequestWait } from './pull-request/wait';
 import { createGitActivities } from './render-and-push';
+import type { RenderTools } from './render/engine';
+import { createRenderToolActivities } from './render/tools-activity';
 import type { SecretResolver } from './secrets';
 
 export interface ActivitiesConfig {
@@ -29,6 +31,8 @@ export interface ActivitiesConfig {
   enrichEvent?: EventEnricher;
   /** How long one HTTP request to a git host's API may take, in milliseconds (default 10 s). */
   pullRequestTimeoutMs?: number;
+  /** The kustomize and helm binaries of this worker (default none: only the plain engine). */
+  renderTools?: RenderTools;
 }
 
 export function createActivities(config: ActivitiesConfig) {
@@ -50,7 +54,13 @@ export function createActivities(config: ActivitiesConfig) {
   });
   return {
     ...createPreflightActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
-    ...createGitActivities({ workspaceRoot: config.workspaceRoot, secrets: config.secrets, allowFileRepos }),
+    ...createGitActivities({
+      workspaceRoot: config.workspaceRoot,
+      secrets: config.secrets,
+      allowFileRepos,
+      renderTools: config.renderTools ?? {},
+    }),
+    ...createRenderToolActivities(config.renderTools ?? {}),
     ...createNotifyActivities({
       secrets: config.secrets,
       ...(config.temporalUiUrl !== undefined ? { temporalUiUrl: config.temporalUiUrl } : {}),

@@ -15,11 +15,12 @@ import { sameRepository } from '../pipeline/repository-url';
 import { activityContext, heartbeatIfActivity } from './context';
 import { createGitWorkspaces } from './git';
 import type { Author, GitWorkspace, TreeEntry } from './git';
-import { createRenderEngines } from './render/engine';
-import type { RenderEngine, RenderedFile, RenderTools, SourceReader } from './render/engine';
+import { createRenderEngines, renderForStage } from './render/engine';
+import type { RenderEngine, RenderTools, SourceReader } from './render/engine';
 import { createDirectoryWriter, editDirectory, writeCommitChain } from './directory-strategy';
 import { promotionBranch, stageLayout } from '../pipeline/layout';
 import { commitMessage, findPromotionCommit, normalizeDir, TRAILERS } from './promotion-commit';
+import { renderToolMissing } from './render/tool-process';
 import type { SecretResolver } from './secrets';
 import type { RenderAndPushInput, RenderAndPushResult } from './types';
 
@@ -108,12 +109,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
     const { repo, render } = input;
     const from = normalizeDir(render.from ?? '');
     const engine = engines[render.engine];
-    if (!engine) {
-      throw ApplicationFailure.nonRetryable(
-        `stage ${input.stage}: render engine "${render.engine}" is not available in this worker`,
-        'RenderToolMissing',
-      );
-    }
+    if (!engine) throw renderToolMissing(render.engine, `stage ${input.stage}: render engine "${render.engine}"`);
     if (stageLayout(render) === 'directory' && render.strategy === 'directory') {
       const workspace = await workspaces.open(repo);
       const writing = directories.write(workspace, input);
@@ -328,9 +324,9 @@ async function renderFiles(
       return entries.map((e, i) => ({ path: e.path, content: read[i]! }));
     },
   };
-  let output: RenderedFile[];
-  try {
-    output = await engine.render({
+  const output = await renderForStage(
+    engine,
+    {
       pipeline: input.pipeline,
       from,
       files: sources.map(({ entry, content }) => ({ path: entry.path, content })),
@@ -338,18 +334,9 @@ async function renderFiles(
       render: input.render,
       artifacts: input.artifacts,
       versions: input.freight.artifacts,
-    });
-  } catch (err) {
-    if (err instanceof ApplicationFailure) {
-      throw ApplicationFailure.create({
-        message: `stage ${input.stage}: ${from ? `${from}/` : ''}${err.message} (rendering ${where})`,
-        type: err.type ?? 'InvalidManifest',
-        nonRetryable: err.nonRetryable ?? true,
-        details: err.details ? [...err.details] : [],
-      });
-    }
-    throw err;
-  }
+    },
+    { stage: input.stage, doing: 'rendering', where },
+  );
   for (const file of output) checkOutputPath(file.path, input.stage);
 
   const state: RenderedState = {

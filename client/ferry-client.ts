@@ -49,6 +49,7 @@ import { decisionTaken, findGate, gateOutcome } from '../workflows/promotion-cor
 import { FerryPhase, FerryPipeline, FerryPullRequest } from '../workflows/search-attributes';
 import { FerryError, type FerryErrorCode, type FieldError } from './errors';
 import type { GateRef } from './gate-callbacks';
+import { checkRenderTools } from './render-tools';
 import type { FerryApi, PipelineSummary, PromoteOptions } from './types';
 import { createUpdateAdmission } from './update-admission';
 
@@ -236,6 +237,11 @@ export class FerryClient implements FerryApi {
   async applyPipeline(spec: Pipeline): Promise<PipelineStatus> {
     const name = spec.metadata.name;
     await this.refuseBranchesOwnedElsewhere(spec);
+    const missingTools = await checkRenderTools(this.temporal, this.taskQueue, spec);
+    if (missingTools.length > 0)
+      throw new FerryError('InvalidArgument', `pipeline "${name}" needs render engines the workers do not have`, {
+        errors: missingTools,
+      });
     const startWorkflowOperation = new WithStartWorkflowOperation('pipelineWorkflow', {
       workflowId: pipelineWorkflowId(name),
       taskQueue: this.taskQueue,

@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { EventEnricher } from '../activities/notify';
+import type { RenderTools } from '../activities/render/engine';
 import { createSecretResolver, type SecretResolver } from '../activities/secrets';
 import { TASK_QUEUE } from '../workflows/messages';
+import { findRenderTools } from './render-tools';
 
 export interface FerryWorkerOptions {
   connection: NativeConnection;
@@ -22,6 +24,11 @@ export interface FerryWorkerOptions {
   notifyTimeoutMs?: number;
   /** Adds to each event, at delivery, what must not be in workflow history (a gate's callback URL). */
   enrichEvent?: EventEnricher;
+  /**
+   * The kustomize and helm binaries (default: FERRY_KUSTOMIZE_PATH / FERRY_HELM_PATH, else `kustomize` / `helm` on
+   * PATH; see worker/render-tools.ts). `{}` leaves the worker with the plain engine only.
+   */
+  renderTools?: RenderTools;
   /** Extra worker options (tests tune caching and shutdown). */
   tuning?: Partial<
     Pick<WorkerOptions, 'maxCachedWorkflows' | 'shutdownGraceTime' | 'maxConcurrentActivityTaskExecutions'>
@@ -44,6 +51,7 @@ export async function createFerryWorker(options: FerryWorkerOptions): Promise<Wo
       ...(options.temporalUiUrl !== undefined ? { temporalUiUrl: options.temporalUiUrl } : {}),
       ...(options.notifyTimeoutMs !== undefined ? { notifyTimeoutMs: options.notifyTimeoutMs } : {}),
       ...(options.enrichEvent ? { enrichEvent: options.enrichEvent } : {}),
+      renderTools: options.renderTools ?? findRenderTools(process.env),
     }),
     // Promotions and pipelines are few and long-lived; a bounded cache keeps memory flat (a large cache of pipeline
     // workflows has exhausted worker memory).

@@ -3,9 +3,11 @@
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { resolveFerryHome } from '../client/auth';
 import { ALLOW_FILE_REPOS_ENV } from '../activities/git';
+import { renderToolVersionsOf } from '../activities/render/tools-activity';
 import { createFerryWorker, defaultWorkspaceRoot } from './create-worker';
 import { gateCallbackEnricher } from './gate-callback-events';
 import { writeLogEntry } from './log';
+import { describeRenderTools, findRenderTools } from './render-tools';
 
 async function main(): Promise<void> {
   // FERRY_LOG_LEVEL is shared with the API (debug, info, warn, error; any case).
@@ -15,6 +17,7 @@ async function main(): Promise<void> {
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   const enrichEvent = gateCallbackEnricher(process.env);
+  const renderTools = findRenderTools(process.env);
   const connection = await NativeConnection.connect({ address });
   try {
     const worker = await createFerryWorker({
@@ -27,7 +30,9 @@ async function main(): Promise<void> {
       ...(process.env.FERRY_NOTIFY_TIMEOUT_MS ? { notifyTimeoutMs: Number(process.env.FERRY_NOTIFY_TIMEOUT_MS) } : {}),
       // Callback gates' URLs reach subscribers in their dev.ferry.gate.waiting events (needs FERRY_CALLBACK_KEY).
       ...(enrichEvent ? { enrichEvent } : {}),
+      renderTools,
     });
+    process.stdout.write(`${describeRenderTools(renderTools, await renderToolVersionsOf(renderTools))}\n`);
     process.stdout.write(`ferry worker polling task queue "ferry" on ${address} (namespace ${namespace})\n`);
     await worker.run();
   } finally {

@@ -2,3 +2,4 @@
 export { pipelineWorkflow } from './pipeline';
 export { promotionWorkflow } from './promotion';
 export { deliveryWorkflow } from './delivery';
+export { renderToolsWorkflow } from './render-tools';

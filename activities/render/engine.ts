@@ -3,7 +3,10 @@
 // a reader for other directories of the same commit (kustomize bases, helm `file://` dependencies), and owns where
 // the output goes. `plain` is pure; `kustomize` and `helm` run their binary on a private temporary copy of the
 // sources, so each is tested against what that binary produces alone.
+import { ApplicationFailure } from '@temporalio/common';
 import type { Artifact, RenderSpec } from '../../pipeline/schema';
+import { createHelmEngine } from './helm';
+import { createKustomizeEngine } from './kustomize';
 import { plainEngine } from './plain';
 
 /** A file under a source directory; `path` is relative to that directory, with forward slashes. */
@@ -49,8 +52,9 @@ export interface RenderEngine {
   readonly name: RenderEngineName;
   /**
    * Renders the files. Throws an `ApplicationFailure` (non-retryable, type `InvalidManifest`, `InvalidVersion` or
-   * `RenderFailed`) naming the file and line, or the tool's own message, when the input cannot be rendered:
-   * retrying will not help. A missing binary is type `RenderToolMissing`.
+   * `RenderFailed`) naming the file (by its repository path) and line, or the tool's own message, when the input
+   * cannot be rendered: retrying will not help. A missing binary is type `RenderToolMissing`; a binary that runs
+   * out of time is stopped and fails retryable, type `RenderTimedOut`.
    */
   render(input: RenderInput): Promise<RenderedFile[]>;
 }
@@ -59,9 +63,41 @@ export interface RenderEngine {
 export interface RenderTools {
   kustomize?: string;
   helm?: string;
+  /** How long one run of a binary may take before it is stopped, as a retryable failure (default 60 s). */
+  timeoutMs?: number;
 }
 
-/** The engines this worker can run. */
-export function createRenderEngines(_tools: RenderTools = {}): Partial<Record<RenderEngineName, RenderEngine>> {
-  return { plain: plainEngine };
+/** The engines this worker can run: plain always, kustomize and helm when their binary is given. */
+export function createRenderEngines(tools: RenderTools = {}): Partial<Record<RenderEngineName, RenderEngine>> {
+  const options = tools.timeoutMs !== undefined ? { timeoutMs: tools.timeoutMs } : {};
+  return {
+    plain: plainEngine,
+    ...(tools.kustomize ? { kustomize: createKustomizeEngine(tools.kustomize, options) } : {}),
+    ...(tools.helm ? { helm: createHelmEngine(tools.helm, options) } : {}),
+  };
+}
+
+/**
+ * Runs `engine` for a stage, and says which stage and which commit a failure concerns: the engine's own message
+ * (which names files by their repository paths) keeps its type and retryability, with `stage X:` in front and
+ * `(<doing> <where>)` behind.
+ */
+export async function renderForStage(
+  engine: RenderEngine,
+  input: RenderInput,
+  context: { stage: string; doing: 'rendering' | 'editing'; where: string },
+): Promise<RenderedFile[]> {
+  try {
+    return await engine.render(input);
+  } catch (err) {
+    if (err instanceof ApplicationFailure) {
+      throw ApplicationFailure.create({
+        message: `stage ${context.stage}: ${err.message} (${context.doing} ${context.where})`,
+        type: err.type ?? 'InvalidManifest',
+        nonRetryable: err.nonRetryable ?? true,
+        details: err.details ? [...err.details] : [],
+      });
+    }
+    throw err;
+  }
 }

@@ -116,6 +116,7 @@ function promotion(
       strategy: 'directory',
       engine: 'plain',
       to: `envs/${app}`,
+      set: [{ file: 'values.yaml', key: 'image.tag', artifact: app, value: 'tag' }],
     },
     artifacts: [{ name: app, image: image(app) }],
     freight: { id: `f-${version}`, artifacts: { [app]: version } },
@@ -144,7 +145,12 @@ describe('renderAndPush: the directory strategy', () => {
     assert.deepEqual(trunk.remoteGit('diff', '--name-only', before, result.commit).split('\n'), [
       'envs/web/deployment.yaml',
       'envs/web/kustomization.yaml',
+      'envs/web/values.yaml',
     ]);
+    assert.equal(
+      trunk.remoteGit('show', 'main:envs/web/values.yaml'),
+      values('web').replace('tag: "0.0.0"', 'tag: "1.4.2"').trimEnd(),
+    );
     assert.equal(
       trunk.remoteGit('show', 'main:envs/web/kustomization.yaml'),
       kustomization('web').replace("newTag: '0.0.0'", "newTag: '1.4.2'").trimEnd(),

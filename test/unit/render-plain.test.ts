@@ -392,11 +392,11 @@ describe('plain render engine: errors', () => {
     const source = 'kind: Deployment\nspec:\n  template: {\n  containers: ]\n';
     await assertInvalidManifest(
       renderOne('overlays/dev/bad.yaml', source, { guestbook: '1.0' }),
-      /^overlays\/dev\/bad\.yaml:4:\d+: invalid YAML: /,
+      /^apps\/guestbook\/overlays\/dev\/bad\.yaml:4:\d+: invalid YAML: /,
     );
     await assertInvalidManifest(
       renderOne('dup.yaml', 'a: 1\nb: 2\na: 3\n', { guestbook: '1.0' }),
-      /^dup\.yaml:3:1: invalid YAML: Map keys must be unique/,
+      /^apps\/guestbook\/dup\.yaml:3:1: invalid YAML: Map keys must be unique/,
     );
     await assertInvalidManifest(
       plainEngine.render(
@@ -406,7 +406,7 @@ describe('plain render engine: errors', () => {
           versions: { guestbook: '1' },
         }),
       ),
-      /^latin1\.yaml: invalid YAML: the file is not UTF-8/,
+      /^apps\/guestbook\/latin1\.yaml: invalid YAML: the file is not UTF-8/,
     );
   });
 
