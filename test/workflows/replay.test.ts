@@ -15,6 +15,14 @@ const histories = readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
   .sort();
 
+/** The stage strategy of a recorded promotion: its start event's input (payloads are base64 JSON). */
+function strategyOf(history: unknown): string | undefined {
+  const events = (history as { events?: Array<Record<string, any>> }).events ?? [];
+  const data = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data as string | undefined;
+  const input = data ? JSON.parse(Buffer.from(data, 'base64').toString('utf8')) : undefined;
+  return input?.stage?.render?.strategy;
+}
+
 describe('recorded workflow histories replay against the current workflow code', () => {
   // One bundle of today's workflow code for every history (bundling is most of a replay's time).
   let workflowBundle: WorkflowBundleWithSourceMap;
@@ -39,6 +47,13 @@ describe('recorded workflow histories replay against the current workflow code',
         // From v4 on, a promotion checks before it writes.
         if (file >= 'v4') assert.ok(text.includes('preflightPromotion'), `${file} ran preflightPromotion`);
       }
+      // From v8 on: a promotion through a pull request that was merged, and one into a directory on a trunk.
+      if (file.endsWith('-pull-request-promotion.json')) {
+        for (const step of ['openPullRequest', 'waitForPullRequest'])
+          assert.ok(text.includes(step), `${file} ran ${step}`);
+        assert.equal(strategyOf(json), 'pull-request', file);
+      }
+      if (file.endsWith('-directory-promotion.json')) assert.equal(strategyOf(json), 'directory', file);
       await Worker.runReplayHistory({ workflowBundle, replayName: file }, history);
     });
   }
