@@ -14,6 +14,7 @@ import { localServerConfigYaml, resolveServerConfigFile } from '../api/server-co
 import { apiEnvironment } from './environment';
 import { createExampleRepo, examplePipelineYaml } from './example';
 import { ensureTemporalCli, PROJECT_ROOT, startDevServer, stopProcess, type DevServer } from './temporal';
+import { installedRenderTools } from './tools';
 
 const LOCAL_USER = 'alice';
 
@@ -120,9 +121,11 @@ async function main(): Promise<void> {
     // The API checks callback gates' URLs with it; the worker's event delivery makes them.
     [CALLBACK_KEY_ENV]: process.env[CALLBACK_KEY_ENV] || ensureCallbackKey(home),
   };
-  // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told.
+  // The example pipeline's repository is a file:// path on this machine, which a worker refuses unless told. The
+  // kustomize and helm engines are there when `npm run tools` has installed them (the worker says which it has).
   const worker = spawnEntry('worker', 'worker/main.ts', {
     FERRY_TEMPORAL_UI_URL: `http://127.0.0.1:${uiPort}`,
+    ...installedRenderTools(),
     ...process.env,
     ...common,
     FERRY_ALLOW_FILE_REPOS: '1',
