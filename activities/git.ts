@@ -567,6 +567,7 @@ export class GitWorkspace {
       const colon = name.indexOf(':');
       if (colon > 0) byCommit.set(name.slice(0, colon), [...(byCommit.get(name.slice(0, colon)) ?? []), name]);
     }
+    if (byCommit.size > 0) await this.ensureTrees([...byCommit.keys()]).catch(() => undefined);
     for (const [commit, paths] of byCommit) {
       const wanted = new Set(paths.map((p) => p.slice(commit.length + 1)));
       const out = await this.git(['ls-tree', '-z', '--full-tree', commit, '--', ...wanted]).catch(() =>
@@ -591,8 +592,34 @@ export class GitWorkspace {
     const commits = await this.logCommits(commit, limit);
     const last = commits[commits.length - 1];
     if (commits.length >= limit || !last || !(await this.shallowCommits()).has(last.sha)) return commits;
-    await withRepoLock(this.dir, () => this.fetchObjects([commit], [`--deepen=${limit - commits.length}`]));
+    // Commits only (`tree:0`): trailers are all idempotency reads; ensureTrees fetches the trees of one it uses.
+    await withRepoLock(this.dir, () =>
+      this.fetchObjects([commit], [`--deepen=${limit - commits.length}`, '--filter=tree:0']),
+    );
     return this.logCommits(commit, limit);
+  }
+
+  /**
+   * Makes sure the workspace has the trees of these commits (ids or revisions such as `<commit>^`), which a deepened
+   * history lacks (recentCommits fetches commits only); one fetch for all that are missing.
+   */
+  async ensureTrees(commits: readonly string[]): Promise<void> {
+    if (commits.length === 0) return;
+    // log reads the commits only (rev-parse `<commit>^{tree}` would fail on a tree the workspace lacks).
+    const out = await this.git(['log', '--no-walk=unsorted', '--format=%T', ...commits, '--']);
+    const trees = out
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.length > 0);
+    const present = await this.git(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
+      input: `${trees.join('\n')}\n`,
+    });
+    const missing = present
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.endsWith(' missing'))
+      .map((l) => l.split(' ')[0]!);
+    await this.fetchObjects(missing);
   }
 
   private async logCommits(commit: string, limit: number): Promise<CommitSummary[]> {

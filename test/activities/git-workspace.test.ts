@@ -197,6 +197,7 @@ describe('git workspace: shallow and partial fetches', () => {
     const again = await activities(r).renderAndPush(promotion(r));
     assert.equal(again.commit, first.commit);
     assert.equal(again.created, false);
+    assert.equal(again.files, first.files, "read from that commit's record, whose trees the deepening left out");
     assert.equal(r.remoteGit('rev-list', '--count', '--grep=^ferry: promote', 'env/dev'), '1');
   });
 
@@ -246,6 +247,13 @@ describe('git workspace: shallow and partial fetches', () => {
     assert.equal(r.remoteGit('show', 'main:envs/README.md'), 'envs');
     assert.equal(catCheck(workspaceDir(r), r.remoteGit('rev-parse', 'main:envs/README.md')), false);
     r.remoteGit('fsck', '--no-dangling');
+
+    // Retried after a restart, with others' commits on top: the same commit, found in deepened history.
+    r.commit('main', { 'other/late-1.txt': '1\n' });
+    r.commit('main', { 'other/late-2.txt': '2\n' });
+    rmSync(r.workspaceRoot, { recursive: true, force: true });
+    const again = await activities(r).renderAndPush(input);
+    assert.deepEqual(again, { ...result, created: false });
   });
 });
 
