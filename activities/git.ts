@@ -22,7 +22,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open as openFile, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open as openFile, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Repo } from '../pipeline/schema';
@@ -272,10 +272,19 @@ async function initWorkspace(root: string, dir: string, url: string): Promise<vo
   const building = `${dir}${INIT_MARK}${PROCESS_TAG}.${randomUUID()}`;
   try {
     await runGit(['init', '--bare', '--quiet', '--template=', building], { env: baseEnv() });
-    const config = (key: string, value: string) =>
-      runGit(['--git-dir', building, 'config', key, value], { env: baseEnv() });
-    await config('remote.origin.url', url);
-    await config('remote.origin.fetch', '+refs/heads/*:refs/remotes/origin/*');
+    // Written directly rather than with two `git config` runs (40 ms of a cold promotion); the URL is quoted.
+    const quoted = /[\\"#;\n\t]|^\s|\s$/.test(url)
+      ? `"${url
+          .replace(/[\\"]/g, (c) => `\\${c}`)
+          .replace(/\n/g, '\\n')
+          .replace(/\t/g, '\\t')}"`
+      : url;
+    await appendFile(
+      join(building, 'config'),
+      `[remote "origin"]\n\turl = ${quoted}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n`,
+    );
+    const written = await runGit(['--git-dir', building, 'config', '--get', 'remote.origin.url'], { env: baseEnv() });
+    if (written.stdout.toString('utf8').replace(/\n$/, '') !== url) throw new Error(`could not store the URL ${url}`);
     await writeFile(
       join(building, 'ferry-workspace.json'),
       `${JSON.stringify({ url, createdAt: new Date().toISOString() }, null, 2)}\n`,
@@ -355,6 +364,17 @@ export class GitWorkspace {
    * promotion on a large repository transfers one commit's trees and the stage's files, not the whole history.
    */
   private async runFetch(branches: readonly string[], source: string): Promise<void> {
+    const before = await this.heads(...branches);
+    if (before.every((sha) => sha === undefined)) {
+      // None of them in the workspace (a cold one): fetch straight away; ls-remote only if one is missing.
+      try {
+        await this.fetchBranches(branches, ['--depth=1']);
+        this.deepenInBackground(branches);
+        return;
+      } catch (err) {
+        if (!(err instanceof ApplicationFailure && err.type === 'SourceBranchNotFound')) throw err;
+      }
+    }
     for (let attempt = 1; ; attempt++) {
       const [remote, local] = await Promise.all([this.lsRemote(branches, source), this.heads(...branches)]);
       const deleted = branches.filter((b, i) => remote[i] === undefined && local[i] !== undefined);
@@ -375,6 +395,7 @@ export class GitWorkspace {
         const known = toFetch.filter((m) => m.known !== undefined).map((m) => m.branch);
         if (fresh.length > 0) await this.fetchBranches(fresh, ['--depth=1']);
         if (known.length > 0) await this.fetchBranches(known, []);
+        if (fresh.length > 0) this.deepenInBackground(fresh);
       } catch (err) {
         // The branch was deleted between the ls-remote and the fetch: look again.
         if (attempt < 3 && err instanceof ApplicationFailure && err.type === 'SourceBranchNotFound') continue;
@@ -383,6 +404,26 @@ export class GitWorkspace {
       if (updates.length > 0) await this.git(['update-ref', '--stdin'], { input: `${updates.join('\n')}\n` });
       return;
     }
+  }
+
+  /**
+   * Fetches, in the background, the commits (no trees) that idempotency will look through on branches that just
+   * came shallow, while the promotion reads and renders; recentCommits waits for it. Its failure is ignored here:
+   * recentCommits then deepens on its own and reports what goes wrong.
+   */
+  private deepenInBackground(branches: readonly string[]): void {
+    const depth = historyDepths.get(this.dir) ?? DEFAULT_HISTORY_DEPTH;
+    const running = withRepoLock(this.dir, async () => {
+      const tips = (await this.heads(...branches)).filter((sha): sha is string => sha !== undefined);
+      const shallow = await this.shallowCommits();
+      if (tips.some((tip) => shallow.has(tip))) {
+        await this.fetchObjects(tips, [`--deepen=${depth - 1}`, '--filter=tree:0']);
+      }
+    }).catch(() => undefined);
+    deepening.set(this.dir, running);
+    void running.finally(() => {
+      if (deepening.get(this.dir) === running) deepening.delete(this.dir);
+    });
   }
 
   private async fetchBranches(branches: readonly string[], options: readonly string[]): Promise<void> {
@@ -589,6 +630,8 @@ export class GitWorkspace {
    * has fewer, the history is deepened (commits and trees) to `limit` first: idempotency looks this far back.
    */
   async recentCommits(commit: string, limit: number): Promise<CommitSummary[]> {
+    historyDepths.set(this.dir, Math.max(limit, historyDepths.get(this.dir) ?? 0));
+    await deepening.get(this.dir);
     const commits = await this.logCommits(commit, limit);
     const last = commits[commits.length - 1];
     if (commits.length >= limit || !last || !(await this.shallowCommits()).has(last.sha)) return commits;
@@ -1148,6 +1191,13 @@ interface PushItem {
 interface PushBatch {
   items: PushItem[];
 }
+
+/** Per workspace, how far back idempotency has looked (the depth a background deepen fetches). */
+const historyDepths = new Map<string, number>();
+const DEFAULT_HISTORY_DEPTH = 50;
+
+/** Per workspace, the background deepen in flight (GitWorkspace.deepenInBackground). */
+const deepening = new Map<string, Promise<void>>();
 
 /** Per workspace (and credential), the push that has not started yet and still takes more branches. */
 const pendingPushes = new Map<string, PushBatch>();

@@ -152,11 +152,13 @@ describe('git workspace: exact refspecs', () => {
 
 describe('git workspace: shallow and partial fetches', () => {
   it('a cold promotion fetches one commit without the blobs outside render.from, and writes a complete branch', async (t) => {
-    const r = createRemote(t, 30, 300);
+    const r = createRemote(t, 80, 300);
     const result = await activities(r).renderAndPush(promotion(r));
     const ws = workspaceDir(r);
     assert.ok(existsSync(join(ws, 'shallow')), 'the workspace is shallow');
-    assert.equal(git(ws, 'rev-list', '--count', 'refs/remotes/origin/main'), '1', 'one commit of main, not 30');
+    // The tip with its trees; below it commits only, as far as idempotency looks (50), for the trailers.
+    assert.equal(git(ws, 'rev-list', '--count', 'refs/remotes/origin/main'), '50', '50 commits of main, not 80');
+    assert.equal(catCheck(ws, r.remoteGit('rev-parse', 'main~1^{tree}')), false, 'no trees below the tip');
     const outside = r.remoteGit('rev-parse', 'main:other/d3/f3.yaml');
     const inside = r.remoteGit('rev-parse', `main:${FROM}/service.yaml`);
     assert.equal(catCheck(ws, outside), false, 'a blob outside render.from was not fetched');
