@@ -229,6 +229,8 @@ export function createDirectoryWriter(options: DirectoryWriterOptions) {
     dir: string,
     created: boolean,
   ): Promise<RenderAndPushResult> {
+    // A commit found in deepened history comes without its trees (GitWorkspace.recentCommits).
+    await workspace.ensureTrees([commit, `${commit}^`]);
     const [parent] = (await workspace.git(['rev-parse', `${commit}^`])).toString('utf8').trim().split('\n');
     const changed = (await workspace.git(['diff-tree', '--no-commit-id', '--name-only', '-r', commit, '--', dir]))
       .toString('utf8')
