@@ -1,224 +1,245 @@
-// How long Ferry's git step takes per promotion, against the floor: the same work (render a stage's manifests with
-// a new image tag into its branch, commit, push) done with plain git porcelain in the same run, on the same repo.
+// The git step of a promotion, end to end, against the floor: the same commit made and pushed by a plain git script
+// in the same run, interleaved (Ferry, floor, Ferry, floor, …).
 //
-//   npm run bench -- git [--promotions 20] [--files 200] [--history 50]
+//   npm run bench -- git [--quick] [--runs N] [--cold-runs N] [--trunk-runs N] [--render-runs N]
+//                        [--concurrency N] [--floor-concurrency N] [--commits N] [--files N] [--timeout S]
 //
-// Rows: Ferry's renderAndPush (cached bare workspace + plumbing); "clone per promotion" (git clone, edit, commit,
-// push: what a stateless job does); "kept clone" (one clone, then fetch + checkout + edit + commit + push per
-// promotion: the best a work-tree approach can do). The rows run interleaved, one promotion of each in turn. The
-// remote is a bare repository on local disk, so the numbers are git's own cost without network latency; over a
-// network the clone row grows with the repository's size.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { createGitActivities } from '../activities/render-and-push';
-import { createSecretResolver } from '../activities/secrets';
-import { formatMs, formatRatio, formatSample, intOption, loadLine, median, quantile, table } from './stats';
+// Every Ferry measurement starts with `POST …/stages/<stage>/promotions` to the HTTP API (in this process, on a real
+// Temporal dev server and a Ferry worker) and ends when the commit is on the remote, read from the remote's ref
+// files. The stages have no `argocd:`: a promotion ends with its push, so Argo CD is out of the loop. Rows
+// (docs/performance.md explains each and holds the numbers):
+//   warm        a promotion into a small repository the worker has cloned before (branch strategy);
+//               floor: bench/plain-promotion.sh (`git clone --depth 1`, edit, commit, push)
+//   large cold  a promotion into a directory of a repository of --commits commits and --files files (directory
+//               strategy) by a worker started with an empty workspace root; floor: bench/plain-sparse-promotion.sh
+//               (`git clone --depth 1 --filter=blob:none --sparse`, sparse-checkout of the stage directory, edit,
+//               commit, push)
+//   large warm  the same by the worker that made the previous promotion; the same floor
+//   trunk       N promotions into N directories of one trunk branch requested at once → N commits on the trunk;
+//               floor: N scripts (clone, edit, commit, push, rebase and push again), --floor-concurrency at a time
+//   renders     Ferry's kustomize and helm engines against the binaries run alone (bench/render.ts)
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createExampleRepo, EXAMPLE_IMAGE } from '../dev/example';
+import { findRenderTools } from '../worker/render-tools';
+import { BIG_REPO_STAGE_DIRS, copyBigRepo } from './big-repo';
+import { renderComparisons } from './render';
+import {
+  comparisonReport,
+  exec,
+  pipelineDocument,
+  printFailures,
+  promotionRuns,
+  reportHeader,
+  trunkScenario,
+  withStack,
+  type Comparison,
+  type RunContext,
+} from './stack';
+import { intOption, loadLine } from './stats';
 
-process.env.GIT_CONFIG_GLOBAL = '/dev/null';
-process.env.GIT_CONFIG_NOSYSTEM = '1';
+const FLOOR_SCRIPT = join(__dirname, 'plain-promotion.sh');
+const SPARSE_FLOOR_SCRIPT = join(__dirname, 'plain-sparse-promotion.sh');
+const SOURCE_DIR = 'apps/guestbook/overlays/dev';
+const BIG_STAGE_DIR = BIG_REPO_STAGE_DIRS[0];
 
-const IMAGE = 'registry.example.com/team/guestbook';
-const FROM = 'apps/guestbook/dev';
-
-const env = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 'Bench',
-  GIT_AUTHOR_EMAIL: 'bench@example.com',
-  GIT_COMMITTER_NAME: 'Bench',
-  GIT_COMMITTER_EMAIL: 'bench@example.com',
-};
-const git = (cwd: string, ...args: string[]) =>
-  execFileSync('git', args, { cwd, env, stdio: 'pipe', encoding: 'utf8' }).trim();
-
-function manifest(i: number, tag: string): string {
-  if (i % 4 === 0) {
-    return [
-      `# service ${i}`,
-      'apiVersion: v1',
-      'kind: Service',
-      `metadata: {name: svc-${i}}`,
-      'spec:',
-      `  ports: [{port: 80, targetPort: ${8000 + i}}]`,
-      '',
-    ].join('\n');
-  }
-  return [
-    `# workload ${i}`,
-    'apiVersion: apps/v1',
-    'kind: Deployment',
-    'metadata:',
-    `  name: app-${i}`,
-    '  labels: {team: guestbook}',
-    'spec:',
-    '  replicas: 2',
-    '  template:',
-    '    spec:',
-    '      containers:',
-    '        - name: web',
-    `          image: ${IMAGE}:${tag}   # managed by ferry`,
-    '          resources: {requests: {cpu: 100m, memory: 128Mi}}',
-    '        - name: proxy',
-    '          image: docker.io/library/envoy:v1.30',
-    '',
-  ].join('\n');
+interface Options {
+  runs: number;
+  coldRuns: number;
+  trunkRuns: number;
+  renderRuns: number;
+  concurrency: number;
+  floorConcurrency: number;
+  commits: number;
+  files: number;
+  timeoutMs: number;
 }
 
-function setUp(dir: string, files: number, history: number): string {
-  const remote = join(dir, 'gitops.git');
-  git(dir, 'init', '--bare', '--quiet', '--initial-branch=main', remote);
-  const dev = join(dir, 'dev');
-  git(dir, 'init', '--quiet', '--initial-branch=main', dev);
-  for (let i = 0; i < files; i++) {
-    const path = join(dev, FROM, `m${String(i).padStart(3, '0')}.yaml`);
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, manifest(i, '0.0.0'));
-  }
-  // Some history, and other apps, so cloning costs what it costs in a real GitOps repository.
-  for (let c = 0; c < history; c++) {
-    const path = join(dev, 'apps', `other-${c % 10}`, `config-${c}.yaml`);
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `kind: ConfigMap\nmetadata: {name: c${c}}\ndata: {rev: "${c}"}\n`);
-    git(dev, 'add', '.');
-    git(dev, 'commit', '--quiet', '-m', `change ${c}`);
-  }
-  git(dev, 'push', '--quiet', remote, 'main');
-  return remote;
+function options(argv: readonly string[]): Options {
+  const quick = argv.includes('--quick');
+  return {
+    runs: intOption(argv, 'runs', quick ? 3 : 7),
+    coldRuns: intOption(argv, 'cold-runs', quick ? 2 : 5),
+    trunkRuns: intOption(argv, 'trunk-runs', quick ? 1 : 2),
+    renderRuns: intOption(argv, 'render-runs', quick ? 5 : 15),
+    concurrency: intOption(argv, 'concurrency', 200),
+    floorConcurrency: intOption(argv, 'floor-concurrency', 4),
+    commits: intOption(argv, 'commits', 50_000),
+    files: intOption(argv, 'files', 20_000),
+    timeoutMs: intOption(argv, 'timeout', 900) * 1000,
+  };
 }
 
-/** The floor's render: the same files, with the tag swapped by a regex (cheaper than Ferry's YAML edit). */
-function renderByRegex(work: string, tag: string): void {
-  const source = join(work, FROM);
-  for (const name of readdirSync(source)) {
-    const text = readFileSync(join(source, name), 'utf8');
-    writeFileSync(
-      join(work, '..', 'out', name),
-      text.replace(new RegExp(`(image: ${IMAGE.replace(/\./g, '\\.')}):[^\\s]+`, 'g'), `$1:${tag}`),
-    );
-  }
-}
-
-/** Writes rendered files into a work tree on `branch` (created as an orphan the first time), commits, pushes. */
-function commitRendered(work: string, branch: string, exists: boolean, tag: string): void {
-  const out = join(work, '..', 'out');
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(out);
-  renderByRegex(work, tag);
-  if (exists) git(work, 'checkout', '--quiet', '-B', branch, `origin/${branch}`);
-  else {
-    git(work, 'checkout', '--quiet', '--orphan', branch);
-    git(work, 'rm', '-r', '--quiet', '--cached', '.');
-    git(work, 'clean', '-fdq');
-  }
-  for (const name of readdirSync(out)) writeFileSync(join(work, name), readFileSync(join(out, name)));
-  git(work, 'add', '-A');
-  git(work, 'commit', '--quiet', '-m', `promote ${tag}`);
-  git(work, 'push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`);
-}
-
-interface Row {
-  name: string;
-  timings: number[];
-}
-
-async function time(fn: () => unknown): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
+/** Disk used under `path` (du), for the notes: what a cold worker keeps of the large repository. */
+function diskUsage(path: string): string {
+  if (!existsSync(path)) return 'nothing';
+  const out = spawnSync('du', ['-sk', path], { encoding: 'utf8' }).stdout.split('\t')[0];
+  const kib = Number(out);
+  return Number.isFinite(kib) ? `${(kib / 1024).toFixed(1)} MiB` : 'unknown';
 }
 
 export async function run(argv: readonly string[]): Promise<void> {
-  const promotions = intOption(argv, 'promotions', 20);
-  const files = intOption(argv, 'files', 200);
-  const history = intOption(argv, 'history', 50);
+  const opts = options(argv);
+  const started = Date.now();
   const loadBefore = loadLine();
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-'));
-  try {
-    const remote = setUp(dir, files, history);
-    const url = `file://${remote}`;
+  const setUpNotes: string[] = [];
+  const out = (line = '') => process.stdout.write(`${line}\n`);
+  const report = (ctx: RunContext | undefined, stoppedBy?: string): void => {
+    if (stoppedBy) out(`STOPPED: ${stoppedBy}; the table holds the runs finished by then.`);
+    out(
+      reportHeader(
+        'git: Ferry through the HTTP API (in process) on a Temporal dev server and an in-process worker, from the ' +
+          'API call to the commit on the remote (no Argo CD), against plain git scripts, interleaved (Ferry, floor, ' +
+          `…); remotes: bare repositories on local disk (file://)\nruns: warm ${opts.runs} after 1 warm-up; large ` +
+          `repository (${opts.commits} commits, ${opts.files} files) cold ${opts.coldRuns}, warm ${opts.runs}; ` +
+          `trunk ${opts.trunkRuns} of ${opts.concurrency} at once; renders ${opts.renderRuns} after 1 warm-up`,
+        ctx,
+        loadBefore,
+        started,
+      ),
+    );
+    for (const note of setUpNotes) out(note);
+    out();
+    out(comparisonReport(ctx?.comparisons ?? []));
+    printFailures(ctx, out);
+  };
 
-    const ferry = createGitActivities({
-      workspaceRoot: join(dir, 'workspaces'),
-      secrets: createSecretResolver({ env: {} }),
-      // The remote is a file:// repository: opt in, as the operator of a local repository must. Spread in, so
-      // git activities that do not know the option still compile.
-      ...{ allowFileRepos: true },
+  await withStack({ prefix: 'ferry-bench-git-', timeoutMs: opts.timeoutMs, report }, async (ctx) => {
+    const { stack, comparisons, progress } = ctx;
+    const { client, env, dir } = stack;
+
+    // --- one promotion into a small repository the worker knows: API call → commit on the stage's branch
+    const small = join(dir, 'gitops.git');
+    createExampleRepo(small);
+    const smallUrl = pathToFileURL(small).href;
+    await exec('git', ['--git-dir', small, 'branch', 'floor/one', 'main'], env);
+    await client.ok(
+      'PUT',
+      '/api/v1/pipelines/bench-one',
+      pipelineDocument('bench-one', smallUrl, [
+        { name: 'dev', render: { strategy: 'branch', from: SOURCE_DIR, to: 'env/one' } },
+      ]),
+    );
+    const warm: Comparison = {
+      name: 'one promotion, warm repository',
+      ferry: [],
+      floor: [],
+      floorName: 'clone --depth 1 script',
+      goal: '≤ 1.0× the script',
+      verdict: (f, b) => f <= b,
+      notes: [],
+    };
+    comparisons.push(warm);
+    progress(`one promotion, warm: 1 warm-up + ${opts.runs} runs each`);
+    await promotionRuns(ctx, warm, {
+      pipeline: 'bench-one',
+      stage: 'dev',
+      bare: small,
+      branch: 'env/one',
+      runs: opts.runs,
+      warmUps: 1,
+      floor: (version) =>
+        exec(FLOOR_SCRIPT, [smallUrl, 'floor/one', `${SOURCE_DIR}/deployment.yaml`, EXAMPLE_IMAGE, version], env),
     });
-    const ferryRow: Row = { name: 'ferry renderAndPush', timings: [] };
-    const cloneRow: Row = { name: 'floor: clone per promotion', timings: [] };
-    const keptRow: Row = { name: 'floor: kept clone, fetch each time', timings: [] };
-    const kept = join(dir, 'kept', 'repo');
-    mkdirSync(dirname(kept), { recursive: true });
 
-    // Interleaved (Ferry, clone, kept, Ferry, …) so that a change in the machine's load hits every row alike.
-    for (let i = 1; i <= promotions; i++) {
-      const version = `1.0.${i}`;
-      ferryRow.timings.push(
-        await time(async () => {
-          const result = await ferry.renderAndPush({
-            pipeline: 'guestbook',
-            stage: 'dev',
-            promotionId: `promotion/guestbook/dev/${version}`,
-            runId: `run-${i}`,
-            repo: { url, branch: 'main' },
-            render: { strategy: 'branch', engine: 'plain', from: FROM, to: 'env/ferry' },
-            artifacts: [{ name: 'guestbook', image: IMAGE }],
-            freight: { id: `f-${version}`, artifacts: { guestbook: version } },
-          });
-          if (!result.created) throw new Error('expected a commit per promotion');
-        }),
+    // --- the large repository: a directory stage on main, cold (empty workspace root) and warm
+    if (!ctx.pastDeadline()) {
+      const big = join(dir, 'large.git');
+      progress(`the large repository (${opts.commits} commits, ${opts.files} files): from the cache or made now`);
+      const t0 = Date.now();
+      const made = await copyBigRepo({ commits: opts.commits, files: opts.files, image: EXAMPLE_IMAGE }, big);
+      setUpNotes.push(
+        `large repository: ${made.built ? 'made with git fast-import' : 'copied from the cache'} in ` +
+          `${((Date.now() - t0) / 1000).toFixed(1)} s (${made.cached}; ${diskUsage(big)} on disk)`,
       );
-
-      const work = join(dir, `clone-${i}`, 'repo');
-      mkdirSync(dirname(work), { recursive: true });
-      cloneRow.timings.push(
-        await time(() => {
-          git(dir, 'clone', '--quiet', '--no-tags', url, work);
-          commitRendered(work, 'env/clone', i > 1, version);
-        }),
+      const bigUrl = pathToFileURL(big).href;
+      await client.ok(
+        'PUT',
+        '/api/v1/pipelines/bench-large',
+        pipelineDocument('bench-large', bigUrl, [
+          { name: 'bench', render: { strategy: 'directory', to: BIG_STAGE_DIR } },
+        ]),
       );
-      rmSync(dirname(work), { recursive: true, force: true });
-
-      keptRow.timings.push(
-        await time(() => {
-          if (i === 1) git(dir, 'clone', '--quiet', '--no-tags', url, kept);
-          else {
-            git(kept, 'fetch', '--quiet', '--prune', 'origin');
-            git(kept, 'checkout', '--quiet', '-B', 'main', 'origin/main');
-          }
-          commitRendered(kept, 'env/kept', i > 1, version);
-        }),
-      );
+      const sparseFloor = (version: string) =>
+        exec(
+          SPARSE_FLOOR_SCRIPT,
+          // A tag of its own: the file is the one Ferry just set to `version`.
+          [bigUrl, 'main', BIG_STAGE_DIR, `${BIG_STAGE_DIR}/deployment.yaml`, EXAMPLE_IMAGE, `${version}-floor`],
+          env,
+          300_000,
+        );
+      /** A row of promotions into the large repository's stage directory, against the sparse script. */
+      const largeRow = async (
+        name: string,
+        runs: number,
+        beforeEach?: (i: number) => Promise<void>,
+      ): Promise<Comparison> => {
+        const row: Comparison = {
+          name,
+          ferry: [],
+          floor: [],
+          floorName: 'sparse shallow script',
+          goal: '≤ 1.0× the script',
+          verdict: (f, b) => f <= b,
+          notes: [],
+        };
+        comparisons.push(row);
+        await promotionRuns(ctx, row, {
+          pipeline: 'bench-large',
+          stage: 'bench',
+          bare: big,
+          branch: 'main',
+          runs,
+          warmUps: 0,
+          floor: sparseFloor,
+          ...(beforeEach ? { beforeEach } : {}),
+        });
+        return row;
+      };
+      progress(`large repository, cold: ${opts.coldRuns} runs each, each on a new worker with an empty workspace root`);
+      let coldRoot = '';
+      // Untimed before each run: a new worker on an empty workspace root, and the pipeline read once, so the new
+      // worker has replayed the pipeline workflow before the clock starts; what is timed is the cold git work.
+      const cold = await largeRow('large repository, cold worker', opts.coldRuns, async (i) => {
+        coldRoot = join(dir, `cold-workspaces-${i}`);
+        await stack.startWorker({ workspaceRoot: coldRoot });
+        await client.ok('GET', '/api/v1/pipelines/bench-large');
+      });
+      cold.notes.push(`what the cold worker kept after its promotion: ${diskUsage(coldRoot)} under its workspace root`);
+      progress(`large repository, warm: ${opts.runs} runs each (the last cold worker, its workspace kept)`);
+      const large = await largeRow('large repository, warm worker', opts.runs);
+      large.notes.push(`the workspace after ${opts.runs} more promotions: ${diskUsage(coldRoot)}`);
     }
 
-    process.stdout.write(
-      `git promotion: ${promotions} promotions per row, interleaved (Ferry, clone, kept, Ferry, …); ${files} manifests ` +
-        `under ${FROM}, ${history} commits of history; node ${process.version}, ${git(tmpdir(), '--version')}\n` +
-        `before: ${loadBefore}\nafter:  ${loadLine()}\n` +
-        `"first" includes the initial clone; the median and its range (min–max) are over promotions 2..${promotions}.\n\n` +
-        `${report([ferryRow, cloneRow, keptRow])}\n`,
-    );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+    // --- N concurrent promotions into one trunk branch
+    if (!ctx.pastDeadline()) {
+      await trunkScenario(ctx, {
+        concurrency: opts.concurrency,
+        runs: opts.trunkRuns,
+        floorConcurrency: opts.floorConcurrency,
+        goalMs: 30_000,
+      });
+    }
 
-function report(rows: Row[]): string {
-  const steady = (r: Row) => (r.timings.length > 1 ? r.timings.slice(1) : r.timings);
-  const ferryMedian = median(steady(rows[0]!));
-  return table(
-    ['', 'first', 'median (min–max)', 'IQR', 'vs ferry'],
-    rows.map((r) => {
-      const xs = steady(r);
-      return [
-        r.name,
-        formatMs(r.timings[0]!),
-        formatSample(xs),
-        `${formatMs(quantile(xs, 0.25)).replace(/ ms$/, '')}–${formatMs(quantile(xs, 0.75))}`,
-        formatRatio(median(xs), ferryMedian),
-      ];
-    }),
-  );
+    // --- renders: the engines against the binaries alone (no Temporal, no git)
+    if (!ctx.pastDeadline()) {
+      const tools = findRenderTools(process.env);
+      if (!tools.kustomize || !tools.helm) {
+        ctx.failures.push(
+          'renders: kustomize or helm not found (set FERRY_KUSTOMIZE_PATH and FERRY_HELM_PATH, or run `npm run tools`)',
+        );
+      } else {
+        progress(`renders: 1 warm-up + ${opts.renderRuns} runs of each engine`);
+        await renderComparisons(
+          { kustomize: tools.kustomize, helm: tools.helm },
+          opts.renderRuns,
+          comparisons,
+          ctx.failures,
+          ctx.nextVersion,
+        );
+      }
+    }
+  });
 }

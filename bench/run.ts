@@ -15,8 +15,13 @@ const BENCHMARKS: Record<string, Benchmark> = {
     load: () => import('./orchestration'),
   },
   git: {
-    describe: 'the git step of a promotion (render, commit, push) against a fresh clone and a kept clone',
-    usage: '[--promotions 20] [--files 200] [--history 50]',
+    describe:
+      'the git step end to end: a promotion into a warm repository, into a large repository (cold and warm), N ' +
+      'concurrent promotions into one trunk, and the kustomize and helm renders, against plain git scripts and the ' +
+      'binaries alone',
+    usage:
+      '[--quick] [--runs N] [--cold-runs N] [--trunk-runs N] [--render-runs N] [--concurrency N] ' +
+      '[--floor-concurrency N] [--commits N] [--files N] [--timeout S]',
     load: () => import('./git-promotion'),
   },
 };
