@@ -22,6 +22,8 @@ export interface GiteaServer {
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** Creates `user/<name>` and pushes `files` as one commit on main; returns the clone URL. */
   createRepository(name: string, files: Record<string, string>): Promise<string>;
+  /** Creates a (non-admin) user with Gitea's CLI. */
+  addUser(name: string, password: string): void;
   /** Gitea's own output so far (console log). */
   output(): string;
   stop(): Promise<void>;
@@ -175,6 +177,20 @@ export async function startGitea(dir: string): Promise<GiteaServer> {
       const clone = `${url}/${user}/${name}.git`;
       git(bare, '-c', `http.extraHeader=Authorization: ${basic}`, 'push', '--quiet', clone, 'main:main');
       return clone;
+    },
+    addUser(name, password) {
+      cli(
+        'admin',
+        'user',
+        'create',
+        '--username',
+        name,
+        '--password',
+        password,
+        '--email',
+        `${name}@example.com`,
+        '--must-change-password=false',
+      );
     },
     output: () => server.output(),
     stop: () => stopGroup(server),
