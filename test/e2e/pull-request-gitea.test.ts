@@ -16,6 +16,7 @@ import { exampleSources } from '../../dev/example';
 import type { PromotionStatus } from '../../workflows/messages';
 import { examplePipelinePath } from '../helpers/example-repos';
 import { startGitea, type GiteaServer } from '../helpers/gitea';
+import { createPrivateCa, type PrivateCa } from '../helpers/transport-servers';
 import { until } from '../helpers/processes';
 import { startStack, type Stack } from '../helpers/stack';
 
@@ -32,6 +33,10 @@ interface Delivery {
 describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, webhooks, real Temporal)', () => {
   let stack: Stack;
   let gitea: GiteaServer;
+  /** A second Gitea, serving HTTPS with a certificate of a private CA. */
+  let secure: GiteaServer;
+  let ca: PrivateCa;
+  let secureUrl: string;
   let repoUrl: string;
   let relay: Server;
   let dir: string;
@@ -108,13 +113,22 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
     // The wrong password is a real user's: Gitea checks it, not just the user's existence. (Not the repository
     // owner's name: a credential's username is redacted from messages like its other fields, the remote URL too.)
     gitea.addUser('deployer', 'the-right-passw0rd-0123');
+    ca = createPrivateCa(join(dir, 'ca'));
+    secure = await startGitea(join(dir, 'secure'), { tls: { cert: ca.cert, key: ca.key, ca: ca.caPem } });
+    secure.addUser('deployer', 'the-right-passw0rd-0123');
     stack = await startStack({
       name: 'pull-request-gitea',
       tokens: { [ALICE]: 'alice' },
-      secrets: { gitops: gitea.token, wrong: { USERNAME: 'deployer', PASSWORD: WRONG_PASSWORD } },
+      secrets: {
+        gitops: gitea.token,
+        wrong: { USERNAME: 'deployer', PASSWORD: WRONG_PASSWORD },
+        tls: { TOKEN: secure.token, CA: ca.caPem },
+        tlswrong: { USERNAME: 'deployer', PASSWORD: WRONG_PASSWORD, CA: ca.caPem },
+      },
       api: { admins: ['alice'], webhooks: { secrets: staticWebhookSecrets({ 'gitea-webhook': HOOK_SECRET }) } },
     });
     repoUrl = await gitea.createRepository('gitops', exampleSources());
+    secureUrl = await secure.createRepository('gitops', exampleSources());
     // Gitea's deliveries pass through a relay that forwards them unchanged to Ferry's /webhooks/gitea and records
     // Ferry's answer, so the test can tell that the webhook, not polling, woke the promotion.
     relay = createServer((req, res) => {
@@ -151,6 +165,7 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
     await new Promise((resolve) => (relay ? relay.close(resolve) : resolve(undefined)));
     await stack?.close();
     await gitea?.stop();
+    await secure?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -257,5 +272,48 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
     ].join('\n');
     assert.ok(!everything.includes(WRONG_PASSWORD), 'the wrong password is in no output');
     assert.ok(!everything.includes(gitea.token), 'the token is in no output');
+  });
+
+  const secureHead = async (branch: string): Promise<string | undefined> => {
+    const res = await secure.api('GET', `/repos/${secure.user}/gitops/branches/${encodeURIComponent(branch)}`);
+    return res.status === 200 ? (res.body.commit.id as string) : undefined;
+  };
+
+  it('HTTPS: the example’s dev stage promotes over Gitea’s HTTPS with the token, trusting its private CA through the credential', async () => {
+    await apply(
+      'secure',
+      pipeline('secure', (doc) => {
+        doc.setIn(['spec', 'repo', 'url'], secureUrl);
+        doc.setIn(['spec', 'repo', 'credentials'], 'tls');
+      }),
+    );
+    const freight = await register('secure', '4.0.0');
+    const dev = await reaches(`promotion/secure/dev/${freight}`, ['Succeeded', 'Failed']);
+    assert.equal(dev.phase, 'Succeeded', dev.error);
+    assert.match(secureUrl, /^https:\/\/127\.0\.0\.1:\d+\//);
+    assert.equal(await secureHead('env/dev'), dev.commit, 'env/dev on the HTTPS Gitea is the promotion’s commit');
+  });
+
+  it('HTTPS: a wrong password fails at once with GitAuthFailed, naming the remote, and the password is in no output', async () => {
+    await apply(
+      'securewrong',
+      pipeline('securewrong', (doc) => {
+        doc.setIn(['spec', 'repo', 'url'], secureUrl);
+        doc.setIn(['spec', 'repo', 'credentials'], 'tlswrong');
+        doc.setIn(['spec', 'stages', 0, 'render', 'to'], 'env/wrong-dev');
+        doc.setIn(['spec', 'stages', 1, 'render', 'to'], 'env/wrong-prod');
+      }),
+    );
+    const started = Date.now();
+    const freight = await register('securewrong', '5.0.0');
+    const dev = await reaches(`promotion/securewrong/dev/${freight}`, ['Succeeded', 'Failed']);
+    assert.equal(dev.phase, 'Failed');
+    assert.equal(dev.reason, 'GitAuthFailed');
+    assert.ok(dev.error?.includes(secureUrl), `the remote is named: ${dev.error}`);
+    assert.match(dev.error ?? '', /authentication failed \(the server refused credential "tlswrong"/);
+    assert.ok(Date.now() - started < 60_000, 'failed at once, not after retries');
+    const everything = [JSON.stringify(dev), printed, secure.output()].join('\n');
+    assert.ok(!everything.includes(WRONG_PASSWORD), 'the wrong password is in no output');
+    assert.ok(!everything.includes(secure.token), 'the token is in no output');
   });
 });

@@ -4,14 +4,20 @@
 // The binary comes from FERRY_GITEA_PATH (`npm test` builds it first) or ensureGitea(); a missing binary fails.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { ensureGitea, giteaSourceDir } from '../../dev/gitea';
-import { git } from './git';
 import { bareRepository } from './git-host';
 import { freePort, spawnProcess, stopGroup, until, type Spawned } from './processes';
 
+export interface GiteaOptions {
+  /** Serve HTTPS with this certificate (for 127.0.0.1) and key; `ca` is the PEM that signed it. */
+  tls?: { cert: string; key: string; ca: string };
+}
+
 export interface GiteaServer {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`, or `https://…` with `tls` */
   url: string;
   /** The admin user the token belongs to. */
   user: string;
@@ -33,11 +39,37 @@ export function giteaBinary(): string {
   return process.env.FERRY_GITEA_PATH ?? ensureGitea();
 }
 
-export async function startGitea(dir: string): Promise<GiteaServer> {
+/** One HTTP(S) request, trusting `ca` (Node's fetch cannot be given a CA per call). */
+function call(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  ca: string | undefined,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = send(url, { method, headers, ...(ca ? { ca } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export async function startGitea(dir: string, options: GiteaOptions = {}): Promise<GiteaServer> {
   const binary = giteaBinary();
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const tls = options.tls;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  if (tls) {
+    writeFileSync(join(dir, 'cert.pem'), tls.cert);
+    writeFileSync(join(dir, 'key.pem'), tls.key, { mode: 0o600 });
+  }
   const config = join(dir, 'app.ini');
   writeFileSync(
     config,
@@ -49,7 +81,8 @@ export async function startGitea(dir: string): Promise<GiteaServer> {
       'I_AM_BEING_UNSAFE_RUNNING_AS_ROOT = true',
       `WORK_PATH = ${dir}`,
       '[server]',
-      'PROTOCOL = http',
+      `PROTOCOL = ${tls ? 'https' : 'http'}`,
+      ...(tls ? [`CERT_FILE = ${join(dir, 'cert.pem')}`, `KEY_FILE = ${join(dir, 'key.pem')}`] : []),
       'HTTP_ADDR = 127.0.0.1',
       `HTTP_PORT = ${port}`,
       'DOMAIN = 127.0.0.1',
@@ -135,12 +168,14 @@ export async function startGitea(dir: string): Promise<GiteaServer> {
     .trim();
   const server: Spawned = spawnProcess(binary, ['web', '--config', config], { cwd: dir, env });
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${url}/api/v1${path}`, {
+    const res = await call(
+      `${url}/api/v1${path}`,
       method,
-      headers: { authorization: `token ${token}`, 'content-type': 'application/json', accept: 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
+      { authorization: `token ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+      body === undefined ? undefined : JSON.stringify(body),
+      tls?.ca,
+    );
+    const text = res.text;
     let parsed: unknown = text;
     try {
       parsed = text ? JSON.parse(text) : undefined;
@@ -154,8 +189,8 @@ export async function startGitea(dir: string): Promise<GiteaServer> {
       `Gitea on ${url} to answer`,
       async () => {
         if (server.child.exitCode !== null) throw new Error(`Gitea exited: ${server.output().slice(-2000)}`);
-        const res = await fetch(`${url}/api/v1/version`).catch(() => undefined);
-        return res?.ok ? true : undefined;
+        const res = await call(`${url}/api/v1/version`, 'GET', {}, undefined, tls?.ca).catch(() => undefined);
+        return res?.status === 200 ? true : undefined;
       },
       120_000,
     );
@@ -175,7 +210,13 @@ export async function startGitea(dir: string): Promise<GiteaServer> {
       if (created.status !== 201) throw new Error(`creating ${user}/${name} on Gitea: ${JSON.stringify(created)}`);
       const bare = bareRepository(join(dir, 'seed', `${name}.git`), files);
       const clone = `${url}/${user}/${name}.git`;
-      git(bare, '-c', `http.extraHeader=Authorization: ${basic}`, 'push', '--quiet', clone, 'main:main');
+      if (tls) writeFileSync(join(dir, 'ca.pem'), tls.ca);
+      // GIT_SSL_CAINFO (set on some machines to the system bundle) outranks http.sslCAInfo: it is set to the CA.
+      execFileSync('git', ['-c', `http.extraHeader=Authorization: ${basic}`, 'push', '--quiet', clone, 'main:main'], {
+        cwd: bare,
+        stdio: 'pipe',
+        env: { ...process.env, ...(tls ? { GIT_SSL_CAINFO: join(dir, 'ca.pem') } : {}) },
+      });
       return clone;
     },
     addUser(name, password) {
