@@ -120,9 +120,9 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
       name: 'pull-request-gitea',
       tokens: { [ALICE]: 'alice' },
       secrets: {
-        gitops: gitea.token,
+        gitops: gitea.ferryToken,
         wrong: { USERNAME: 'deployer', PASSWORD: WRONG_PASSWORD },
-        tls: { TOKEN: secure.token, CA: ca.caPem },
+        tls: { TOKEN: secure.ferryToken, CA: ca.caPem },
         tlswrong: { USERNAME: 'deployer', PASSWORD: WRONG_PASSWORD, CA: ca.caPem },
       },
       api: { admins: ['alice'], webhooks: { secrets: staticWebhookSecrets({ 'gitea-webhook': HOOK_SECRET }) } },
@@ -271,7 +271,7 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
       gitea.output(),
     ].join('\n');
     assert.ok(!everything.includes(WRONG_PASSWORD), 'the wrong password is in no output');
-    assert.ok(!everything.includes(gitea.token), 'the token is in no output');
+    assert.ok(!everything.includes(gitea.ferryToken), 'the token is in no output');
   });
 
   const secureHead = async (branch: string): Promise<string | undefined> => {
@@ -314,6 +314,6 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
     assert.ok(Date.now() - started < 60_000, 'failed at once, not after retries');
     const everything = [JSON.stringify(dev), printed, secure.output()].join('\n');
     assert.ok(!everything.includes(WRONG_PASSWORD), 'the wrong password is in no output');
-    assert.ok(!everything.includes(secure.token), 'the token is in no output');
+    assert.ok(!everything.includes(secure.ferryToken), 'the token is in no output');
   });
 });
