@@ -20,8 +20,11 @@ export interface StackOptions {
   name: string;
   /** Static tokens of the API: token → user. */
   tokens: Record<string, string>;
-  /** The worker's named credentials, as `FERRY_SECRET_<NAME>_TOKEN` variables. */
-  secrets?: Record<string, string>;
+  /**
+   * The worker's named credentials: a token (`FERRY_SECRET_<NAME>_TOKEN`), or fields by their variable suffix
+   * (`{ USERNAME: …, PASSWORD: … }` → `FERRY_SECRET_<NAME>_USERNAME`, …).
+   */
+  secrets?: Record<string, string | Record<string, string>>;
   /** More API options: admins, roles, OIDC, webhook secrets, the callback key. */
   api?: Omit<ApiServerOptions, 'ferry' | 'tokens' | 'port' | 'logger'>;
   /** More worker options. */
@@ -79,6 +82,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
 }
 
-function secretVariables(secrets: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(secrets).map(([name, value]) => [`${envPrefix(name)}TOKEN`, value]));
+function secretVariables(secrets: Record<string, string | Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(secrets).flatMap(([name, value]) =>
+      typeof value === 'string'
+        ? [[`${envPrefix(name)}TOKEN`, value]]
+        : Object.entries(value).map(([field, v]) => [`${envPrefix(name)}${field}`, v]),
+    ),
+  );
 }
