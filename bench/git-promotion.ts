@@ -215,12 +215,11 @@ export async function run(argv: readonly string[]): Promise<void> {
 
     // --- N concurrent promotions into one trunk branch
     if (!ctx.pastDeadline()) {
-      await trunkScenario(ctx, {
-        concurrency: opts.concurrency,
-        runs: opts.trunkRuns,
-        floorConcurrency: opts.floorConcurrency,
-        goalMs: 30_000,
-      });
+      const trunk = { concurrency: opts.concurrency, runs: opts.trunkRuns, floorConcurrency: opts.floorConcurrency };
+      const oneRow = await trunkScenario(ctx, { ...trunk, layout: 'stages', goalMs: 30_000 });
+      if (!ctx.pastDeadline()) {
+        await trunkScenario(ctx, { ...trunk, layout: 'pipelines', goalMs: 30_000, floorFrom: oneRow });
+      }
     }
 
     // --- renders: the engines against the binaries alone (no Temporal, no git)

@@ -339,6 +339,7 @@ export async function run(argv: readonly string[]): Promise<void> {
         runs: opts.concurrentRuns,
         floorConcurrency: opts.floorConcurrency,
         goalMs: 30_000,
+        layout: 'stages',
       });
 
       // --- status of an evicted pipeline: a worker that caches 2 workflows; the other two pipelines are queried

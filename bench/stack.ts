@@ -520,8 +520,16 @@ export async function createTrunk(bare: string, stages: readonly string[], env: 
 }
 
 export interface TrunkScenario {
-  /** Promotions at once: one pipeline with this many directory stages on one trunk branch. */
+  /** Promotions at once: this many directories on one trunk branch. */
   concurrency: number;
+  /**
+   * `stages`: one pipeline with a directory stage per app (every request goes through that pipeline's workflow);
+   * `pipelines`: a pipeline per app, each with one directory stage on the same trunk (how teams that give each app
+   * its own pipeline lay it out). The git side, one branch taking N commits, is the same.
+   */
+  layout: 'stages' | 'pipelines';
+  /** Reuse this row's floor runs instead of running the floor again (the floor does not depend on the layout). */
+  floorFrom?: Comparison;
   runs: number;
   /** Floor scripts at a time. */
   floorConcurrency: number;
@@ -533,26 +541,41 @@ export interface TrunkScenario {
  * commits on main (wall time to the last one). Floor: N scripts (clone, edit, commit, push, rebase and push again
  * when another pushed first), --floor-concurrency at a time. Adds its row to the context's comparisons.
  */
-export async function trunkScenario(ctx: RunContext, s: TrunkScenario): Promise<void> {
+export async function trunkScenario(ctx: RunContext, s: TrunkScenario): Promise<Comparison> {
   const { client, env, dir } = ctx.stack;
   const n = s.concurrency;
   const stages = Array.from({ length: n }, (_, i) => `s${String(i).padStart(3, '0')}`);
-  const trunk = join(dir, 'trunk.git');
+  const trunk = join(dir, `trunk-${s.layout}.git`);
   await createTrunk(trunk, stages, env);
   const trunkUrl = pathToFileURL(trunk).href;
-  await client.ok(
-    'PUT',
-    '/api/v1/pipelines/bench-trunk',
-    pipelineDocument(
-      'bench-trunk',
-      trunkUrl,
-      stages.map((st) => ({ name: st, render: { strategy: 'directory', to: `envs/${st}` } })),
-    ),
-  );
+  /** The pipeline that promotes stage `st`. */
+  const pipelineOf = (st: string): string => (s.layout === 'stages' ? 'bench-trunk' : `bench-app-${st}`);
+  if (s.layout === 'stages') {
+    await client.ok(
+      'PUT',
+      '/api/v1/pipelines/bench-trunk',
+      pipelineDocument(
+        'bench-trunk',
+        trunkUrl,
+        stages.map((st) => ({ name: st, render: { strategy: 'directory', to: `envs/${st}` } })),
+      ),
+    );
+  } else {
+    await pool(stages, 8, (st) =>
+      client.ok(
+        'PUT',
+        `/api/v1/pipelines/${pipelineOf(st)}`,
+        pipelineDocument(pipelineOf(st), trunkUrl, [{ name: st, render: { strategy: 'directory', to: `envs/${st}` } }]),
+      ),
+    );
+  }
 
   const trunkLanded: string[] = [];
   const row: Comparison = {
-    name: `${n} concurrent promotions into one trunk`,
+    name:
+      s.layout === 'stages'
+        ? `${n} concurrent promotions into one trunk`
+        : `${n} concurrent promotions into one trunk, a pipeline per app`,
     ferry: [],
     floor: [],
     floorName: `${n} scripts, ${s.floorConcurrency} at a time`,
@@ -565,17 +588,23 @@ export async function trunkScenario(ctx: RunContext, s: TrunkScenario): Promise<
   ctx.progress(`${n} concurrent promotions into one trunk: ${s.runs} run(s) each`);
   for (let r = 0; r < s.runs && !ctx.pastDeadline(); r++) {
     const v = ctx.nextVersion();
-    const freight = await client.addFreight('bench-trunk', v).catch((err: unknown) => {
-      ctx.failures.push(`trunk, registering freight: ${String(err)}`);
-      return undefined;
+    // Registering the freight is not timed: it happens once per pipeline, before the promotions.
+    const freightOf = new Map<string, string>();
+    await pool(s.layout === 'stages' ? [stages[0]] : stages, 8, async (st) => {
+      const freight = await client.addFreight(pipelineOf(st), v).catch((err: unknown) => {
+        ctx.failures.push(`trunk, registering freight in ${pipelineOf(st)}: ${String(err)}`);
+        return undefined;
+      });
+      if (freight) freightOf.set(pipelineOf(st), freight.id);
     });
-    if (!freight) continue;
+    const freightFor = (st: string): string | undefined => freightOf.get(pipelineOf(st));
+    if (stages.some((st) => freightFor(st) === undefined)) continue;
     const base = readRef(trunk, 'main');
     let refused = 0;
     const t0 = performance.now();
     const requests = Promise.all(
       stages.map((st) =>
-        client.promote('bench-trunk', st, freight.id).then(
+        client.promote(pipelineOf(st), st, freightFor(st) ?? '').then(
           () => undefined,
           (err: unknown) => {
             refused++;
@@ -599,7 +628,7 @@ export async function trunkScenario(ctx: RunContext, s: TrunkScenario): Promise<
     await requests;
     const phases = new Map<string, number>();
     await pool(stages, 8, async (st) => {
-      const id = `promotion/bench-trunk/${st}/${freight.id}`;
+      const id = `promotion/${pipelineOf(st)}/${st}/${freightFor(st) ?? ''}`;
       const end = await client.settle(id, ctx.settleDeadline());
       phases.set(end.phase, (phases.get(end.phase) ?? 0) + 1);
       if (end.phase !== 'Succeeded' && (phases.get(end.phase) ?? 0) <= 2)
@@ -619,6 +648,7 @@ export async function trunkScenario(ctx: RunContext, s: TrunkScenario): Promise<
     if (count > 0) row.ferry.push(lastLanding - t0);
     row.ferryExtra = `landed ${trunkLanded.join(', ')}`;
 
+    if (s.floorFrom) continue;
     const floorBase = readRef(trunk, 'main');
     let floorFailed = 0;
     const floorMs = await time(() =>
@@ -643,6 +673,11 @@ export async function trunkScenario(ctx: RunContext, s: TrunkScenario): Promise<
     row.notes.push(`floor run ${r + 1}: ${floorLanded}/${n} landed, ${floorFailed} failed`);
     if (floorLanded === n) row.floor.push(floorMs);
   }
+  if (s.floorFrom) {
+    row.floor = [...s.floorFrom.floor];
+    row.floorName = `${s.floorFrom.floorName} (the runs above)`;
+  }
+  return row;
 }
 
 /** The header lines of a report: what ran, the load before and now, how times are shown. */
