@@ -86,10 +86,7 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
     assert.equal(requested.status, 201, JSON.stringify(requested.body));
     return requested.body.id as string;
   };
-  const branchHead = async (branch: string): Promise<string | undefined> => {
-    const res = await gitea.api('GET', `/repos/${gitea.user}/gitops/branches/${encodeURIComponent(branch)}`);
-    return res.status === 200 ? (res.body.commit.id as string) : undefined;
-  };
+  const branchHead = async (branch: string): Promise<string | undefined> => gitea.branchHead('gitops', branch);
   const fileAt = async (ref: string, path: string): Promise<string> => {
     const res = await fetch(`${gitea.url}/api/v1/repos/${gitea.user}/gitops/raw/${path}?ref=${ref}`, {
       headers: { authorization: `token ${gitea.token}` },
@@ -195,10 +192,7 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
     assert.equal(onGitea.body.html_url, pr.url);
     assert.match(await fileAt(onGitea.body.head.sha, 'deployment.yaml'), /guestbook:1\.4\.2/);
 
-    const merged = await gitea.api('POST', `/repos/${gitea.user}/gitops/pulls/${pr.number}/merge`, { Do: 'merge' });
-    assert.equal(merged.status, 200, JSON.stringify(merged.body));
-    const mergeCommit = (await gitea.api('GET', `/repos/${gitea.user}/gitops/pulls/${pr.number}`)).body
-      .merge_commit_sha as string;
+    const mergeCommit = await gitea.merge('gitops', pr.number);
     assert.match(mergeCommit, /^[0-9a-f]{40}$/);
     const done = await reaches(id, ['Succeeded', 'Failed', 'Aborted']);
     assert.equal(done.phase, 'Succeeded', done.error);
@@ -274,10 +268,7 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
     assert.ok(!everything.includes(gitea.ferryToken), 'the token is in no output');
   });
 
-  const secureHead = async (branch: string): Promise<string | undefined> => {
-    const res = await secure.api('GET', `/repos/${secure.user}/gitops/branches/${encodeURIComponent(branch)}`);
-    return res.status === 200 ? (res.body.commit.id as string) : undefined;
-  };
+  const secureHead = async (branch: string): Promise<string | undefined> => secure.branchHead('gitops', branch);
 
   it('HTTPS: the example’s dev stage promotes over Gitea’s HTTPS with the token, trusting its private CA through the credential', async () => {
     await apply(

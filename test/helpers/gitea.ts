@@ -32,6 +32,16 @@ export interface GiteaServer {
   createRepository(name: string, files: Record<string, string>): Promise<string>;
   /** Creates a (non-admin) user with Gitea's CLI. */
   addUser(name: string, password: string): void;
+  /**
+   * The head of `branch` of `user/<name>` as Gitea's git serves it (ls-remote over smart HTTP). Not the REST API's
+   * branch list: Gitea fills that from a queue, so right after a push it can still show the old head.
+   */
+  branchHead(name: string, branch: string): string | undefined;
+  /**
+   * Merges pull request `number` through the REST API once Gitea has computed that it is mergeable (also from a
+   * queue: a merge asked for before that is refused); returns the merge commit.
+   */
+  merge(name: string, number: number): Promise<string>;
   /** Gitea's own output so far (console log). */
   output(): string;
   stop(): Promise<void>;
@@ -194,6 +204,11 @@ export async function startGitea(dir: string, options: GiteaOptions = {}): Promi
     throw err;
   }
   const basic = `Basic ${Buffer.from(`${user}:${token}`).toString('base64')}`;
+  // GIT_SSL_CAINFO (set on some machines to the system bundle) outranks http.sslCAInfo: it is set to the CA.
+  const gitEnv = (): NodeJS.ProcessEnv => {
+    if (tls) writeFileSync(join(dir, 'ca.pem'), tls.ca);
+    return { ...process.env, GIT_TERMINAL_PROMPT: '0', ...(tls ? { GIT_SSL_CAINFO: join(dir, 'ca.pem') } : {}) };
+  };
   return {
     url,
     user,
@@ -206,14 +221,45 @@ export async function startGitea(dir: string, options: GiteaOptions = {}): Promi
       if (created.status !== 201) throw new Error(`creating ${user}/${name} on Gitea: ${JSON.stringify(created)}`);
       const bare = bareRepository(join(dir, 'seed', `${name}.git`), files);
       const clone = `${url}/${user}/${name}.git`;
-      if (tls) writeFileSync(join(dir, 'ca.pem'), tls.ca);
-      // GIT_SSL_CAINFO (set on some machines to the system bundle) outranks http.sslCAInfo: it is set to the CA.
       execFileSync('git', ['-c', `http.extraHeader=Authorization: ${basic}`, 'push', '--quiet', clone, 'main:main'], {
         cwd: bare,
         stdio: 'pipe',
-        env: { ...process.env, ...(tls ? { GIT_SSL_CAINFO: join(dir, 'ca.pem') } : {}) },
+        env: gitEnv(),
       });
+      // Gitea takes a push in from a queue: until then its API calls the repository empty.
+      await until(
+        `Gitea to take in the push to ${user}/${name}`,
+        async () => ((await api('GET', `/repos/${user}/${name}`)).body?.empty === false ? true : undefined),
+        60_000,
+      );
       return clone;
+    },
+    branchHead(name, branch) {
+      const out = execFileSync(
+        'git',
+        [
+          '-c',
+          `http.extraHeader=Authorization: ${basic}`,
+          'ls-remote',
+          `${url}/${user}/${name}.git`,
+          `refs/heads/${branch}`,
+        ],
+        { encoding: 'utf8', stdio: 'pipe', env: gitEnv() },
+      );
+      return out.split('\t')[0]?.trim() || undefined;
+    },
+    async merge(name, number) {
+      const path = `/repos/${user}/${name}/pulls/${number}`;
+      await until(
+        `Gitea to find pull request #${number} mergeable`,
+        async () => ((await api('GET', path)).body?.mergeable === true ? true : undefined),
+        60_000,
+      );
+      const merged = await api('POST', `${path}/merge`, { Do: 'merge' });
+      if (merged.status !== 200) throw new Error(`merging ${path} on Gitea: ${JSON.stringify(merged)}`);
+      const sha = (await api('GET', path)).body?.merge_commit_sha as string | undefined;
+      if (!sha) throw new Error(`Gitea names no merge commit for ${path}`);
+      return sha;
     },
     addUser(name, password) {
       cli(
