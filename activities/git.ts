@@ -13,8 +13,10 @@
 //
 // Credentials reach git only through the environment of the fetch/push process (git-transport.ts: configuration
 // set with GIT_CONFIG_COUNT/KEY/VALUE, and GIT_SSH_COMMAND): never in the remote URL, the workspace's config, process arguments or
-// error messages. git runs through child_process rather than simple-git because the plumbing here is fed on stdin
-// and simple-git's safety plugin refuses the env-based configuration this relies on.
+// error messages. The porcelain reads (ls-remote, log) run through simple-git (runPorcelain, with its explicit
+// opt-in for the GIT_CONFIG_* credentials); fetch, push and the plumbing run through runGit, which gives git a
+// process group the reaper can kill and feeds stdin, and is about 1 ms cheaper per call (npm run bench --
+// simple-git).
 //
 // A push the remote refuses is retried only when the remote branch really moved (checked with ls-remote); any
 // other refusal fails at once with git's reason. git processes die with the worker (see the reaper below), and a
@@ -25,6 +27,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, open as openFile, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import { GitError, GitPluginError, simpleGit } from 'simple-git';
 import type { Repo } from '../pipeline/schema';
 import { activityContext } from './context';
 import { DEFAULT_SSH_COMMAND, remoteDisplayUrl, transportFor, transportFailure } from './git-transport';
@@ -666,9 +669,14 @@ export class GitWorkspace {
   }
 
   private async logCommits(commit: string, limit: number): Promise<CommitSummary[]> {
-    const out = await this.git(['log', `-n${limit}`, '--format=%H%x1f%T%x1f%(trailers:only,unfold)%x1e', commit, '--']);
+    const out = await this.porcelain([
+      'log',
+      `-n${limit}`,
+      '--format=%H%x1f%T%x1f%(trailers:only,unfold)%x1e',
+      commit,
+      '--',
+    ]);
     return out
-      .toString('utf8')
       .split('\x1e')
       .map((record) => record.replace(/^\n/, ''))
       .filter((record) => record.length > 0)
@@ -892,7 +900,25 @@ export class GitWorkspace {
     }
   }
 
-  /** Runs fetch or push with the repository's credentials in the environment; one retry over a stale ref lock. */
+  /** Runs a local porcelain command (log) through simple-git in this workspace (no credentials). */
+  private async porcelain(args: readonly string[]): Promise<string> {
+    try {
+      return (await runPorcelain(this.dir, args, { env: baseEnv() })).stdout.toString('utf8');
+    } catch (err) {
+      if (!(err instanceof GitCommandError)) throw err;
+      const damaged = WORKSPACE_DAMAGE.test(err.stderr);
+      if (damaged) this.onDamage();
+      throw ApplicationFailure.retryable(
+        `git ${args[0]} failed in the workspace of ${this.displayUrl}: ${this.secrets.redact(summarize(err.stderr))}` +
+          (damaged
+            ? `; the workspace ${basename(this.dir)} looks damaged and is checked, and re-created if so, on the next attempt`
+            : ''),
+        'GitError',
+      );
+    }
+  }
+
+  /** Runs fetch, push or ls-remote with the repository's credentials in the environment; one retry over a stale ref lock. */
   private async network(
     action: NetworkAction,
     args: readonly string[],
@@ -907,11 +933,10 @@ export class GitWorkspace {
     };
     for (let attempt = 1; ; attempt++) {
       try {
-        const { stdout } = await runGit(['--git-dir', this.dir, ...args], {
-          env,
-          timeoutMs: this.networkTimeoutMs,
-          input,
-        });
+        const { stdout } =
+          action === 'ls-remote'
+            ? await runPorcelain(this.dir, args, { env, timeoutMs: this.networkTimeoutMs })
+            : await runGit(['--git-dir', this.dir, ...args], { env, timeoutMs: this.networkTimeoutMs, input });
         return stdout.toString('utf8');
       } catch (err) {
         if (!(err instanceof GitCommandError)) throw err;
@@ -1121,7 +1146,7 @@ function summarize(stderr: string): string {
  * of its own, so a timeout or a cancellation stops its helpers too (git-remote-https, ssh) and not only git itself;
  * the reaper stops the group when the worker dies.
  */
-function runGit(
+export function runGit(
   args: readonly string[],
   options: { input?: string | Buffer | undefined; env: NodeJS.ProcessEnv; timeoutMs?: number },
 ): Promise<{ stdout: Buffer; stderr: string }> {
@@ -1221,5 +1246,55 @@ async function withRepoLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
   } finally {
     release();
     if (repoLocks.get(key) === tail) repoLocks.delete(key);
+  }
+}
+
+/**
+ * Runs a porcelain command (ls-remote, log) through simple-git, in the workspace `dir` (a bare repository: git finds
+ * it from the working directory). simple-git's guards refuse `GIT_*` variables and configuration keys it does not
+ * know unless named: the credential configuration Ferry passes through GIT_CONFIG_COUNT/KEY/VALUE is allowed with
+ * `unsafe.allowUnsafeConfigEnvCount`, its keys with `allowConfig` and the variables with `allowEnvironment`, each
+ * derived from the environment of this one call, so nothing else slips through. Failures come back as the
+ * GitCommandError the runner above throws, so classification and redaction are the same for both.
+ *
+ * fetch, push and the plumbing stay on runGit: they need a process group of their own (killed on cancellation and
+ * by the reaper when the worker dies; simple-git kills only git, not its transport helpers) and stdin; and
+ * simple-git adds about a millisecond per call, which the plumbing makes dozens of times per promotion
+ * (docs/performance.md, "simple-git and the plumbing runner").
+ */
+export async function runPorcelain(
+  dir: string,
+  args: readonly string[],
+  options: { env: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<{ stdout: Buffer; stderr: string }> {
+  const signal = activityContext()?.cancellationSignal;
+  const command = args[0] ?? '';
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(`git ${command} cancelled`);
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
+  const allowConfig = Object.entries(env)
+    .filter(([key]) => /^GIT_CONFIG_KEY_\d+$/.test(key))
+    .map(([, value]) => value);
+  const git = simpleGit({
+    baseDir: dir,
+    binary: 'git',
+    maxConcurrentProcesses: 1,
+    trimmed: false,
+    unsafe: { allowUnsafeConfigEnvCount: true },
+    allowConfig,
+    allowEnvironment: Object.keys(env).filter((key) => /^GIT_/i.test(key) || /^(EDITOR|PAGER|SSH_ASKPASS)$/i.test(key)),
+    ...(signal ? { abort: signal } : {}),
+    ...(options.timeoutMs ? { timeout: { block: options.timeoutMs } } : {}),
+  }).env(env);
+  try {
+    const stdout = await git.raw([...args]);
+    return { stdout: Buffer.from(stdout, 'utf8'), stderr: '' };
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(`git ${command} cancelled`);
+    if (err instanceof GitPluginError && err.plugin === 'timeout') {
+      throw new GitCommandError(command, null, '', '', true);
+    }
+    if (err instanceof GitError) throw new GitCommandError(command, 1, '', err.message);
+    throw err;
   }
 }

@@ -7,6 +7,11 @@ interface Benchmark {
 }
 
 const BENCHMARKS: Record<string, Benchmark> = {
+  'simple-git': {
+    describe: 'the cost per git call of simple-git against Ferry’s own runner (porcelain, remote and plumbing calls)',
+    usage: '[--calls 200]',
+    load: () => import('./simple-git'),
+  },
   orchestration: {
     describe:
       'a promotion, a three-stage auto chain, 200 concurrent promotions and an evicted status query, end to end ' +
