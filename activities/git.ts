@@ -476,7 +476,8 @@ export class GitWorkspace {
         '--no-write-fetch-head',
         '--recurse-submodules=no',
         '--quiet',
-        '--filter=blob:none',
+        // One filter: two would combine (`combine:blob:none+tree:0`), which git serves five times slower.
+        ...(options.some((o) => o.startsWith('--filter=')) ? [] : ['--filter=blob:none']),
         ...options,
         '--stdin',
         'origin',
