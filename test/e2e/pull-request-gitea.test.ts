@@ -18,7 +18,7 @@ import { examplePipelinePath } from '../helpers/example-repos';
 import { startGitea, type GiteaServer } from '../helpers/gitea';
 import { createPrivateCa, type PrivateCa } from '../helpers/transport-servers';
 import { until } from '../helpers/processes';
-import { startStack, type Stack } from '../helpers/stack';
+import { apiCaller, startStack, type Stack } from '../helpers/stack';
 
 const ALICE = 'tok-alice-gitea-0123456789abcdef';
 const HOOK_SECRET = 'gitea-hook-secret-pull-request-0123';
@@ -44,15 +44,7 @@ describe('the pull-request strategy against a real Gitea (smart HTTP, REST API, 
   let printed = '';
   const restore: Array<() => void> = [];
 
-  const api = async (method: string, path: string, body?: unknown, type = 'application/json') => {
-    const res = await fetch(`${stack.api.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${ALICE}`, 'content-type': type },
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const api = apiCaller(() => stack.api.url, ALICE);
   const promotion = async (id: string): Promise<PromotionStatus> =>
     (await api('GET', `/api/v1/promotions/${encodeURIComponent(id)}`)).body as PromotionStatus;
   const reaches = (id: string, phases: string[]): Promise<PromotionStatus> =>

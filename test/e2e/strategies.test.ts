@@ -15,7 +15,7 @@ import { createRepoFromExample, examplePipelinePath } from '../helpers/example-r
 import { git } from '../helpers/git';
 import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http-server';
 import { until } from '../helpers/processes';
-import { startStack, type Stack } from '../helpers/stack';
+import { apiCaller, startStack, type Stack } from '../helpers/stack';
 
 const ALICE = 'tok-alice-strategies-0123456789abcdef';
 const GIT_TOKEN = 'git-token-strategies-d0-n0t-l34k';
@@ -28,15 +28,7 @@ describe('the strategies end to end: one example pipeline each, over smart HTTP 
   let argocd: ArgoCdStandIn;
   let gitRoot: string;
 
-  const api = async (method: string, path: string, body?: unknown, type = 'application/json') => {
-    const res = await fetch(`${stack.api.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${ALICE}`, 'content-type': type },
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const api = apiCaller(() => stack.api.url, ALICE);
   const finished = (id: string): Promise<PromotionStatus> =>
     until(
       `${id} to finish`,

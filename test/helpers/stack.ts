@@ -91,3 +91,22 @@ function secretVariables(secrets: Record<string, string | Record<string, string>
     ),
   );
 }
+
+/**
+ * Calls Ferry's HTTP API as the holder of `token`: a JSON body (or a string, sent as it is with `type`), the status
+ * and the parsed answer back.
+ */
+export function apiCaller(
+  url: () => string,
+  token: string,
+): (method: string, path: string, body?: unknown, type?: string) => Promise<{ status: number; body: any }> {
+  return async (method, path, body, type = 'application/json') => {
+    const res = await fetch(`${url()}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': type },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+}
